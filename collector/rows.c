@@ -1,0 +1,333 @@
+/* Batch -> events rows (see rows.h). */
+#include "rows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+int64_t rows_container_key(const char *id, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	if (!EVP_Digest(id, len, md, &n, EVP_md5(), NULL) || n < 8)
+		return 0;
+	uint64_t k = 0;
+	for (int i = 0; i < 8; i++)
+		k = k << 8 | md[i];
+	return (int64_t)k;
+}
+
+const char *rows_runtime_name(int runtime)
+{
+	switch (runtime) {
+	case VIGIL__V1__RUNTIME__RUNTIME_DOCKER:
+		return "docker";
+	case VIGIL__V1__RUNTIME__RUNTIME_PODMAN:
+		return "podman";
+	case VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD:
+		return "containerd";
+	case VIGIL__V1__RUNTIME__RUNTIME_CRIO:
+		return "cri-o";
+	case VIGIL__V1__RUNTIME__RUNTIME_RUNC:
+		return "runc";
+	default:
+		return "unknown";
+	}
+}
+
+static json_t *str_array(char *const *items, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string_nocheck(items[i]));
+	return a;
+}
+
+/* json_string_nocheck keeps bytes as they are: PostgreSQL, not the
+ * collector, decides what it cannot store (see the dead-letter path). */
+#define JSTR(s) json_string_nocheck((s) ? (s) : "")
+
+json_t *rows_container_json(const Vigil__V1__Container *c)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "id", JSTR(c->id));
+	json_object_set_new(o, "name", JSTR(c->name));
+	json_object_set_new(o, "runtime", json_string(rows_runtime_name(c->runtime)));
+	json_object_set_new(o, "image", JSTR(c->image));
+	json_object_set_new(o, "image_digest", JSTR(c->image_digest));
+	json_t *labels = json_object();
+	for (size_t i = 0; labels && i < c->n_labels; i++) {
+		const char *k = c->labels[i]->key ? c->labels[i]->key : "";
+		json_object_setn_nocheck(labels, k, strlen(k), JSTR(c->labels[i]->value));
+	}
+	json_object_set_new(o, "labels", labels);
+	json_object_set_new(o, "command", str_array(c->command, c->n_command));
+	if (c->user_known) {
+		json_object_set_new(o, "uid", json_integer(c->uid));
+		json_object_set_new(o, "gid", json_integer(c->gid));
+	}
+	json_object_set_new(o, "privileged", json_boolean(c->privileged));
+	json_object_set_new(o, "cap_effective", str_array(c->cap_effective, c->n_cap_effective));
+	json_object_set_new(o, "cap_bounding", str_array(c->cap_bounding, c->n_cap_bounding));
+	json_object_set_new(o, "host_pid", json_boolean(c->host_pid));
+	json_object_set_new(o, "host_net", json_boolean(c->host_net));
+	json_object_set_new(o, "host_ipc", json_boolean(c->host_ipc));
+	json_object_set_new(o, "host_uts", json_boolean(c->host_uts));
+	json_t *mounts = json_array();
+	for (size_t i = 0; mounts && i < c->n_mounts; i++) {
+		const Vigil__V1__Mount *m = c->mounts[i];
+		json_t *mo = json_object();
+		json_object_set_new(mo, "source", JSTR(m->source));
+		json_object_set_new(mo, "destination", JSTR(m->destination));
+		json_object_set_new(mo, "read_only", json_boolean(m->read_only));
+		json_object_set_new(mo, "type", JSTR(m->type));
+		json_array_append_new(mounts, mo);
+	}
+	json_object_set_new(o, "mounts", mounts);
+	json_object_set_new(o, "read_only_rootfs", json_boolean(c->read_only_rootfs));
+	json_object_set_new(o, "seccomp_profile", JSTR(c->seccomp_profile));
+	json_object_set_new(o, "apparmor_profile", JSTR(c->apparmor_profile));
+	json_object_set_new(o, "init_pid", json_integer(c->init_pid));
+	if (c->created_ns)
+		json_object_set_new(o, "created_ns", json_integer(c->created_ns));
+	if (c->started_ns)
+		json_object_set_new(o, "started_ns", json_integer(c->started_ns));
+	json_object_set_new(o, "state", json_string_nocheck(c->state && c->state[0] ? c->state : "running"));
+	return o;
+}
+
+static json_t *host_json(const Vigil__V1__HostInfo *h)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "hostname", JSTR(h->hostname));
+	json_object_set_new(o, "os", JSTR(h->os));
+	json_object_set_new(o, "kernel", JSTR(h->kernel));
+	json_object_set_new(o, "boot_id", JSTR(h->boot_id));
+	json_object_set_new(o, "agent_version", JSTR(h->agent_version));
+	json_object_set_new(o, "runtimes", str_array(h->runtimes, h->n_runtimes));
+	return o;
+}
+
+static void add_op(rows_batch_t *out, json_t *op)
+{
+	if (!out->state_ops)
+		out->state_ops = json_array();
+	json_array_append_new(out->state_ops, op);
+}
+
+static json_t *upsert_op(const Vigil__V1__Container *c)
+{
+	json_t *op = json_object();
+	json_object_set_new(op, "op", json_string("upsert"));
+	json_object_set_new(op, "c", rows_container_json(c));
+	return op;
+}
+
+/* Build the details column and the state ops of one event. */
+static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t *out)
+{
+	json_t *d = NULL;
+	switch (e->body_case) {
+	case VIGIL__V1__EVENT__BODY_INVENTORY: {
+		const Vigil__V1__Inventory *inv = e->inventory;
+		d = json_object();
+		if (inv->host)
+			json_object_set_new(d, "host", host_json(inv->host));
+		json_t *cs = json_array();
+		json_t *ids = json_array();
+		for (size_t i = 0; i < inv->n_containers; i++) {
+			json_array_append_new(cs, rows_container_json(inv->containers[i]));
+			json_array_append_new(ids, JSTR(inv->containers[i]->id));
+			add_op(out, upsert_op(inv->containers[i]));
+		}
+		json_object_set_new(d, "containers", cs);
+		json_object_set_new(d, "full", json_boolean(inv->full));
+		if (inv->full) {
+			json_t *op = json_object();
+			json_object_set_new(op, "op", json_string("full"));
+			json_object_set_new(op, "ids", ids);
+			add_op(out, op);
+		} else {
+			json_decref(ids);
+		}
+		break;
+	}
+	case VIGIL__V1__EVENT__BODY_CONTAINER_STARTED:
+		if (e->container_started->container) {
+			d = json_object();
+			json_object_set_new(d, "container",
+					    rows_container_json(e->container_started->container));
+			add_op(out, upsert_op(e->container_started->container));
+		}
+		break;
+	case VIGIL__V1__EVENT__BODY_CONTAINER_CHANGED:
+		if (e->container_changed->container) {
+			d = json_object();
+			json_object_set_new(d, "container",
+					    rows_container_json(e->container_changed->container));
+			add_op(out, upsert_op(e->container_changed->container));
+		}
+		break;
+	case VIGIL__V1__EVENT__BODY_CONTAINER_STOPPED: {
+		const Vigil__V1__ContainerStopped *s = e->container_stopped;
+		d = json_object();
+		if (s->exit_code_known)
+			json_object_set_new(d, "exit_code", json_integer(s->exit_code));
+		json_object_set_new(d, "init_pid", json_integer(s->init_pid));
+		if (e->container_id && e->container_id[0]) {
+			json_t *op = json_object();
+			json_object_set_new(op, "op", json_string("stopped"));
+			json_object_set_new(op, "id", JSTR(e->container_id));
+			json_object_set_new(op, "exit_code",
+					    s->exit_code_known ? json_integer(s->exit_code) : json_null());
+			json_object_set_new(op, "ts", json_integer(ts));
+			add_op(out, op);
+		}
+		break;
+	}
+	case VIGIL__V1__EVENT__BODY_PROCESS_EXEC:
+		if (e->process_exec->truncated || e->process_exec->incomplete) {
+			d = json_object();
+			if (e->process_exec->truncated)
+				json_object_set_new(d, "truncated", json_true());
+			if (e->process_exec->incomplete)
+				json_object_set_new(d, "incomplete", json_true());
+		}
+		break;
+	case VIGIL__V1__EVENT__BODY_AGENT_STATUS: {
+		const Vigil__V1__AgentStatus *s = e->agent_status;
+		d = json_object();
+		json_object_set_new(d, "spool_bytes", json_integer((json_int_t)s->spool_bytes));
+		json_object_set_new(d, "spool_capacity", json_integer((json_int_t)s->spool_capacity));
+		json_object_set_new(d, "dropped_batches", json_integer((json_int_t)s->dropped_batches));
+		json_object_set_new(d, "dropped_events", json_integer((json_int_t)s->dropped_events));
+		if (s->drop_first_ns)
+			json_object_set_new(d, "drop_first_ns", json_integer(s->drop_first_ns));
+		if (s->drop_last_ns)
+			json_object_set_new(d, "drop_last_ns", json_integer(s->drop_last_ns));
+		json_t *src = json_array();
+		for (size_t i = 0; i < s->n_sources; i++) {
+			json_t *so = json_object();
+			json_object_set_new(so, "name", JSTR(s->sources[i]->name));
+			json_object_set_new(so, "ok", json_boolean(s->sources[i]->ok));
+			json_object_set_new(so, "error", JSTR(s->sources[i]->error));
+			json_array_append_new(src, so);
+		}
+		json_object_set_new(d, "sources", src);
+		break;
+	}
+	case VIGIL__V1__EVENT__BODY_FINDING:
+		d = json_object();
+		json_object_set_new(d, "rule", JSTR(e->finding->rule));
+		json_object_set_new(d, "summary", JSTR(e->finding->summary));
+		break;
+	default:
+		break;
+	}
+	return d;
+}
+
+static void put_str_or_null(copybuf_t *b, const char *s)
+{
+	if (s && s[0])
+		copy_text(b, s, strlen(s));
+	else
+		copy_null(b);
+}
+
+int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
+		      rows_range_t range, rows_batch_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	copybuf_init(&out->rows);
+	if (b->n_events) {
+		out->row = malloc(b->n_events * sizeof(*out->row));
+		out->reject = malloc(b->n_events * sizeof(*out->reject));
+		if (!out->row || !out->reject) {
+			rows_batch_free(out);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < b->n_events; i++) {
+		const Vigil__V1__Event *e = b->events[i];
+		copybuf_t *c = &out->rows;
+		size_t start = c->len;
+		size_t n_ops = out->state_ops ? json_array_size(out->state_ops) : 0;
+		int64_t ts = e->time_ns;
+		if (ts < range.lo_ns || ts >= range.hi_ns) {
+			ts = recv_ns;
+			out->clamped++;
+		}
+		copy_tuple(c, ROWS_EVENT_COLUMNS);
+		copy_timestamptz(c, ts);
+		copy_timestamptz(c, recv_ns);
+		copy_int4(c, agent_id);
+		copy_int8(c, (int64_t)b->seq);
+		copy_int4(c, (int32_t)i);
+		copy_int2(c, (int16_t)e->kind);
+		copy_int2(c, (int16_t)e->severity);
+		if (e->container_id && e->container_id[0]) {
+			size_t l = strlen(e->container_id);
+			copy_int8(c, rows_container_key(e->container_id, l));
+			copy_text(c, e->container_id, l);
+		} else {
+			copy_null(c);
+			copy_null(c);
+		}
+		if (e->body_case == VIGIL__V1__EVENT__BODY_PROCESS_EXEC) {
+			const Vigil__V1__ProcessExec *x = e->process_exec;
+			copy_int8(c, x->pid);
+			copy_int8(c, x->ppid);
+			copy_int8(c, x->uid);
+			put_str_or_null(c, x->executable);
+			copy_text_array(c, x->argv, x->n_argv);
+			put_str_or_null(c, x->cwd);
+		} else {
+			for (int k = 0; k < 6; k++)
+				copy_null(c);
+		}
+		json_t *d = event_details(e, ts, out);
+		if (d) {
+			char *s = json_dumps(d, JSON_COMPACT);
+			json_decref(d);
+			if (!s) {
+				/* Only invalid UTF-8 makes jansson refuse: drop the
+				 * partial row and the state ops it added. */
+				c->len = start;
+				while (out->state_ops && json_array_size(out->state_ops) > n_ops)
+					json_array_remove(out->state_ops, n_ops);
+				out->reject[out->n_rejects].idx = (uint32_t)i;
+				out->reject[out->n_rejects].reason =
+					"event details are not valid UTF-8";
+				out->n_rejects++;
+				continue;
+			}
+			copy_jsonb(c, s, strlen(s));
+			free(s);
+		} else {
+			copy_null(c);
+		}
+		out->row[out->n_rows].end = c->len;
+		out->row[out->n_rows].idx = (uint32_t)i;
+		out->n_rows++;
+	}
+	if (out->rows.oom) {
+		rows_batch_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+void rows_batch_free(rows_batch_t *out)
+{
+	if (!out)
+		return;
+	copybuf_free(&out->rows);
+	free(out->row);
+	free(out->reject);
+	json_decref(out->state_ops);
+	memset(out, 0, sizeof(*out));
+}

@@ -1,0 +1,65 @@
+/*
+ * Turns one agent Batch into rows of the events table (binary COPY tuples)
+ * and the container state changes it implies. Pure code: the caller owns
+ * the unpacked batch and the result; nothing here touches the network or
+ * the database.
+ */
+#ifndef VIGIL_ROWS_H
+#define VIGIL_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "copyenc.h"
+#include "vigil/v1/protocol.pb-c.h"
+
+/* Number of columns of the events table, in schema order. */
+#define ROWS_EVENT_COLUMNS 16
+
+typedef struct {
+	int64_t lo_ns; /* event times outside [lo_ns, hi_ns) are replaced by */
+	int64_t hi_ns; /* the receive time (no partition would take them)    */
+} rows_range_t;
+
+typedef struct {
+	size_t end;   /* row i spans [row[i-1].end (or 0), row[i].end) */
+	uint32_t idx; /* position of its event in the batch */
+} rows_row_t;
+
+typedef struct {
+	uint32_t idx;	    /* position of the event in the batch */
+	const char *reason; /* static text */
+} rows_reject_t;
+
+typedef struct {
+	copybuf_t rows;	   /* COPY tuples without header or trailer */
+	rows_row_t *row;
+	size_t n_rows;
+	rows_reject_t *reject; /* events that cannot become a row at all */
+	size_t n_rejects;
+	json_t *state_ops; /* NULL, or ops for vigil_apply_state() */
+	size_t clamped;	   /* events whose time was replaced */
+} rows_batch_t;
+
+/* Encode every event of batch b sent by agent_id and received at recv_ns.
+ * Return 0, or -1 when out of memory (out is then freed).
+ * Caller frees out with rows_batch_free. */
+int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
+		      rows_range_t range, rows_batch_t *out)
+	__attribute__((warn_unused_result));
+void rows_batch_free(rows_batch_t *out);
+
+/* The container as a JSON object (the shape vigil_apply_state takes).
+ * Caller owns the result (json_decref). */
+json_t *rows_container_json(const Vigil__V1__Container *c);
+
+/* The 64-bit index key of a container id: the first 8 bytes of MD5(id),
+ * big-endian, as vigil_container_key() computes in SQL. */
+int64_t rows_container_key(const char *id, size_t len);
+
+/* Fixed name of an event kind or runtime, "unknown" if not known. */
+const char *rows_runtime_name(int runtime);
+
+#endif

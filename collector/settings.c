@@ -1,0 +1,83 @@
+/* The collector's settings table (see settings.h). */
+#include "settings.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S(field) offsetof(settings_t, field)
+#define MiB (INT64_C(1024) * 1024)
+
+const cfg_setting_t settings_table[] = {
+	{"listen", CFG_T_STR, "0.0.0.0:7443", false, S(listen), 0, 0,
+	 "address:port the agents connect to ([::1]:7443 for IPv6)"},
+	{"tls_cert", CFG_T_STR, "", true, S(tls_cert), 0, 0,
+	 "collector certificate chain (PEM); reloaded on SIGHUP"},
+	{"tls_key", CFG_T_STR, "", true, S(tls_key), 0, 0, "collector private key (PEM)"},
+	{"agent_ca", CFG_T_STR, "", true, S(agent_ca), 0, 0,
+	 "CA bundle (PEM) that agent certificates must chain to"},
+	{"tls_min_version", CFG_T_STR, "1.3", true, S(tls_min_version), 0, 0,
+	 "lowest TLS version accepted: 1.3 or 1.2"},
+	{"db", CFG_T_STR, "dbname=vigil", false, S(db), 0, 0,
+	 "PostgreSQL connection string (libpq conninfo or URI)"},
+	{"workers", CFG_T_INT, "0", false, S(workers), 0, 256,
+	 "connection event loops (threads); 0 = one per core"},
+	{"db_writers", CFG_T_INT, "2", false, S(db_writers), 1, 64,
+	 "PostgreSQL writer connections; an agent always uses the same one"},
+	{"max_frame_bytes", CFG_T_BYTES, "4MiB", false, S(max_frame_bytes), 64, 256 * MiB,
+	 "largest frame accepted from an agent"},
+	{"max_connections", CFG_T_INT, "10000", true, S(max_connections), 1, 1000000,
+	 "agent connections accepted at once; more are closed at accept"},
+	{"max_inflight_batches", CFG_T_INT, "16", true, S(max_inflight_batches), 1, 1024,
+	 "unacknowledged batches per connection before it stops being read"},
+	{"queue_high_bytes", CFG_T_BYTES, "128MiB", true, S(queue_high_bytes), 1 * MiB, 64 * 1024 * MiB,
+	 "queued batch bytes above which connections stop being read"},
+	{"queue_low_bytes", CFG_T_BYTES, "64MiB", true, S(queue_low_bytes), 0, 64 * 1024 * MiB,
+	 "queued batch bytes below which reading resumes"},
+	{"group_max_events", CFG_T_INT, "20000", true, S(group_max_events), 1, 10000000,
+	 "most events committed in one transaction (group commit)"},
+	{"handshake_timeout", CFG_T_MS, "10s", true, S(handshake_timeout_ms), 100, 3600000,
+	 "time allowed for the TLS handshake"},
+	{"hello_timeout", CFG_T_MS, "10s", true, S(hello_timeout_ms), 100, 3600000,
+	 "time allowed between handshake and Hello"},
+	{"frame_timeout", CFG_T_MS, "30s", true, S(frame_timeout_ms), 100, 3600000,
+	 "time allowed for a started frame to arrive whole"},
+	{"idle_timeout", CFG_T_MS, "90s", true, S(idle_timeout_ms), 1000, 86400000,
+	 "connection closed after this long without a frame"},
+	{"heartbeat_interval", CFG_T_MS, "30s", true, S(heartbeat_interval_ms), 100, 3600000,
+	 "heartbeat period the collector asks of agents"},
+	{"drain_timeout", CFG_T_MS, "30s", false, S(drain_timeout_ms), 0, 3600000,
+	 "on SIGTERM, time allowed to commit and acknowledge queued batches"},
+	{"duplicate_policy", CFG_T_STR, "replace", true, S(duplicate_policy), 0, 0,
+	 "a second connection of a connected agent: replace (close the old one) or reject"},
+	{"retention_days", CFG_T_INT, "30", true, S(retention_days), 1, 36500,
+	 "daily event partitions older than this are dropped"},
+	{"partitions_ahead_days", CFG_T_INT, "3", true, S(partitions_ahead_days), 1, 365,
+	 "daily event partitions created ahead of time"},
+	{"db_retry_max", CFG_T_MS, "10s", true, S(db_retry_max_ms), 100, 600000,
+	 "longest wait between PostgreSQL reconnection attempts"},
+	{"log_level", CFG_T_STR, "info", true, S(log_level), 0, 0, "error, warn, info or debug"},
+	{NULL, 0, NULL, false, 0, 0, 0, NULL},
+};
+
+int settings_validate(const settings_t *s, char *err, size_t errlen)
+{
+	if (!s->tls_cert[0] || !s->tls_key[0] || !s->agent_ca[0]) {
+		snprintf(err, errlen, "tls_cert, tls_key and agent_ca must be set");
+		return -1;
+	}
+	if (s->queue_low_bytes >= s->queue_high_bytes) {
+		snprintf(err, errlen, "queue_low_bytes must be below queue_high_bytes");
+		return -1;
+	}
+	if (strcmp(s->duplicate_policy, "replace") != 0 &&
+	    strcmp(s->duplicate_policy, "reject") != 0) {
+		snprintf(err, errlen, "duplicate_policy must be replace or reject");
+		return -1;
+	}
+	if (strcmp(s->tls_min_version, "1.2") != 0 && strcmp(s->tls_min_version, "1.3") != 0) {
+		snprintf(err, errlen, "tls_min_version must be 1.2 or 1.3");
+		return -1;
+	}
+	return 0;
+}

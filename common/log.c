@@ -1,0 +1,72 @@
+/* Leveled logging (see log.h). */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int log_level = LOG_LVL_INFO;
+static const char *log_program = "vigil";
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(log_level_t lvl)
+{
+	atomic_store(&log_level, (int)lvl);
+}
+
+bool log_enabled(log_level_t lvl)
+{
+	return (int)lvl <= atomic_load(&log_level);
+}
+
+int log_level_parse(const char *s, log_level_t *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (log_level_t)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void log_set_program(const char *name)
+{
+	log_program = name;
+}
+
+void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
+{
+	if (!log_enabled(lvl))
+		return;
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s%s",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_program,
+			 (int)getpid(), level_names[lvl], prefix ? prefix : "",
+			 prefix ? " " : "");
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(line)) {
+		va_list ap;
+		va_start(ap, fmt);
+		int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		va_end(ap);
+		if (m > 0)
+			n += m;
+	}
+	if ((size_t)n >= sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	/* One write per line keeps lines from different threads whole. */
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}

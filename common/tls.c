@@ -1,0 +1,196 @@
+/* TLS contexts and peer identity (see tls.h). */
+#include "tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+
+static void fill_err(char *err, size_t errlen, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(err, errlen, "%s%s%s", what, e ? ": " : "", buf);
+	ERR_clear_error();
+}
+
+static int set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
+{
+	int ver = TLS1_3_VERSION;
+	if (v && v[0] && strcmp(v, "1.3") != 0) {
+		if (strcmp(v, "1.2") != 0) {
+			snprintf(err, errlen, "tls min version '%s' is not 1.2 or 1.3", v);
+			return -1;
+		}
+		ver = TLS1_2_VERSION;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, ver)) {
+		fill_err(err, errlen, "cannot set TLS version");
+		return -1;
+	}
+	return 0;
+}
+
+/* Chain verification done by OpenSSL; on top of it the leaf must carry the
+ * clientAuth extended key usage. */
+static int verify_client_cb(int ok, X509_STORE_CTX *store)
+{
+	if (!ok)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(store) != 0)
+		return 1;
+	X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+	uint32_t flags = X509_get_extension_flags(leaf);
+	if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT)) {
+		X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+		return 0;
+	}
+	return 1;
+}
+
+static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
+			   size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(m);
+	if (!ctx) {
+		fill_err(err, errlen, "SSL_CTX_new");
+		return NULL;
+	}
+	if (set_min_version(ctx, f->min_version, err, errlen) != 0)
+		goto fail;
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Idle connections give their record buffers back. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert_file) != 1) {
+		fill_err(err, errlen, "cannot load certificate");
+		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, f->key_file, SSL_FILETYPE_PEM) != 1) {
+		fill_err(err, errlen, "cannot load private key");
+		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		fill_err(err, errlen, "private key does not match certificate");
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1) {
+		fill_err(err, errlen, "cannot load CA file");
+		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->ca_file);
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_common(TLS_server_method(), f, err, errlen);
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			   verify_client_cb);
+	SSL_CTX_set_verify_depth(ctx, 4);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(f->ca_file);
+	if (names)
+		SSL_CTX_set_client_CA_list(ctx, names);
+	ERR_clear_error();
+	return ctx;
+}
+
+SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = ctx_common(TLS_client_method(), f, err, errlen);
+	if (!ctx)
+		return NULL;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify_depth(ctx, 4);
+	return ctx;
+}
+
+SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	if (verify_host && verify_host[0]) {
+		SSL_set_tlsext_host_name(ssl, verify_host);
+		if (SSL_set1_host(ssl, verify_host) != 1) {
+			SSL_free(ssl);
+			return NULL;
+		}
+	}
+	return ssl;
+}
+
+int tls_peer_identity(SSL *ssl, char *out, size_t outlen)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	X509_NAME *subj = X509_get_subject_name(cert);
+	int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (idx >= 0) {
+		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+		unsigned char *utf8 = NULL;
+		int n = ASN1_STRING_to_UTF8(&utf8, d);
+		if (n > 0 && (size_t)n < outlen && !memchr(utf8, '\0', (size_t)n)) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+			OPENSSL_free(utf8);
+			return 0;
+		}
+		OPENSSL_free(utf8);
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!X509_digest(cert, EVP_sha256(), md, &mdlen) || outlen < 8 + 2 * (size_t)mdlen)
+		return -1;
+	memcpy(out, "sha256:", 7);
+	for (unsigned int i = 0; i < mdlen; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+void tls_failure_reason(SSL *ssl, char *out, size_t outlen)
+{
+	long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	unsigned long e = ERR_peek_last_error();
+	char buf[256] = "";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	if (vr != X509_V_OK)
+		snprintf(out, outlen, "certificate verify failed: %s%s%s",
+			 X509_verify_cert_error_string(vr), e ? "; " : "", buf);
+	else if (e)
+		snprintf(out, outlen, "%s", buf);
+	else
+		snprintf(out, outlen, "connection closed during handshake");
+	ERR_clear_error();
+}
+
+void tls_log_errors(const char *prefix, const char *what)
+{
+	unsigned long e;
+	while ((e = ERR_get_error()) != 0) {
+		char buf[256];
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_msg(LOG_LVL_WARN, prefix, "%s: %s", what, buf);
+	}
+}
+
+void tls_clear_errors(void)
+{
+	ERR_clear_error();
+}

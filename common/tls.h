@@ -1,0 +1,48 @@
+/*
+ * TLS contexts and peer identity for mutual TLS between agents and
+ * collectors. The only module that configures OpenSSL; connection code
+ * gets an SSL object from tls_ssl_new and hands it to libevent.
+ */
+#ifndef VIGIL_TLS_H
+#define VIGIL_TLS_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+typedef struct {
+	const char *cert_file; /* PEM chain, leaf first */
+	const char *key_file;  /* PEM private key */
+	const char *ca_file;   /* PEM CA(s) that the peer must chain to */
+	const char *min_version; /* "1.3" (default) or "1.2" */
+} tls_files_t;
+
+/* Build a server context that requires a client certificate chaining to
+ * ca_file and carrying the clientAuth extended key usage.
+ * Return NULL with err set on failure. Caller frees with SSL_CTX_free. */
+SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen);
+
+/* Build a client context that presents cert/key and verifies the server
+ * against ca_file. Host names are checked per connection (tls_ssl_new). */
+SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen);
+
+/* Create an SSL for one connection. For a client, verify_host (may be NULL)
+ * is the name the server certificate must match. Caller owns the result. */
+SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host);
+
+/* Write the peer's identity into out: the subject CN of its certificate,
+ * or "sha256:<hex>" of the certificate when no CN is set.
+ * Return 0, or -1 if there is no verified peer certificate. */
+int tls_peer_identity(SSL *ssl, char *out, size_t outlen);
+
+/* Describe why the last handshake on ssl failed (verify result or the
+ * OpenSSL error queue) into out, and clear the error queue. */
+void tls_failure_reason(SSL *ssl, char *out, size_t outlen);
+
+/* Log every queued OpenSSL error with prefix and clear the queue. */
+void tls_log_errors(const char *prefix, const char *what);
+
+/* Drain the calling thread's OpenSSL error queue without logging. */
+void tls_clear_errors(void);
+
+#endif

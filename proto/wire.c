@@ -1,0 +1,71 @@
+/* Protobuf unpack/pack with framing (see wire.h). */
+#include "wire.h"
+
+#include <stdlib.h>
+
+#include "frame.h"
+
+Vigil__V1__AgentMessage *wire_agent_unpack(const uint8_t *buf, size_t len)
+{
+	Vigil__V1__AgentMessage *m = vigil__v1__agent_message__unpack(NULL, len, buf);
+	if (m && m->msg_case == VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET) {
+		vigil__v1__agent_message__free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
+}
+
+void wire_agent_free(Vigil__V1__AgentMessage *msg)
+{
+	if (msg)
+		vigil__v1__agent_message__free_unpacked(msg, NULL);
+}
+
+Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len)
+{
+	Vigil__V1__CollectorMessage *m =
+		vigil__v1__collector_message__unpack(NULL, len, buf);
+	if (m && m->msg_case == VIGIL__V1__COLLECTOR_MESSAGE__MSG__NOT_SET) {
+		vigil__v1__collector_message__free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
+}
+
+void wire_collector_free(Vigil__V1__CollectorMessage *msg)
+{
+	if (msg)
+		vigil__v1__collector_message__free_unpacked(msg, NULL);
+}
+
+static uint8_t *frame_alloc(size_t payload, uint32_t max_bytes, size_t *out_len)
+{
+	if (payload == 0 || payload > max_bytes)
+		return NULL;
+	uint8_t *out = malloc(FRAME_HEADER_BYTES + payload);
+	if (!out)
+		return NULL;
+	frame_put_header(out, (uint32_t)payload);
+	*out_len = FRAME_HEADER_BYTES + payload;
+	return out;
+}
+
+uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
+			      uint32_t max_bytes, size_t *out_len)
+{
+	size_t n = vigil__v1__collector_message__get_packed_size(msg);
+	uint8_t *out = frame_alloc(n, max_bytes, out_len);
+	if (out)
+		vigil__v1__collector_message__pack(msg, out + FRAME_HEADER_BYTES);
+	return out;
+}
+
+uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes,
+			  size_t *out_len)
+{
+	size_t n = vigil__v1__agent_message__get_packed_size(msg);
+	uint8_t *out = frame_alloc(n, max_bytes, out_len);
+	if (out)
+		vigil__v1__agent_message__pack(msg, out + FRAME_HEADER_BYTES);
+	return out;
+}

@@ -1,0 +1,30 @@
+/*
+ * The one place that turns frame payloads into protobuf-c messages and
+ * back. Everything unpacked here is freed here.
+ */
+#ifndef VIGIL_WIRE_H
+#define VIGIL_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/v1/protocol.pb-c.h"
+
+#define WIRE_PROTOCOL_VERSION 1u
+
+/* Unpack one AgentMessage payload. Return NULL if the bytes are not a valid
+ * message or carry no known body. Caller owns the result: wire_agent_free. */
+Vigil__V1__AgentMessage *wire_agent_unpack(const uint8_t *buf, size_t len);
+void wire_agent_free(Vigil__V1__AgentMessage *msg);
+
+Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len);
+void wire_collector_free(Vigil__V1__CollectorMessage *msg);
+
+/* Pack msg as one frame (header + payload) into a new malloc'd buffer.
+ * Return NULL if it would exceed max_bytes. Caller frees *out with free(). */
+uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
+			      uint32_t max_bytes, size_t *out_len);
+uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes,
+			  size_t *out_len);
+
+#endif
