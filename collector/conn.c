@@ -1,1 +1,722 @@
-/* placeholder */
+/*
+ * An agent connection's lifecycle (see conn.h). State changes go through
+ * set_state; a connection leaves through conn_close, which records why
+ * once. A closed connection stays allocated while jobs still refer to it
+ * and is freed by the worker after the loop pass.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "frame.h"
+#include "log.h"
+#include "tls.h"
+#include "utf8.h"
+#include "vtime.h"
+#include "wire.h"
+
+#define HELLO_STRING_MAX 256
+#define CLOSE_FLUSH_NS (INT64_C(5) * 1000000000)
+#define READ_HIGH_WATER (256 * 1024)
+
+struct conn {
+	conn_t *next, *prev; /* the worker's list */
+	worker_t *w;
+	collector_t *col;
+	uint64_t id;
+	conn_state_t state;
+	struct bufferevent *bev;
+	int refs;		/* jobs that point here */
+	char peer[64];		/* address:port */
+	char prefix[64 + 160];	/* "[peer agent]" for logs */
+	char agent[256];	/* identity from the certificate */
+	bool registered;
+	int32_t agent_id;
+	uint64_t last_seq;	/* highest batch seq on this connection */
+	int inflight;		/* batches with the writer */
+	bool hello_pending;
+	bool paused_inflight;
+	bool paused_queue;
+	bool draining;
+	int64_t created_ns;
+	int64_t ready_ns;	/* handshake done */
+	int64_t last_rx_ns;	/* last whole frame */
+	int64_t last_tx_ns;
+	int64_t frame_start_ns;	/* first byte of an unfinished frame, or 0 */
+	int64_t closing_ns;
+};
+
+const char *conn_state_str(conn_state_t st)
+{
+	switch (st) {
+	case CONN_ST_HANDSHAKE:
+		return "handshake";
+	case CONN_ST_WAIT_HELLO:
+		return "wait-hello";
+	case CONN_ST_HELLO_PENDING:
+		return "hello-pending";
+	case CONN_ST_READY:
+		return "ready";
+	case CONN_ST_CLOSING:
+		return "closing";
+	}
+	return "?";
+}
+
+static void set_state(conn_t *c, conn_state_t st)
+{
+	log_debug("%s %s -> %s", c->prefix, conn_state_str(c->state), conn_state_str(st));
+	c->state = st;
+}
+
+uint64_t conn_id(const conn_t *c)
+{
+	return c->id;
+}
+
+conn_t *conn_next(const conn_t *c)
+{
+	return c->next;
+}
+
+bool conn_is_dead(const conn_t *c)
+{
+	return c->state == CONN_ST_CLOSING && !c->bev && c->refs == 0;
+}
+
+static void finalize(conn_t *c)
+{
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		atomic_fetch_sub(&c->col->n_conns, 1);
+	}
+	worker_schedule_reap(c->w);
+}
+
+static void send_msg(conn_t *c, const Vigil__V1__CollectorMessage *m)
+{
+	if (!c->bev)
+		return;
+	size_t len = 0;
+	uint8_t *frame = wire_frame_collector(m, FRAME_DEFAULT_MAX_BYTES, &len);
+	if (!frame) {
+		log_msg(LOG_LVL_ERROR, c->prefix, "cannot encode a reply");
+		return;
+	}
+	bufferevent_write(c->bev, frame, len);
+	free(frame);
+	c->last_tx_ns = vtime_mono_ns();
+}
+
+/* Leave: log why (once), send an Error if code != 0 and TLS is up, then
+ * close once it is flushed. */
+static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
+{
+	if (c->state == CONN_ST_CLOSING)
+		return;
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_msg(lvl, c->prefix, "closing (%s): %s", conn_state_str(c->state), why);
+	bool tls_up = c->state != CONN_ST_HANDSHAKE;
+	if (c->registered) {
+		collector_unregister(c->col, c->agent, c->id);
+		c->registered = false;
+	}
+	set_state(c, CONN_ST_CLOSING);
+	c->closing_ns = vtime_mono_ns();
+	if (!c->bev) {
+		finalize(c);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	if (code && tls_up) {
+		Vigil__V1__Error err = VIGIL__V1__ERROR__INIT;
+		err.code = (Vigil__V1__ErrorCode)code;
+		err.message = why;
+		Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
+		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ERROR;
+		m.error = &err;
+		send_msg(c, &m);
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		finalize(c);
+	/* else write_cb finalizes once the Error is out, or conn_tick gives up */
+}
+
+static void protocol_error(conn_t *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void protocol_error(conn_t *c, int code, const char *fmt, ...)
+{
+	char why[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	atomic_fetch_add(&c->col->counters.protocol_errors, 1);
+	conn_close(c, LOG_LVL_WARN, code, "protocol error: %s", why);
+}
+
+static void pause_reading(conn_t *c)
+{
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static bool paused(const conn_t *c)
+{
+	return c->paused_inflight || c->paused_queue || c->draining;
+}
+
+static void process_input(conn_t *c);
+
+static void maybe_resume(conn_t *c)
+{
+	if (c->state == CONN_ST_CLOSING || c->draining)
+		return;
+	if (c->paused_inflight && c->inflight < SETTING(c->col, max_inflight_batches))
+		c->paused_inflight = false;
+	if (c->paused_queue &&
+	    ingest_queued_bytes(c->col->ingest) < (size_t)SETTING(c->col, queue_low_bytes))
+		c->paused_queue = false;
+	if (!paused(c) && c->bev && !(bufferevent_get_enabled(c->bev) & EV_READ)) {
+		bufferevent_enable(c->bev, EV_READ);
+		c->frame_start_ns = 0;
+		c->last_rx_ns = vtime_mono_ns();
+		process_input(c); /* frames that arrived while paused */
+	}
+}
+
+void conn_resume(conn_t *c)
+{
+	maybe_resume(c);
+}
+
+/* ---- messages -------------------------------------------------------- */
+
+static void sanitize_hello(Vigil__V1__Hello *h)
+{
+	char **fields[] = {&h->agent_version, &h->hostname, &h->boot_id, &h->kernel, &h->os,
+			   &h->claimed_agent_id};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		char *s = *fields[i];
+		if (!s)
+			continue;
+		if (strlen(s) > HELLO_STRING_MAX)
+			s[HELLO_STRING_MAX] = '\0';
+		utf8_sanitize(s);
+		/* a cut may have split a sequence: sanitize again */
+		utf8_sanitize(s);
+	}
+}
+
+static void on_hello(conn_t *c, Vigil__V1__AgentMessage *msg)
+{
+	Vigil__V1__Hello *h = msg->hello;
+	if (h->protocol_version != WIRE_PROTOCOL_VERSION) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_VERSION,
+			       "protocol version %u is not supported (this collector speaks %u)",
+			       h->protocol_version, WIRE_PROTOCOL_VERSION);
+		return;
+	}
+	job_t *j = job_new(JOB_HELLO);
+	if (!j) {
+		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+		return;
+	}
+	/* The job takes the Hello out of the message. */
+	j->hello = h;
+	msg->hello = NULL;
+	msg->msg_case = VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET;
+	sanitize_hello(j->hello);
+	if (j->hello->claimed_agent_id && j->hello->claimed_agent_id[0] &&
+	    strcmp(j->hello->claimed_agent_id, c->agent) != 0)
+		log_msg(LOG_LVL_WARN, c->prefix, "Hello claims agent id '%s'; ignored",
+			j->hello->claimed_agent_id);
+	if (j->hello->agent_time_ns)
+		j->clock_skew_ms = (j->hello->agent_time_ns - vtime_now_ns()) / 1000000;
+	snprintf(j->agent_name, sizeof(j->agent_name), "%s", c->agent);
+	j->conn = c;
+	j->worker_idx = worker_index(c->w);
+	c->refs++;
+	c->hello_pending = true;
+	set_state(c, CONN_ST_HELLO_PENDING);
+	ingest_submit(c->col->ingest, j);
+}
+
+static int add_rejects(job_t *j, const Vigil__V1__Batch *b)
+{
+	if (!j->rows.n_rejects)
+		return 0;
+	j->dead = calloc(j->rows.n_rejects, sizeof(*j->dead));
+	if (!j->dead)
+		return -1;
+	for (size_t i = 0; i < j->rows.n_rejects; i++) {
+		dead_event_t *d = &j->dead[j->n_dead++];
+		d->idx = j->rows.reject[i].idx;
+		d->reason = strdup(j->rows.reject[i].reason);
+		d->payload = wire_pack_event(b->events[d->idx], &d->payload_len);
+		if (!d->reason || !d->payload)
+			return -1;
+	}
+	return 0;
+}
+
+static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payload, size_t len)
+{
+	if (b->seq == 0) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+			       "batch sequence numbers start at 1");
+		return;
+	}
+	if (c->last_seq && b->seq <= c->last_seq) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_SEQ_BACKWARDS,
+			       "batch seq %" PRIu64 " after %" PRIu64 " on this connection", b->seq,
+			       c->last_seq);
+		return;
+	}
+	job_t *j = job_new(JOB_BATCH);
+	rows_range_t range = {atomic_load(&c->col->range_lo_ns), atomic_load(&c->col->range_hi_ns)};
+	if (!j || rows_encode_batch(b, c->agent_id, vtime_now_ns(), range, &j->rows) != 0 ||
+	    add_rejects(j, b) != 0 || !(j->raw = malloc(len))) {
+		job_free(j);
+		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+		return;
+	}
+	memcpy(j->raw, payload, len);
+	j->raw_len = len;
+	j->seq = b->seq;
+	j->agent_id = c->agent_id;
+	snprintf(j->agent_name, sizeof(j->agent_name), "%s", c->agent);
+	j->conn = c;
+	j->worker_idx = worker_index(c->w);
+	j->bytes = len + j->rows.rows.cap;
+	if (j->rows.clamped)
+		atomic_fetch_add(&c->col->counters.events_clamped, j->rows.clamped);
+	c->refs++;
+	c->inflight++;
+	c->last_seq = b->seq;
+	ingest_submit(c->col->ingest, j);
+	if (c->inflight >= SETTING(c->col, max_inflight_batches)) {
+		c->paused_inflight = true;
+		pause_reading(c);
+	}
+	if (ingest_queued_bytes(c->col->ingest) > (size_t)SETTING(c->col, queue_high_bytes)) {
+		c->paused_queue = true;
+		pause_reading(c);
+	}
+}
+
+static void on_message(conn_t *c, Vigil__V1__AgentMessage *msg, const uint8_t *payload,
+		       size_t len)
+{
+	if (!msg) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+			       "%zu bytes that are not a valid AgentMessage", len);
+		return;
+	}
+	switch (msg->msg_case) {
+	case VIGIL__V1__AGENT_MESSAGE__MSG_HEARTBEAT:
+		return;
+	case VIGIL__V1__AGENT_MESSAGE__MSG_HELLO:
+		if (c->state != CONN_ST_WAIT_HELLO) {
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+				       "second Hello");
+			return;
+		}
+		on_hello(c, msg);
+		return;
+	case VIGIL__V1__AGENT_MESSAGE__MSG_BATCH:
+		if (c->state != CONN_ST_READY) {
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+				       "Batch before %s",
+				       c->state == CONN_ST_WAIT_HELLO ? "Hello" : "Welcome");
+			return;
+		}
+		on_batch(c, msg->batch, payload, len);
+		return;
+	default:
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+			       "unknown message type");
+		return;
+	}
+}
+
+/* Handle every whole frame in the input buffer while reading is allowed. */
+static void process_input(conn_t *c)
+{
+	uint32_t max = (uint32_t)c->col->settings->max_frame_bytes;
+	while (c->bev && c->state != CONN_ST_CLOSING && c->state != CONN_ST_HANDSHAKE &&
+	       !paused(c)) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		size_t have = evbuffer_get_length(in);
+		if (have == 0) {
+			c->frame_start_ns = 0;
+			return;
+		}
+		uint8_t hdr[FRAME_HEADER_BYTES];
+		uint32_t n = 0;
+		frame_status_t st = FRAME_NEED_MORE;
+		if (have >= FRAME_HEADER_BYTES) {
+			evbuffer_copyout(in, hdr, sizeof(hdr));
+			st = frame_check(hdr, sizeof(hdr), max, &n);
+		}
+		if (st == FRAME_EMPTY) {
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_FRAME,
+				       "frame of length 0");
+			return;
+		}
+		if (st == FRAME_TOO_LARGE) {
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
+				       "frame of %u bytes is above the limit of %u", n, max);
+			return;
+		}
+		if (have < FRAME_HEADER_BYTES || have - FRAME_HEADER_BYTES < n) {
+			if (!c->frame_start_ns)
+				c->frame_start_ns = vtime_mono_ns();
+			/* let the buffer hold this one frame, no more */
+			size_t want = (size_t)n + FRAME_HEADER_BYTES;
+			bufferevent_setwatermark(c->bev, EV_READ, 0,
+						 want > READ_HIGH_WATER ? want : READ_HIGH_WATER);
+			return;
+		}
+		uint8_t *frame = evbuffer_pullup(in, (ssize_t)n + FRAME_HEADER_BYTES);
+		if (!frame) {
+			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+			return;
+		}
+		Vigil__V1__AgentMessage *msg = wire_agent_unpack(frame + FRAME_HEADER_BYTES, n);
+		c->last_rx_ns = vtime_mono_ns();
+		c->frame_start_ns = 0;
+		on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
+		wire_agent_free(msg);
+		if (!c->bev || c->state == CONN_ST_CLOSING)
+			return;
+		evbuffer_drain(in, (size_t)n + FRAME_HEADER_BYTES);
+		bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+	}
+}
+
+/* ---- libevent callbacks ------------------------------------------------ */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+	if (c->state == CONN_ST_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		finalize(c);
+}
+
+static void on_handshake_done(conn_t *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (tls_peer_identity(ssl, c->agent, sizeof(c->agent)) != 0) {
+		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
+		conn_close(c, LOG_LVL_WARN, 0, "handshake refused: no verified client certificate");
+		return;
+	}
+	utf8_sanitize(c->agent);
+	snprintf(c->prefix, sizeof(c->prefix), "[%s %.150s]", c->peer, c->agent);
+	c->ready_ns = c->last_rx_ns = vtime_mono_ns();
+	set_state(c, CONN_ST_WAIT_HELLO);
+	int ow = 0;
+	uint64_t oid = 0;
+	reg_result_t r = collector_register(c->col, c->agent, worker_index(c->w), c->id, &ow, &oid);
+	if (r == REG_REJECTED) {
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REPLACED,
+			   "agent is already connected (duplicate_policy = reject)");
+		return;
+	}
+	c->registered = true;
+	if (r == REG_REPLACED) {
+		log_msg(LOG_LVL_INFO, c->prefix, "replaces the agent's older connection");
+		worker_kick(c->col->workers[ow], oid, VIGIL__V1__ERROR_CODE__ERROR_CODE_REPLACED,
+			    "a newer connection of this agent took over");
+	}
+	log_msg(LOG_LVL_DEBUG, c->prefix, "handshake done (%s)", SSL_get_version(ssl));
+	process_input(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_t *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		on_handshake_done(c);
+		return;
+	}
+	if (c->state == CONN_ST_HANDSHAKE) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char why[300];
+		tls_failure_reason(bufferevent_openssl_get_ssl(bev), e, why, sizeof(why));
+		while (bufferevent_get_openssl_error(bev))
+			;
+		tls_clear_errors();
+		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
+		conn_close(c, LOG_LVL_WARN, 0, "handshake refused: %s", why);
+		return;
+	}
+	while (bufferevent_get_openssl_error(bev))
+		;
+	tls_clear_errors();
+	if (c->state == CONN_ST_CLOSING) {
+		finalize(c); /* the peer went away before reading our Error */
+		return;
+	}
+	size_t pending = evbuffer_get_length(bufferevent_get_input(bev));
+	if (pending)
+		atomic_fetch_add(&c->col->counters.protocol_errors, 1);
+	conn_close(c, pending ? LOG_LVL_WARN : LOG_LVL_INFO, 0, "%s%s",
+		   (what & BEV_EVENT_EOF) ? "agent closed the connection" : "connection error",
+		   pending ? " in the middle of a frame; the partial frame is discarded" : "");
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa,
+		 socklen_t len, uint64_t id)
+{
+	conn_t *c = calloc(1, sizeof(*c));
+	SSL_CTX *ctx = collector_tls_ctx(col);
+	SSL *ssl = ctx ? tls_ssl_new(ctx, NULL) : NULL;
+	SSL_CTX_free(ctx);
+	if (!c || !ssl) {
+		free(c);
+		if (ssl)
+			SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	c->w = w;
+	c->col = col;
+	c->id = id;
+	c->state = CONN_ST_HANDSHAKE;
+	c->created_ns = c->last_rx_ns = vtime_mono_ns();
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, port);
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+	}
+	snprintf(c->prefix, sizeof(c->prefix), "[%s]", c->peer);
+	c->bev = bufferevent_openssl_socket_new(worker_base(w), fd, ssl,
+						BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		free(c);
+		return NULL;
+	}
+	atomic_fetch_add(&col->n_conns, 1);
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_t **head = worker_conn_head(w);
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+	return c;
+}
+
+void conn_free(conn_t *c)
+{
+	if (!c)
+		return;
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		atomic_fetch_sub(&c->col->n_conns, 1);
+	}
+	if (c->registered)
+		collector_unregister(c->col, c->agent, c->id);
+	conn_t **head = worker_conn_head(c->w);
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (*head == c)
+		*head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+}
+
+static void send_ack(conn_t *c, uint64_t seq)
+{
+	Vigil__V1__Ack ack = VIGIL__V1__ACK__INIT;
+	ack.seq = seq;
+	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
+	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ACK;
+	m.ack = &ack;
+	send_msg(c, &m);
+}
+
+static void send_welcome(conn_t *c, uint64_t committed)
+{
+	Vigil__V1__Welcome wl = VIGIL__V1__WELCOME__INIT;
+	wl.protocol_version = WIRE_PROTOCOL_VERSION;
+	wl.committed_seq = committed;
+	wl.collector_time_ns = vtime_now_ns();
+	wl.agent_id = c->agent;
+	wl.max_frame_bytes = (uint32_t)c->col->settings->max_frame_bytes;
+	wl.heartbeat_interval_ms = (uint32_t)SETTING(c->col, heartbeat_interval_ms);
+	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
+	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_WELCOME;
+	m.welcome = &wl;
+	send_msg(c, &m);
+}
+
+static void drain_check(conn_t *c)
+{
+	if (c->draining && c->state != CONN_ST_CLOSING && c->inflight == 0 && !c->hello_pending)
+		conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_SHUTTING_DOWN,
+			   "collector shutting down; every batch received was acknowledged");
+}
+
+void conn_job_done(conn_t *c, job_t *j)
+{
+	c->refs--;
+	if (j->kind == JOB_HELLO)
+		c->hello_pending = false;
+	else
+		c->inflight--;
+	if (c->state == CONN_ST_CLOSING) {
+		job_free(j);
+		if (conn_is_dead(c))
+			worker_schedule_reap(c->w);
+		return;
+	}
+	if (j->status != 0) {
+		job_free(j);
+		conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_SHUTTING_DOWN,
+			   "collector shutting down before the database answered");
+		return;
+	}
+	if (j->kind == JOB_HELLO) {
+		c->agent_id = j->agent_id;
+		log_msg(LOG_LVL_INFO, c->prefix, "agent connected (committed_seq %" PRIu64 ")",
+			j->committed_seq);
+		send_welcome(c, j->committed_seq);
+		set_state(c, CONN_ST_READY);
+	} else {
+		send_ack(c, j->seq);
+		atomic_fetch_add(&c->col->counters.batches_acked, 1);
+	}
+	job_free(j);
+	drain_check(c);
+	if (c->state != CONN_ST_CLOSING) {
+		maybe_resume(c);
+		if (!paused(c))
+			process_input(c);
+	}
+}
+
+void conn_tick(conn_t *c, int64_t now)
+{
+	collector_t *col = c->col;
+	const int64_t ms = 1000000;
+	switch (c->state) {
+	case CONN_ST_CLOSING:
+		if (c->bev && now - c->closing_ns > CLOSE_FLUSH_NS)
+			finalize(c);
+		return;
+	case CONN_ST_HANDSHAKE:
+		if (now - c->created_ns > SETTING(col, handshake_timeout_ms) * ms) {
+			atomic_fetch_add(&col->counters.timeouts, 1);
+			atomic_fetch_add(&col->counters.handshakes_failed, 1);
+			conn_close(c, LOG_LVL_INFO, 0, "handshake not finished within %" PRId64 " ms",
+				   SETTING(col, handshake_timeout_ms));
+		}
+		return;
+	case CONN_ST_WAIT_HELLO:
+		if (now - c->ready_ns > SETTING(col, hello_timeout_ms) * ms) {
+			atomic_fetch_add(&col->counters.timeouts, 1);
+			conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
+				   "no Hello within %" PRId64 " ms", SETTING(col, hello_timeout_ms));
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if (paused(c))
+		return; /* we are the ones not reading */
+	if (c->frame_start_ns && now - c->frame_start_ns > SETTING(col, frame_timeout_ms) * ms) {
+		atomic_fetch_add(&col->counters.timeouts, 1);
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
+			   "frame not complete within %" PRId64 " ms", SETTING(col, frame_timeout_ms));
+		return;
+	}
+	if (now - c->last_rx_ns > SETTING(col, idle_timeout_ms) * ms && c->inflight == 0 &&
+	    !c->hello_pending) {
+		atomic_fetch_add(&col->counters.timeouts, 1);
+		conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
+			   "nothing received for %" PRId64 " ms", SETTING(col, idle_timeout_ms));
+		return;
+	}
+	if (c->state == CONN_ST_READY &&
+	    now - c->last_tx_ns > SETTING(col, heartbeat_interval_ms) * ms) {
+		Vigil__V1__Heartbeat hb = VIGIL__V1__HEARTBEAT__INIT;
+		hb.time_ns = vtime_now_ns();
+		Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
+		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_HEARTBEAT;
+		m.heartbeat = &hb;
+		send_msg(c, &m);
+	}
+}
+
+void conn_kick(conn_t *c, int code, const char *why)
+{
+	conn_close(c, LOG_LVL_INFO, code, "%s", why);
+}
+
+void conn_drain(conn_t *c)
+{
+	if (c->state == CONN_ST_CLOSING)
+		return;
+	c->draining = true;
+	if (c->state == CONN_ST_HANDSHAKE || c->state == CONN_ST_WAIT_HELLO) {
+		conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_SHUTTING_DOWN,
+			   "collector shutting down");
+		return;
+	}
+	pause_reading(c);
+	drain_check(c);
+}
+
+void conn_abort(conn_t *c)
+{
+	conn_close(c, LOG_LVL_INFO, 0, "collector stopped");
+	if (c->bev)
+		finalize(c);
+}

@@ -1,1 +1,415 @@
-/* placeholder */
+/*
+ * vigil-collector: command line, configuration, start-up (schema,
+ * partitions, threads), signals (SIGTERM drains, SIGHUP reloads) and the
+ * main loop, which runs the listener.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "collector.h"
+#include "config.h"
+#include "ingest.h"
+#include "listener.h"
+#include "log.h"
+#include "settings.h"
+#include "store.h"
+#include "tls.h"
+#include "vtime.h"
+#include "worker.h"
+
+typedef struct {
+	int idx; /* index into settings_table */
+	char *value;
+} flag_t;
+
+typedef struct {
+	const char *config_file;
+	flag_t *flags;
+	size_t n_flags;
+	bool print_config;
+	const char *command;
+} cli_t;
+
+typedef struct {
+	collector_t *col;
+	cli_t *cli;
+	struct event_base *base;
+	listener_t *listener;
+	struct event *drain_ev;
+	int64_t drain_deadline_ns;
+	bool drained;
+} app_t;
+
+static volatile sig_atomic_t early_stop;
+
+static void early_signal(int sig)
+{
+	(void)sig;
+	early_stop = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vigil-collector [run] [options]\n"
+		"       vigil-collector migrate [options]   apply the schema and exit\n"
+		"\n"
+		"  -c, --config FILE            read settings from FILE (name = value lines)\n"
+		"      --print-config           print the effective settings and exit\n"
+		"  -h, --help                   this help\n"
+		"  -V, --version                print the version\n"
+		"\n"
+		"Settings (each also a config-file key, with '_' for '-'):\n");
+	cfg_usage(settings_table, out);
+}
+
+/* Return 0 to go on, 1 to exit 0, -1 to exit 2. */
+static int parse_cli(int argc, char **argv, cli_t *cli)
+{
+	static const struct option extra[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"print-config", no_argument, NULL, 'P'},
+		{NULL, 0, NULL, 0},
+	};
+	struct option *opts = cfg_long_options(settings_table, extra);
+	if (!opts)
+		return -1;
+	int rc = 0, ch;
+	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		if (ch == 'c') {
+			cli->config_file = optarg;
+		} else if (ch == 'h') {
+			usage(stdout);
+			rc = 1;
+			break;
+		} else if (ch == 'V') {
+			printf("vigil-collector %s (protocol 1)\n", VIGIL_VERSION);
+			rc = 1;
+			break;
+		} else if (ch == 'P') {
+			cli->print_config = true;
+		} else if (ch >= CFG_OPT_BASE) {
+			flag_t *f = realloc(cli->flags, (cli->n_flags + 1) * sizeof(*f));
+			if (!f) {
+				rc = -1;
+				break;
+			}
+			cli->flags = f;
+			f[cli->n_flags].idx = ch - CFG_OPT_BASE;
+			f[cli->n_flags].value = optarg;
+			cli->n_flags++;
+		} else {
+			usage(stderr);
+			rc = -1;
+			break;
+		}
+	}
+	cfg_long_options_free(opts, extra);
+	if (rc == 0 && optind < argc) {
+		cli->command = argv[optind++];
+		if (strcmp(cli->command, "run") != 0 && strcmp(cli->command, "migrate") != 0) {
+			fprintf(stderr, "vigil-collector: unknown command '%s'\n", cli->command);
+			rc = -1;
+		} else if (optind < argc) {
+			fprintf(stderr, "vigil-collector: unexpected argument '%s'\n", argv[optind]);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* Defaults, then the config file, then the flags. */
+static int load_settings(const cli_t *cli, settings_t *s, char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	if (cfg_defaults(settings_table, s, err, errlen) != 0)
+		return -1;
+	if (cli->config_file && cfg_load_file(settings_table, s, cli->config_file, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < cli->n_flags; i++) {
+		const cfg_setting_t *t = &settings_table[cli->flags[i].idx];
+		if (cfg_set(settings_table, s, t->name, cli->flags[i].value, err, errlen) != 0)
+			return -1;
+	}
+	log_level_t lvl;
+	if (log_level_parse(s->log_level, &lvl) != 0) {
+		snprintf(err, errlen, "log_level '%s' is not error, warn, info or debug",
+			 s->log_level);
+		return -1;
+	}
+	return 0;
+}
+
+static void apply_log_level(const settings_t *s)
+{
+	log_level_t lvl;
+	if (log_level_parse(s->log_level, &lvl) == 0)
+		log_set_level(lvl);
+}
+
+static SSL_CTX *build_tls(const settings_t *s)
+{
+	tls_files_t f = {s->tls_cert, s->tls_key, s->agent_ca, s->tls_min_version};
+	char err[512];
+	SSL_CTX *ctx = tls_server_ctx_new(&f, err, sizeof(err));
+	if (!ctx)
+		log_error("TLS: %s", err);
+	return ctx;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the open-file limit: %s", strerror(errno));
+	}
+}
+
+/* Connect, migrate and create partitions, retrying while PostgreSQL is
+ * unavailable. Return 0, or -1 if told to stop or the schema is broken. */
+static int prepare_database(collector_t *col)
+{
+	store_t *st = store_new(col, col->settings->db, "startup");
+	if (!st)
+		return -1;
+	int64_t backoff = 200;
+	bool logged = false;
+	int rc = -1;
+	while (!early_stop) {
+		store_rc_t r = store_connect(st);
+		if (r == STORE_OK)
+			r = store_migrate(st);
+		if (r == STORE_OK)
+			r = store_maintain_partitions(st);
+		if (r == STORE_OK) {
+			rc = 0;
+			break;
+		}
+		if (r == STORE_ERROR)
+			break;
+		if (!logged)
+			log_warn("PostgreSQL unavailable (%s); retrying", store_last_error(st));
+		logged = true;
+		usleep((useconds_t)backoff * 1000);
+		backoff = backoff * 2 > SETTING(col, db_retry_max_ms) ? SETTING(col, db_retry_max_ms)
+								       : backoff * 2;
+	}
+	store_free(st);
+	return rc;
+}
+
+static void on_reload(app_t *app)
+{
+	settings_t fresh;
+	char err[512];
+	if (load_settings(app->cli, &fresh, err, sizeof(err)) != 0 ||
+	    settings_validate(&fresh, err, sizeof(err)) != 0) {
+		log_error("reload: %s; keeping the current settings", err);
+		cfg_free(settings_table, &fresh);
+		return;
+	}
+	cfg_apply_reload(settings_table, app->col->settings, &fresh);
+	cfg_free(settings_table, &fresh);
+	apply_log_level(app->col->settings);
+	SSL_CTX *ctx = build_tls(app->col->settings);
+	if (ctx) {
+		collector_set_tls_ctx(app->col, ctx);
+		log_info("reload: TLS certificates reloaded; new connections use them");
+	} else {
+		log_error("reload: keeping the previous TLS certificates");
+	}
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	app_t *app = arg;
+	collector_t *col = app->col;
+	int conns = 0;
+	for (int i = 0; i < col->n_workers; i++)
+		conns += worker_conn_count(col->workers[i]);
+	size_t jobs = ingest_queued_jobs(col->ingest);
+	if (conns == 0 && jobs == 0) {
+		app->drained = true;
+		event_base_loopbreak(app->base);
+	} else if (vtime_mono_ns() > app->drain_deadline_ns) {
+		log_warn("drain timeout: %d connection(s) and %zu job(s) left; their batches "
+			 "are not acknowledged and will be resent by the agents",
+			 conns, jobs);
+		event_base_loopbreak(app->base);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	app_t *app = arg;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: reloading");
+		on_reload(app);
+		return;
+	}
+	if (atomic_load(&app->col->draining)) {
+		log_warn("second stop signal: stopping now");
+		event_base_loopbreak(app->base);
+		return;
+	}
+	log_info("%s: draining (no new connections; acknowledging what is committed)",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	atomic_store(&app->col->draining, true);
+	listener_disable(app->listener);
+	for (int i = 0; i < app->col->n_workers; i++)
+		worker_drain(app->col->workers[i]);
+	app->drain_deadline_ns = vtime_mono_ns() + SETTING(app->col, drain_timeout_ms) * 1000000;
+	struct timeval tv = {0, 50000};
+	event_add(app->drain_ev, &tv);
+}
+
+int main(int argc, char **argv)
+{
+	log_set_program("vigil-collector");
+	cli_t cli = {0};
+	int prc = parse_cli(argc, argv, &cli);
+	if (prc != 0) {
+		free(cli.flags);
+		return prc > 0 ? 0 : 2;
+	}
+	settings_t settings;
+	char err[512];
+	if (load_settings(&cli, &settings, err, sizeof(err)) != 0) {
+		fprintf(stderr, "vigil-collector: %s\n", err);
+		cfg_free(settings_table, &settings);
+		free(cli.flags);
+		return 2;
+	}
+	if (cli.print_config) {
+		cfg_print(settings_table, &settings, stdout);
+		cfg_free(settings_table, &settings);
+		free(cli.flags);
+		return 0;
+	}
+	bool migrate_only = cli.command && strcmp(cli.command, "migrate") == 0;
+	if (!migrate_only && settings_validate(&settings, err, sizeof(err)) != 0) {
+		fprintf(stderr, "vigil-collector: %s\n", err);
+		cfg_free(settings_table, &settings);
+		free(cli.flags);
+		return 2;
+	}
+	apply_log_level(&settings);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, early_signal);
+	signal(SIGINT, early_signal);
+	raise_fd_limit();
+	evthread_use_pthreads();
+
+	collector_t *col = calloc(1, sizeof(*col));
+	int exit_code = 1;
+	if (!col)
+		goto out_settings;
+	col->settings = &settings;
+	pthread_mutex_init(&col->tls_lock, NULL);
+	pthread_mutex_init(&col->reg_lock, NULL);
+
+	if (!migrate_only) {
+		SSL_CTX *ctx = build_tls(&settings);
+		if (!ctx)
+			goto out_col;
+		collector_set_tls_ctx(col, ctx);
+	}
+	if (prepare_database(col) != 0) {
+		if (!early_stop)
+			log_error("cannot prepare the database; exiting");
+		exit_code = early_stop ? 0 : 1;
+		goto out_col;
+	}
+	if (migrate_only) {
+		log_info("schema is up to date");
+		exit_code = 0;
+		goto out_col;
+	}
+
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	col->n_workers = settings.workers > 0 ? (int)settings.workers : (cores > 0 ? (int)cores : 1);
+	col->workers = calloc((size_t)col->n_workers, sizeof(*col->workers));
+	col->ingest = ingest_new(col, (int)settings.db_writers);
+	if (!col->workers || !col->ingest)
+		goto out_threads;
+	for (int i = 0; i < col->n_workers; i++) {
+		col->workers[i] = worker_new(col, i);
+		if (!col->workers[i] || worker_start(col->workers[i]) != 0) {
+			log_error("cannot start worker %d", i);
+			goto out_threads;
+		}
+	}
+	if (ingest_start(col->ingest) != 0)
+		goto out_threads;
+
+	app_t app = {.col = col, .cli = &cli};
+	app.base = event_base_new();
+	if (!app.base)
+		goto out_threads;
+	app.listener = listener_new(app.base, col, settings.listen, err, sizeof(err));
+	if (!app.listener) {
+		log_error("%s", err);
+		event_base_free(app.base);
+		goto out_threads;
+	}
+	struct event *sig_term = evsignal_new(app.base, SIGTERM, signal_cb, &app);
+	struct event *sig_int = evsignal_new(app.base, SIGINT, signal_cb, &app);
+	struct event *sig_hup = evsignal_new(app.base, SIGHUP, signal_cb, &app);
+	app.drain_ev = event_new(app.base, -1, EV_PERSIST, drain_tick, &app);
+	event_add(sig_term, NULL);
+	event_add(sig_int, NULL);
+	event_add(sig_hup, NULL);
+	if (early_stop) {
+		log_info("stopped during start-up");
+	} else {
+		log_info("listening on %s (%d workers, %lld writers, protocol 1)", settings.listen,
+			 col->n_workers, (long long)settings.db_writers);
+		event_base_dispatch(app.base);
+	}
+	/* Writers finish what is queued unless the drain timed out. */
+	ingest_stop(col->ingest, !app.drained);
+	ingest_free(col->ingest);
+	col->ingest = NULL;
+	listener_free(app.listener);
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_hup);
+	event_free(app.drain_ev);
+	event_base_free(app.base);
+	exit_code = 0;
+	log_info("stopped: %llu batches acked, %llu events stored, %llu dead-lettered",
+		 (unsigned long long)atomic_load(&col->counters.batches_acked),
+		 (unsigned long long)atomic_load(&col->counters.events_stored),
+		 (unsigned long long)atomic_load(&col->counters.events_dead));
+
+out_threads:
+	ingest_free(col->ingest);
+	for (int i = 0; col->workers && i < col->n_workers; i++)
+		worker_free(col->workers[i]);
+	free(col->workers);
+out_col:
+	collector_set_tls_ctx(col, NULL);
+	collector_registry_clear(col);
+	pthread_mutex_destroy(&col->tls_lock);
+	pthread_mutex_destroy(&col->reg_lock);
+	free(col);
+out_settings:
+	cfg_free(settings_table, &settings);
+	free(cli.flags);
+	return exit_code;
+}

@@ -48,7 +48,7 @@ const cfg_setting_t settings_table[] = {
 	 "heartbeat period the collector asks of agents"},
 	{"drain_timeout", CFG_T_MS, "30s", false, S(drain_timeout_ms), 0, 3600000,
 	 "on SIGTERM, time allowed to commit and acknowledge queued batches"},
-	{"duplicate_policy", CFG_T_STR, "replace", true, S(duplicate_policy), 0, 0,
+	{"duplicate_policy", CFG_T_STR, "replace", false, S(duplicate_policy), 0, 0,
 	 "a second connection of a connected agent: replace (close the old one) or reject"},
 	{"retention_days", CFG_T_INT, "30", true, S(retention_days), 1, 36500,
 	 "daily event partitions older than this are dropped"},
@@ -56,6 +56,8 @@ const cfg_setting_t settings_table[] = {
 	 "daily event partitions created ahead of time"},
 	{"db_retry_max", CFG_T_MS, "10s", true, S(db_retry_max_ms), 100, 600000,
 	 "longest wait between PostgreSQL reconnection attempts"},
+	{"db_timeout", CFG_T_MS, "60s", true, S(db_timeout_ms), 1000, 3600000,
+	 "a PostgreSQL command not answered within this is abandoned and the connection reset"},
 	{"log_level", CFG_T_STR, "info", true, S(log_level), 0, 0, "error, warn, info or debug"},
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };

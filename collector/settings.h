@@ -34,6 +34,7 @@ typedef struct {
 	int64_t retention_days;
 	int64_t partitions_ahead_days;
 	int64_t db_retry_max_ms;
+	int64_t db_timeout_ms;
 	char *log_level;
 } settings_t;
 

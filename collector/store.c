@@ -1,1 +1,776 @@
-/* placeholder */
+/*
+ * PostgreSQL access (see store.h). libpq runs in non-blocking mode under a
+ * deadline (db_timeout), so a hung server is noticed and the connection
+ * reset instead of blocking a writer forever.
+ *
+ * Exactly-once: in one transaction the writer locks the agents' rows,
+ * drops batches whose seq is not above committed_seq (replays), COPYs the
+ * rest and raises committed_seq. A replayed batch is acked, never stored.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "copyenc.h"
+#include "log.h"
+#include "migrations.h"
+#include "vtime.h"
+#include "wire.h"
+
+#define MIGRATION_LOCK_KEY 7356100541LL
+
+struct store {
+	collector_t *col;
+	char *conninfo;
+	char prefix[48];
+	PGconn *pg;
+	char err[512]; /* last error from PostgreSQL */
+	int64_t deadline_ns;
+};
+
+typedef enum {
+	R_OK,
+	R_DATA,	 /* PostgreSQL refused the data itself */
+	R_CONN,	 /* connection gone or timed out */
+	R_OTHER, /* anything else */
+} res_t;
+
+store_t *store_new(collector_t *col, const char *conninfo, const char *name)
+{
+	store_t *st = calloc(1, sizeof(*st));
+	if (!st)
+		return NULL;
+	st->col = col;
+	st->conninfo = strdup(conninfo);
+	if (!st->conninfo) {
+		free(st);
+		return NULL;
+	}
+	snprintf(st->prefix, sizeof(st->prefix), "[%s]", name);
+	return st;
+}
+
+void store_free(store_t *st)
+{
+	if (!st)
+		return;
+	store_disconnect(st);
+	free(st->conninfo);
+	free(st);
+}
+
+void store_disconnect(store_t *st)
+{
+	if (st->pg) {
+		PQfinish(st->pg);
+		st->pg = NULL;
+	}
+}
+
+static void notice_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* NOTICEs (e.g. "relation already exists") are not news */
+}
+
+store_rc_t store_connect(store_t *st)
+{
+	if (st->pg && PQstatus(st->pg) == CONNECTION_OK)
+		return STORE_OK;
+	store_disconnect(st);
+	const char *keys[] = {"dbname", "connect_timeout", "keepalives", "keepalives_idle",
+			      "application_name", NULL};
+	const char *vals[] = {st->conninfo, "10", "1", "30", "vigil-collector", NULL};
+	st->pg = PQconnectdbParams(keys, vals, 1);
+	if (!st->pg || PQstatus(st->pg) != CONNECTION_OK) {
+		const char *m = st->pg ? PQerrorMessage(st->pg) : "out of memory";
+		snprintf(st->err, sizeof(st->err), "%s", m);
+		size_t l = strlen(st->err);
+		while (l && (st->err[l - 1] == '\n' || st->err[l - 1] == ' '))
+			st->err[--l] = '\0';
+		store_disconnect(st);
+		return STORE_CONN_ERROR;
+	}
+	PQsetNoticeProcessor(st->pg, notice_cb, NULL);
+	if (PQsetnonblocking(st->pg, 1) != 0) {
+		snprintf(st->err, sizeof(st->err), "cannot make the connection non-blocking");
+		store_disconnect(st);
+		return STORE_CONN_ERROR;
+	}
+	return STORE_OK;
+}
+
+/* ---- non-blocking command execution under a deadline ------------------ */
+
+static void arm_deadline(store_t *st)
+{
+	st->deadline_ns = vtime_mono_ns() + SETTING(st->col, db_timeout_ms) * 1000000;
+}
+
+/* Wait until the socket is readable (or writable too, if asked).
+ * Return 0, or -1 on timeout. */
+static int wait_io(store_t *st, bool want_write)
+{
+	for (;;) {
+		int64_t left = (st->deadline_ns - vtime_mono_ns()) / 1000000;
+		if (left <= 0)
+			return -1;
+		struct pollfd p = {.fd = PQsocket(st->pg),
+				   .events = POLLIN | (want_write ? POLLOUT : 0)};
+		int r = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static res_t lost(store_t *st, const char *what)
+{
+	if (st->pg && PQstatus(st->pg) == CONNECTION_OK)
+		snprintf(st->err, sizeof(st->err), "%s", what);
+	else
+		snprintf(st->err, sizeof(st->err), "%s: %s", what,
+			 st->pg ? PQerrorMessage(st->pg) : "not connected");
+	store_disconnect(st);
+	return R_CONN;
+}
+
+static int flush_all(store_t *st)
+{
+	for (;;) {
+		int r = PQflush(st->pg);
+		if (r == 0)
+			return 0;
+		if (r < 0 || wait_io(st, true) != 0 || !PQconsumeInput(st->pg))
+			return -1;
+	}
+}
+
+/* Next result, or NULL when the command is complete (or on failure:
+ * *failed is then set). */
+static PGresult *next_result(store_t *st, bool *failed)
+{
+	while (PQisBusy(st->pg)) {
+		if (wait_io(st, false) != 0 || !PQconsumeInput(st->pg)) {
+			*failed = true;
+			return NULL;
+		}
+	}
+	return PQgetResult(st->pg);
+}
+
+static res_t classify(store_t *st, const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
+	snprintf(st->err, sizeof(st->err), "%s%s%s (SQLSTATE %s)", msg ? msg : PQresultErrorMessage(r),
+		 ctx ? "; " : "", ctx ? ctx : "", state ? state : "?");
+	for (char *p = st->err; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (PQstatus(st->pg) != CONNECTION_OK || !state)
+		return R_CONN;
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+		return R_CONN;
+	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+	    strncmp(state, "54", 2) == 0)
+		return R_DATA;
+	return R_OTHER;
+}
+
+/* Wait for every result of the command in flight. The last tuples result
+ * goes to *out if out is set (caller PQclears it). */
+static res_t collect(store_t *st, PGresult **out)
+{
+	if (flush_all(st) != 0)
+		return lost(st, "cannot send to PostgreSQL");
+	res_t rc = R_OK;
+	bool failed = false;
+	PGresult *r;
+	while ((r = next_result(st, &failed)) != NULL) {
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_TUPLES_OK && out && rc == R_OK) {
+			PQclear(*out);
+			*out = r;
+			continue;
+		}
+		if (s == PGRES_COPY_IN) {
+			/* only run_copy expects this; end it here */
+			PQclear(r);
+			PQputCopyEnd(st->pg, "unexpected COPY");
+			continue;
+		}
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY &&
+		    rc == R_OK)
+			rc = classify(st, r);
+		PQclear(r);
+	}
+	if (failed)
+		return lost(st, "PostgreSQL did not answer in time");
+	if (rc != R_OK && out) {
+		PQclear(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static res_t run(store_t *st, const char *sql, int n, const char *const *vals,
+		 const int *lens, const int *fmts, PGresult **out)
+{
+	if (out)
+		*out = NULL;
+	if (!st->pg)
+		return lost(st, "not connected");
+	arm_deadline(st);
+	int ok = n < 0 ? PQsendQuery(st->pg, sql)
+		       : PQsendQueryParams(st->pg, sql, n, NULL, vals, lens, fmts, 0);
+	if (!ok)
+		return lost(st, "cannot send to PostgreSQL");
+	return collect(st, out);
+}
+
+static res_t simple(store_t *st, const char *sql)
+{
+	return run(st, sql, -1, NULL, NULL, NULL, NULL);
+}
+
+static int put_copy(store_t *st, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+		int r = PQputCopyData(st->pg, (const char *)p, chunk);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			if (wait_io(st, true) != 0 || PQflush(st->pg) < 0)
+				return -1;
+			continue;
+		}
+		p += chunk;
+		n -= (size_t)chunk;
+	}
+	return 0;
+}
+
+typedef struct {
+	const uint8_t *p;
+	size_t n;
+} span_t;
+
+/* COPY events FROM STDIN with the given spans of tuples. */
+static res_t run_copy(store_t *st, const span_t *spans, size_t n_spans)
+{
+	arm_deadline(st);
+	if (!PQsendQuery(st->pg, "COPY events FROM STDIN (FORMAT binary)"))
+		return lost(st, "cannot send COPY");
+	bool failed = false;
+	if (flush_all(st) != 0)
+		return lost(st, "cannot send COPY");
+	PGresult *r = next_result(st, &failed);
+	if (!r)
+		return lost(st, "no answer to COPY");
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		res_t rc = classify(st, r);
+		PQclear(r);
+		(void)collect(st, NULL);
+		return rc;
+	}
+	PQclear(r);
+	copybuf_t hdr;
+	copybuf_init(&hdr);
+	copy_header(&hdr);
+	int bad = hdr.oom || put_copy(st, hdr.data, hdr.len) != 0;
+	copybuf_reset(&hdr);
+	copy_trailer(&hdr);
+	for (size_t i = 0; !bad && i < n_spans; i++)
+		bad = put_copy(st, spans[i].p, spans[i].n) != 0;
+	bad = bad || put_copy(st, hdr.data, hdr.len) != 0;
+	copybuf_free(&hdr);
+	if (bad || PQputCopyEnd(st->pg, NULL) < 0)
+		return lost(st, "cannot send COPY data");
+	return collect(st, NULL);
+}
+
+/* ---- migrations and partitions ------------------------------------------ */
+
+store_rc_t store_migrate(store_t *st)
+{
+	char lock[96];
+	snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%lld)", MIGRATION_LOCK_KEY);
+	res_t rc = simple(st, lock);
+	if (rc != R_OK)
+		goto out;
+	rc = simple(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			"version integer PRIMARY KEY, name text NOT NULL, "
+			"applied_at timestamptz NOT NULL DEFAULT now())");
+	for (size_t i = 0; rc == R_OK && i < migrations_count; i++) {
+		const migration_t *m = &migrations[i];
+		char v[16];
+		snprintf(v, sizeof(v), "%d", m->version);
+		const char *vals[] = {v};
+		PGresult *res = NULL;
+		rc = run(st, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, vals, NULL,
+			 NULL, &res);
+		bool applied = res && PQntuples(res) > 0;
+		PQclear(res);
+		if (rc != R_OK || applied)
+			continue;
+		log_info("applying migration %s", m->name);
+		rc = simple(st, "BEGIN");
+		if (rc == R_OK)
+			rc = simple(st, m->sql);
+		if (rc == R_OK) {
+			const char *ins[] = {v, m->name};
+			rc = run(st, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+				 ins, NULL, NULL, NULL);
+		}
+		if (rc == R_OK)
+			rc = simple(st, "COMMIT");
+		if (rc != R_OK) {
+			log_error("%s migration %s failed: %s", st->prefix, m->name, st->err);
+			if (st->pg)
+				(void)simple(st, "ROLLBACK");
+			break;
+		}
+	}
+out:
+	if (st->pg) {
+		snprintf(lock, sizeof(lock), "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_KEY);
+		(void)simple(st, lock);
+	}
+	if (rc == R_OK)
+		return STORE_OK;
+	log_error("%s schema migration failed: %s", st->prefix, st->err);
+	return rc == R_CONN ? STORE_CONN_ERROR : STORE_ERROR;
+}
+
+store_rc_t store_maintain_partitions(store_t *st)
+{
+	char back[24], ahead[24];
+	snprintf(back, sizeof(back), "%" PRId64, SETTING(st->col, retention_days));
+	snprintf(ahead, sizeof(ahead), "%" PRId64, SETTING(st->col, partitions_ahead_days));
+	const char *vals[] = {back, ahead};
+	PGresult *res = NULL;
+	res_t rc = run(st, "SELECT lo, hi FROM vigil_ensure_partitions($1, $2)", 2, vals, NULL,
+		       NULL, &res);
+	if (rc == R_OK && res && PQntuples(res) == 1) {
+		int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		atomic_store(&st->col->range_lo_ns, lo * 1000000000);
+		atomic_store(&st->col->range_hi_ns, hi * 1000000000);
+	}
+	PQclear(res);
+	if (rc == R_OK) {
+		const char *v[] = {back};
+		rc = run(st, "SELECT vigil_drop_partitions($1)", 1, v, NULL, NULL, &res);
+		if (rc == R_OK && res && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
+			log_info("dropped %s expired event partition(s)", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	if (rc == R_OK)
+		return STORE_OK;
+	log_warn("%s partition maintenance failed: %s", st->prefix, st->err);
+	return rc == R_CONN ? STORE_CONN_ERROR : STORE_ERROR;
+}
+
+/* ---- group commit ------------------------------------------------------- */
+
+typedef struct {
+	int32_t id;
+	int64_t seq;
+	bool touched;
+} agent_seq_t;
+
+static agent_seq_t *find_agent(agent_seq_t *a, size_t n, int32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i].id == id)
+			return &a[i];
+	return NULL;
+}
+
+/* Append "v" to a PostgreSQL array literal being built in buf. */
+static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
+{
+	size_t need = *len + strlen(v) + 3;
+	if (need > *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		while (nc < need)
+			nc *= 2;
+		char *nb = realloc(*buf, nc);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = nc;
+	}
+	*len += (size_t)sprintf(*buf + *len, "%s%s", *len ? "," : "{", v);
+	return 0;
+}
+
+static res_t upsert_hello(store_t *st, job_t *j)
+{
+	const Vigil__V1__Hello *h = j->hello;
+	char pv[16], skew[24];
+	snprintf(pv, sizeof(pv), "%u", h->protocol_version);
+	snprintf(skew, sizeof(skew), "%" PRId64, j->clock_skew_ms);
+	const char *vals[] = {j->agent_name, h->hostname, h->agent_version, h->boot_id,
+			      h->kernel,     h->os,	  pv,		    skew};
+	PGresult *res = NULL;
+	res_t rc = run(st,
+		       "INSERT INTO agents AS a (name, hostname, agent_version, boot_id, kernel, os, "
+		       "protocol_version, clock_skew_ms, last_hello, last_seen) "
+		       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now()) "
+		       "ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, "
+		       "agent_version = EXCLUDED.agent_version, boot_id = EXCLUDED.boot_id, "
+		       "kernel = EXCLUDED.kernel, os = EXCLUDED.os, "
+		       "protocol_version = EXCLUDED.protocol_version, "
+		       "clock_skew_ms = EXCLUDED.clock_skew_ms, last_hello = now(), last_seen = now() "
+		       "RETURNING id, committed_seq",
+		       8, vals, NULL, NULL, &res);
+	if (rc == R_OK && res && PQntuples(res) == 1) {
+		j->agent_id = (int32_t)atoi(PQgetvalue(res, 0, 0));
+		j->committed_seq = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	} else if (rc == R_OK) {
+		snprintf(st->err, sizeof(st->err), "agent upsert returned no row");
+		rc = R_OTHER;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static res_t insert_dead(store_t *st, int32_t agent, uint64_t seq, int64_t idx,
+			 const char *reason, const uint8_t *payload, size_t plen)
+{
+	char a[16], s[24], i[24];
+	snprintf(a, sizeof(a), "%d", agent);
+	snprintf(s, sizeof(s), "%" PRIu64, seq);
+	snprintf(i, sizeof(i), "%" PRId64, idx);
+	const char *vals[] = {a, s, i, reason, (const char *)payload};
+	int lens[] = {0, 0, 0, 0, (int)plen};
+	int fmts[] = {0, 0, 0, 0, 1};
+	if (!payload)
+		vals[4] = NULL;
+	return run(st,
+		   "INSERT INTO dead_letters (agent_id, seq, idx, reason, payload) "
+		   "VALUES ($1, $2, $3, $4, $5)",
+		   5, vals, lens, fmts, NULL);
+}
+
+static res_t insert_rejects(store_t *st, job_t *j)
+{
+	res_t rc = R_OK;
+	for (size_t i = 0; rc == R_OK && i < j->n_dead; i++)
+		rc = insert_dead(st, j->agent_id, j->seq, j->dead[i].idx, j->dead[i].reason,
+				 j->dead[i].payload, j->dead[i].payload_len);
+	return rc;
+}
+
+static res_t apply_state(store_t *st, job_t *j)
+{
+	if (!j->rows.state_ops)
+		return R_OK;
+	char *ops = json_dumps(j->rows.state_ops, JSON_COMPACT);
+	if (!ops) {
+		snprintf(st->err, sizeof(st->err), "cannot encode container state");
+		return R_DATA;
+	}
+	char a[16];
+	snprintf(a, sizeof(a), "%d", j->agent_id);
+	const char *vals[] = {a, ops};
+	res_t rc = run(st, "SELECT vigil_apply_state($1, $2::jsonb)", 2, vals, NULL, NULL, NULL);
+	free(ops);
+	return rc;
+}
+
+static res_t set_committed(store_t *st, agent_seq_t *agents, size_t n)
+{
+	char *ids = NULL, *seqs = NULL;
+	size_t il = 0, ic = 0, sl = 0, sc = 0;
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!agents[i].touched)
+			continue;
+		char v[24];
+		snprintf(v, sizeof(v), "%d", agents[i].id);
+		if (array_add(&ids, &il, &ic, v) != 0)
+			goto oom;
+		snprintf(v, sizeof(v), "%" PRId64, agents[i].seq);
+		if (array_add(&seqs, &sl, &sc, v) != 0)
+			goto oom;
+		any = true;
+	}
+	if (!any)
+		return R_OK;
+	if (array_add(&ids, &il, &ic, "") != 0 || array_add(&seqs, &sl, &sc, "") != 0)
+		goto oom;
+	ids[il - 1] = '}';
+	seqs[sl - 1] = '}';
+	const char *vals[] = {ids, seqs};
+	res_t rc = run(st,
+		       "UPDATE agents SET committed_seq = v.seq, last_seen = now() "
+		       "FROM unnest($1::integer[], $2::bigint[]) AS v(id, seq) WHERE agents.id = v.id",
+		       2, vals, NULL, NULL, NULL);
+	free(ids);
+	free(seqs);
+	return rc;
+oom:
+	free(ids);
+	free(seqs);
+	snprintf(st->err, sizeof(st->err), "out of memory");
+	return R_OTHER;
+}
+
+/* Lock the rows of the agents of the batch jobs and read committed_seq. */
+static res_t lock_agents(store_t *st, job_t **jobs, size_t n, agent_seq_t **out, size_t *n_out)
+{
+	agent_seq_t *a = calloc(n ? n : 1, sizeof(*a));
+	char *ids = NULL;
+	size_t il = 0, ic = 0, na = 0;
+	*out = a;
+	*n_out = 0;
+	if (!a)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->kind != JOB_BATCH || find_agent(a, na, jobs[i]->agent_id))
+			continue;
+		a[na].id = jobs[i]->agent_id;
+		a[na].seq = -1;
+		char v[16];
+		snprintf(v, sizeof(v), "%d", a[na].id);
+		if (array_add(&ids, &il, &ic, v) != 0)
+			goto oom;
+		na++;
+	}
+	*n_out = na;
+	if (!na)
+		return R_OK;
+	if (array_add(&ids, &il, &ic, "") != 0)
+		goto oom;
+	ids[il - 1] = '}';
+	const char *vals[] = {ids};
+	PGresult *res = NULL;
+	res_t rc = run(st,
+		       "SELECT id, committed_seq FROM agents WHERE id = ANY($1::integer[]) "
+		       "ORDER BY id FOR UPDATE",
+		       1, vals, NULL, NULL, &res);
+	free(ids);
+	for (int r = 0; rc == R_OK && res && r < PQntuples(res); r++) {
+		agent_seq_t *x = find_agent(a, na, (int32_t)atoi(PQgetvalue(res, r, 0)));
+		if (x)
+			x->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+	}
+	PQclear(res);
+	for (size_t i = 0; rc == R_OK && i < na; i++) {
+		if (a[i].seq < 0) {
+			snprintf(st->err, sizeof(st->err), "agent %d has no row", a[i].id);
+			rc = R_OTHER;
+		}
+	}
+	return rc;
+oom:
+	free(ids);
+	snprintf(st->err, sizeof(st->err), "out of memory");
+	return R_OTHER;
+}
+
+/* Mark replays and advance the in-memory committed_seq of each agent. */
+static void filter_replays(job_t **jobs, size_t n, agent_seq_t *a, size_t na)
+{
+	for (size_t i = 0; i < n; i++) {
+		job_t *j = jobs[i];
+		if (j->kind != JOB_BATCH)
+			continue;
+		agent_seq_t *x = find_agent(a, na, j->agent_id);
+		j->replay = (int64_t)j->seq <= x->seq;
+		j->dead_in_db = 0;
+		if (!j->replay) {
+			x->seq = (int64_t)j->seq;
+			x->touched = true;
+		}
+	}
+}
+
+static res_t read_hello_seqs(store_t *st, job_t **jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->kind != JOB_HELLO)
+			continue;
+		char v[16];
+		snprintf(v, sizeof(v), "%d", jobs[i]->agent_id);
+		const char *vals[] = {v};
+		PGresult *res = NULL;
+		res_t rc = run(st, "SELECT committed_seq FROM agents WHERE id = $1", 1, vals, NULL,
+			       NULL, &res);
+		if (rc == R_OK && res && PQntuples(res) == 1)
+			jobs[i]->committed_seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		if (rc != R_OK)
+			return rc;
+	}
+	return R_OK;
+}
+
+/* The whole group in one transaction. */
+static res_t commit_fast(store_t *st, job_t **jobs, size_t n)
+{
+	agent_seq_t *agents = NULL;
+	size_t na = 0;
+	span_t *spans = NULL;
+	res_t rc = simple(st, "BEGIN");
+	for (size_t i = 0; rc == R_OK && i < n; i++)
+		if (jobs[i]->kind == JOB_HELLO)
+			rc = upsert_hello(st, jobs[i]);
+	if (rc == R_OK)
+		rc = lock_agents(st, jobs, n, &agents, &na);
+	if (rc == R_OK && na) {
+		filter_replays(jobs, n, agents, na);
+		spans = calloc(n, sizeof(*spans));
+		size_t ns = 0;
+		for (size_t i = 0; spans && i < n; i++) {
+			job_t *j = jobs[i];
+			if (j->kind == JOB_BATCH && !j->replay && j->rows.rows.len) {
+				spans[ns].p = j->rows.rows.data;
+				spans[ns].n = j->rows.rows.len;
+				ns++;
+			}
+		}
+		if (!spans) {
+			snprintf(st->err, sizeof(st->err), "out of memory");
+			rc = R_OTHER;
+		} else if (ns) {
+			rc = run_copy(st, spans, ns);
+		}
+		for (size_t i = 0; rc == R_OK && i < n; i++) {
+			if (jobs[i]->kind == JOB_BATCH && !jobs[i]->replay) {
+				rc = insert_rejects(st, jobs[i]);
+				if (rc == R_OK)
+					rc = apply_state(st, jobs[i]);
+			}
+		}
+		if (rc == R_OK)
+			rc = set_committed(st, agents, na);
+	}
+	if (rc == R_OK)
+		rc = read_hello_seqs(st, jobs, n);
+	if (rc == R_OK)
+		rc = simple(st, "COMMIT");
+	free(spans);
+	free(agents);
+	return rc;
+}
+
+static void reason_copy(char *dst, size_t n, const char *src)
+{
+	snprintf(dst, n, "%s", src);
+}
+
+/* One batch, row by row under savepoints: rows PostgreSQL refuses go to
+ * dead_letters with its reason, the rest are stored. */
+static res_t commit_isolating(store_t *st, job_t *j)
+{
+	agent_seq_t *agents = NULL;
+	size_t na = 0;
+	res_t rc = simple(st, "BEGIN");
+	if (rc == R_OK)
+		rc = lock_agents(st, &j, 1, &agents, &na);
+	if (rc != R_OK || !na)
+		goto done;
+	filter_replays(&j, 1, agents, na);
+	if (j->replay) {
+		rc = simple(st, "COMMIT");
+		goto done;
+	}
+	for (size_t r = 0; rc == R_OK && r < j->rows.n_rows; r++) {
+		size_t start = r ? j->rows.row[r - 1].end : 0;
+		span_t sp = {j->rows.rows.data + start, j->rows.row[r].end - start};
+		rc = simple(st, "SAVEPOINT vigil_row");
+		if (rc == R_OK)
+			rc = run_copy(st, &sp, 1);
+		if (rc == R_DATA) {
+			char reason[512];
+			reason_copy(reason, sizeof(reason), st->err);
+			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_row");
+			size_t plen = 0;
+			uint8_t *payload = wire_batch_event(j->raw, j->raw_len, j->rows.row[r].idx, &plen);
+			if (rc == R_OK)
+				rc = insert_dead(st, j->agent_id, j->seq, j->rows.row[r].idx, reason,
+						 payload, plen);
+			free(payload);
+			j->dead_in_db++;
+		}
+		if (rc == R_OK)
+			rc = simple(st, "RELEASE SAVEPOINT vigil_row");
+	}
+	if (rc == R_OK)
+		rc = insert_rejects(st, j);
+	if (rc == R_OK && j->rows.state_ops) {
+		rc = simple(st, "SAVEPOINT vigil_state");
+		if (rc == R_OK)
+			rc = apply_state(st, j);
+		if (rc == R_DATA) {
+			char reason[600];
+			snprintf(reason, sizeof(reason), "container state: %s", st->err);
+			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_state");
+			char *ops = json_dumps(j->rows.state_ops, JSON_COMPACT);
+			if (rc == R_OK)
+				rc = insert_dead(st, j->agent_id, j->seq, -1, reason, (uint8_t *)ops,
+						 ops ? strlen(ops) : 0);
+			free(ops);
+		}
+		if (rc == R_OK)
+			rc = simple(st, "RELEASE SAVEPOINT vigil_state");
+	}
+	if (rc == R_OK)
+		rc = set_committed(st, agents, na);
+	if (rc == R_OK)
+		rc = simple(st, "COMMIT");
+done:
+	free(agents);
+	return rc;
+}
+
+static store_rc_t finish(store_t *st, res_t rc)
+{
+	if (rc == R_OK)
+		return STORE_OK;
+	if (rc != R_CONN && st->pg)
+		(void)simple(st, "ROLLBACK");
+	return rc == R_CONN || !st->pg ? STORE_CONN_ERROR : STORE_ERROR;
+}
+
+store_rc_t store_commit_group(store_t *st, job_t **jobs, size_t n)
+{
+	res_t rc = commit_fast(st, jobs, n);
+	if (rc != R_DATA)
+		return finish(st, rc);
+	log_warn("%s a group of %zu job(s) was refused (%s); isolating", st->prefix, n, st->err);
+	rc = simple(st, "ROLLBACK");
+	for (size_t i = 0; rc == R_OK && i < n; i++) {
+		rc = commit_fast(st, &jobs[i], 1);
+		if (rc == R_DATA && jobs[i]->kind == JOB_BATCH) {
+			rc = simple(st, "ROLLBACK");
+			if (rc == R_OK)
+				rc = commit_isolating(st, jobs[i]);
+			if (rc == R_OK && jobs[i]->dead_in_db)
+				log_warn("%s agent %s batch %" PRIu64
+					 ": %zu event(s) refused, kept in dead_letters",
+					 st->prefix, jobs[i]->agent_name, jobs[i]->seq,
+					 jobs[i]->dead_in_db);
+		}
+	}
+	return finish(st, rc);
+}
+
+const char *store_last_error(const store_t *st)
+{
+	return st->err;
+}

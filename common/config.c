@@ -320,7 +320,9 @@ void cfg_apply_reload(const cfg_setting_t *tab, void *dst, const void *src)
 			if (set_one(s, dst, *(char *const *)field, err, sizeof(err)) != 0)
 				log_warn("config: %s", err);
 		} else {
-			*(int64_t *)((char *)dst + s->offset) = *(const int64_t *)field;
+			/* other threads read these with __atomic_load_n */
+			__atomic_store_n((int64_t *)((char *)dst + s->offset),
+					 *(const int64_t *)field, __ATOMIC_RELAXED);
 		}
 		log_info("config: %s = %s (reloaded)", s->name, b);
 	}

@@ -163,10 +163,9 @@ int tls_peer_identity(SSL *ssl, char *out, size_t outlen)
 	return 0;
 }
 
-void tls_failure_reason(SSL *ssl, char *out, size_t outlen)
+void tls_failure_reason(SSL *ssl, unsigned long e, char *out, size_t outlen)
 {
 	long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-	unsigned long e = ERR_peek_last_error();
 	char buf[256] = "";
 	if (e)
 		ERR_error_string_n(e, buf, sizeof(buf));
@@ -177,7 +176,6 @@ void tls_failure_reason(SSL *ssl, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", buf);
 	else
 		snprintf(out, outlen, "connection closed during handshake");
-	ERR_clear_error();
 }
 
 void tls_log_errors(const char *prefix, const char *what)

@@ -35,9 +35,10 @@ SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host);
  * Return 0, or -1 if there is no verified peer certificate. */
 int tls_peer_identity(SSL *ssl, char *out, size_t outlen);
 
-/* Describe why the last handshake on ssl failed (verify result or the
- * OpenSSL error queue) into out, and clear the error queue. */
-void tls_failure_reason(SSL *ssl, char *out, size_t outlen);
+/* Describe why the handshake on ssl failed into out: the certificate
+ * verification result if it failed, else OpenSSL error err (as returned by
+ * ERR_get_error or bufferevent_get_openssl_error; 0 if none). */
+void tls_failure_reason(SSL *ssl, unsigned long err, char *out, size_t outlen);
 
 /* Log every queued OpenSSL error with prefix and clear the queue. */
 void tls_log_errors(const char *prefix, const char *what);

@@ -69,3 +69,24 @@ uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes
 		vigil__v1__agent_message__pack(msg, out + FRAME_HEADER_BYTES);
 	return out;
 }
+
+uint8_t *wire_pack_event(const Vigil__V1__Event *ev, size_t *out_len)
+{
+	size_t n = vigil__v1__event__get_packed_size(ev);
+	uint8_t *out = malloc(n ? n : 1);
+	if (!out)
+		return NULL;
+	vigil__v1__event__pack(ev, out);
+	*out_len = n;
+	return out;
+}
+
+uint8_t *wire_batch_event(const uint8_t *payload, size_t len, uint32_t idx, size_t *out_len)
+{
+	Vigil__V1__AgentMessage *m = wire_agent_unpack(payload, len);
+	uint8_t *out = NULL;
+	if (m && m->msg_case == VIGIL__V1__AGENT_MESSAGE__MSG_BATCH && idx < m->batch->n_events)
+		out = wire_pack_event(m->batch->events[idx], out_len);
+	wire_agent_free(m);
+	return out;
+}

@@ -27,4 +27,12 @@ uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
 uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes,
 			  size_t *out_len);
 
+/* From the payload of an AgentMessage carrying a Batch, pack event idx
+ * alone as a vigil.v1.Event. Return NULL if there is no such event.
+ * Caller frees the result with free(). */
+uint8_t *wire_batch_event(const uint8_t *payload, size_t len, uint32_t idx, size_t *out_len);
+
+/* Pack one event. Caller frees the result with free(). */
+uint8_t *wire_pack_event(const Vigil__V1__Event *ev, size_t *out_len);
+
 #endif

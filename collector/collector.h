@@ -1,0 +1,86 @@
+/*
+ * State shared by the collector's threads: settings, the current TLS
+ * context, the registry of connected agents, counters, and the drain flag.
+ * Everything here is either immutable after start, atomic, or behind the
+ * lock named next to it.
+ */
+#ifndef VIGIL_COLLECTOR_H
+#define VIGIL_COLLECTOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "settings.h"
+
+struct worker;
+struct ingest;
+
+/* Read a reloadable numeric setting from any thread. */
+#define SETTING(col, field) __atomic_load_n(&(col)->settings->field, __ATOMIC_RELAXED)
+
+typedef struct {
+	atomic_ullong conns_accepted;
+	atomic_ullong conns_refused;	 /* over max_connections */
+	atomic_ullong handshakes_failed;
+	atomic_ullong protocol_errors;	 /* bad frames, messages, sequences */
+	atomic_ullong timeouts;
+	atomic_ullong batches_acked;
+	atomic_ullong batches_replayed;	 /* acked, already stored */
+	atomic_ullong events_stored;
+	atomic_ullong events_dead;	 /* kept in dead_letters */
+	atomic_ullong events_clamped;	 /* time outside the partitions */
+	atomic_ullong db_errors;
+	atomic_ullong groups_committed;
+} counters_t;
+
+#define REGISTRY_BUCKETS 4096
+
+struct registry_entry;
+
+typedef struct collector {
+	settings_t *settings;
+	struct ingest *ingest;
+	struct worker **workers;
+	int n_workers;
+
+	pthread_mutex_t tls_lock; /* guards tls_ctx */
+	SSL_CTX *tls_ctx;
+
+	pthread_mutex_t reg_lock; /* guards registry */
+	struct registry_entry *registry[REGISTRY_BUCKETS];
+
+	atomic_int n_conns;
+	atomic_bool draining;
+	atomic_llong range_lo_ns; /* event times the partitions take */
+	atomic_llong range_hi_ns;
+	counters_t counters;
+} collector_t;
+
+/* Return the current server TLS context with a reference the caller drops
+ * with SSL_CTX_free. */
+SSL_CTX *collector_tls_ctx(collector_t *col);
+
+/* Replace the TLS context (the collector takes ctx's reference). */
+void collector_set_tls_ctx(collector_t *col, SSL_CTX *ctx);
+
+typedef enum {
+	REG_ADDED,    /* the agent had no live connection */
+	REG_REPLACED, /* it had one: *old_worker / *old_conn_id name it */
+	REG_REJECTED, /* it had one and the policy is reject */
+} reg_result_t;
+
+/* Record that connection conn_id on worker worker_idx speaks for agent
+ * name, applying the duplicate policy. */
+reg_result_t collector_register(collector_t *col, const char *name, int worker_idx,
+				uint64_t conn_id, int *old_worker, uint64_t *old_conn_id);
+/* Forget the registration if it is still conn_id's. */
+void collector_unregister(collector_t *col, const char *name, uint64_t conn_id);
+
+/* Forget every registration (at exit). */
+void collector_registry_clear(collector_t *col);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * Jobs between connections and the PostgreSQL writers. A connection (on a
+ * worker thread) submits a job; the writer that owns the agent commits it
+ * and hands it back to the connection's worker, which answers the agent.
+ * Every agent maps to one writer, so its jobs are handled in order.
+ * Queued bytes are counted so connections stop being read above the high
+ * water mark and resume below the low one.
+ */
+#ifndef VIGIL_INGEST_H
+#define VIGIL_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collector.h"
+#include "rows.h"
+#include "vigil/v1/protocol.pb-c.h"
+
+struct conn;
+
+typedef enum {
+	JOB_HELLO, /* register the agent, learn its committed_seq */
+	JOB_BATCH, /* store a batch exactly once */
+} job_kind_t;
+
+typedef struct {
+	uint32_t idx;
+	char *reason;	  /* owned */
+	uint8_t *payload; /* owned: the event, protobuf-encoded */
+	size_t payload_len;
+} dead_event_t;
+
+typedef struct job {
+	struct job *next;
+	job_kind_t kind;
+	struct conn *conn; /* holds a reference; only touched on its worker */
+	int worker_idx;
+	size_t bytes;	   /* counted against the queue limits */
+	char agent_name[256];
+	int32_t agent_id;  /* BATCH input; HELLO output */
+
+	/* HELLO input (sanitized strings, owned) */
+	Vigil__V1__Hello *hello;
+	int64_t clock_skew_ms;
+
+	/* BATCH input */
+	uint64_t seq;
+	rows_batch_t rows;
+	uint8_t *raw; /* the Batch's protobuf bytes, for dead letters (owned) */
+	size_t raw_len;
+	dead_event_t *dead; /* events refused before the database (owned) */
+	size_t n_dead;
+
+	/* results, set by the writer */
+	int status;	       /* 0 committed; -1 abandoned (shutdown) */
+	uint64_t committed_seq; /* HELLO */
+	bool replay;	       /* BATCH: already stored, acked only */
+	size_t dead_in_db;     /* BATCH: events the database refused */
+} job_t;
+
+typedef struct ingest ingest_t;
+
+/* Create the writers (not started). Return NULL on failure. */
+ingest_t *ingest_new(collector_t *col, int n_writers);
+/* Start the writer threads. Return 0 or -1. */
+int ingest_start(ingest_t *in) __attribute__((warn_unused_result));
+/* Queue job for the writer owning its agent. Takes ownership. */
+void ingest_submit(ingest_t *in, job_t *job);
+/* Bytes of batch data queued or being written. */
+size_t ingest_queued_bytes(const ingest_t *in);
+/* Jobs queued or being written, all writers. */
+size_t ingest_queued_jobs(const ingest_t *in);
+/* Ask the writers to finish what is queued and stop; when abandon is
+ * true they stop at once and hand queued jobs back with status -1. */
+void ingest_stop(ingest_t *in, bool abandon);
+/* Wait for the writer threads and free everything. Accepts NULL. */
+void ingest_free(ingest_t *in);
+
+job_t *job_new(job_kind_t kind);
+/* Free a job and everything it owns. Accepts NULL. */
+void job_free(job_t *job);
+
+#endif
