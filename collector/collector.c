@@ -1,8 +1,18 @@
 /* Shared collector state: TLS context and agent registry (see collector.h). */
 #include "collector.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+#include "vigil/v1/protocol.pb-c.h"
+#include "worker.h"
+
+#define REVOKED_FILE_MAX_BYTES (16 * 1024 * 1024)
+
+static void free_list(char **list, size_t n);
 
 struct registry_entry {
 	struct registry_entry *next;
@@ -90,6 +100,11 @@ void collector_unregister(collector_t *col, const char *name, uint64_t conn_id)
 
 void collector_registry_clear(collector_t *col)
 {
+	pthread_mutex_lock(&col->revoked_lock);
+	free_list(col->revoked, col->n_revoked);
+	col->revoked = NULL;
+	col->n_revoked = 0;
+	pthread_mutex_unlock(&col->revoked_lock);
 	pthread_mutex_lock(&col->reg_lock);
 	for (int i = 0; i < REGISTRY_BUCKETS; i++) {
 		while (col->registry[i]) {
@@ -99,4 +114,117 @@ void collector_registry_clear(collector_t *col)
 		}
 	}
 	pthread_mutex_unlock(&col->reg_lock);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Parse one identity per line ('#' comments, blanks ignored). */
+static int read_revoked(const char *path, char ***out, size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!path || !path[0])
+		return 0;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		log_error("revoked_agents: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char **list = NULL;
+	size_t n = 0, cap = 0, total = 0;
+	char line[1024];
+	int rc = 0;
+	while (fgets(line, sizeof(line), f)) {
+		total += strlen(line);
+		if (total > REVOKED_FILE_MAX_BYTES) {
+			log_error("revoked_agents: %s is larger than %d bytes", path,
+				  REVOKED_FILE_MAX_BYTES);
+			rc = -1;
+			break;
+		}
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		size_t l = strcspn(s, "#\r\n");
+		while (l && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+			l--;
+		if (!l)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			char **nl = realloc(list, nc * sizeof(*nl));
+			if (!nl) {
+				rc = -1;
+				break;
+			}
+			list = nl;
+			cap = nc;
+		}
+		list[n] = strndup(s, l);
+		if (!list[n]) {
+			rc = -1;
+			break;
+		}
+		n++;
+	}
+	fclose(f);
+	if (rc != 0) {
+		free_list(list, n);
+		return -1;
+	}
+	qsort(list, n, sizeof(*list), cmp_str);
+	*out = list;
+	*n_out = n;
+	return 0;
+}
+
+bool collector_is_revoked(collector_t *col, const char *name)
+{
+	pthread_mutex_lock(&col->revoked_lock);
+	bool r = col->n_revoked &&
+		 bsearch(&name, col->revoked, col->n_revoked, sizeof(char *), cmp_str) != NULL;
+	pthread_mutex_unlock(&col->revoked_lock);
+	return r;
+}
+
+int collector_load_revoked(collector_t *col, const char *path)
+{
+	char **list;
+	size_t n;
+	if (read_revoked(path, &list, &n) != 0)
+		return -1;
+	pthread_mutex_lock(&col->revoked_lock);
+	char **old = col->revoked;
+	size_t n_old = col->n_revoked;
+	col->revoked = list;
+	col->n_revoked = n;
+	pthread_mutex_unlock(&col->revoked_lock);
+	free_list(old, n_old);
+	if (n)
+		log_info("revoked_agents: %zu revoked identit%s", n, n == 1 ? "y" : "ies");
+	if (!col->workers)
+		return 0;
+	/* Drop live connections of revoked agents. */
+	pthread_mutex_lock(&col->reg_lock);
+	for (int b = 0; b < REGISTRY_BUCKETS; b++) {
+		for (struct registry_entry *e = col->registry[b]; e; e = e->next) {
+			const char *name = e->name;
+			if (n && bsearch(&name, list, n, sizeof(char *), cmp_str))
+				worker_kick(col->workers[e->worker], e->conn_id,
+					    VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+					    "agent certificate identity revoked");
+		}
+	}
+	pthread_mutex_unlock(&col->reg_lock);
+	return 0;
 }

@@ -53,6 +53,10 @@ typedef struct collector {
 	pthread_mutex_t reg_lock; /* guards registry */
 	struct registry_entry *registry[REGISTRY_BUCKETS];
 
+	pthread_mutex_t revoked_lock; /* guards revoked */
+	char **revoked;		      /* sorted identities */
+	size_t n_revoked;
+
 	atomic_int n_conns;
 	atomic_bool draining;
 	atomic_llong range_lo_ns; /* event times the partitions take */
@@ -79,6 +83,13 @@ reg_result_t collector_register(collector_t *col, const char *name, int worker_i
 				uint64_t conn_id, int *old_worker, uint64_t *old_conn_id);
 /* Forget the registration if it is still conn_id's. */
 void collector_unregister(collector_t *col, const char *name, uint64_t conn_id);
+
+/* Read the revoked-identities file (path may be empty: none revoked) and
+ * close live connections of newly revoked agents. Return 0, or -1 with the
+ * previous list kept. */
+int collector_load_revoked(collector_t *col, const char *path);
+/* True if the identity is revoked. */
+bool collector_is_revoked(collector_t *col, const char *name);
 
 /* Forget every registration (at exit). */
 void collector_registry_clear(collector_t *col);

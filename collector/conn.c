@@ -442,6 +442,12 @@ static void on_handshake_done(conn_t *c)
 	snprintf(c->prefix, sizeof(c->prefix), "[%s %.150s]", c->peer, c->agent);
 	c->ready_ns = c->last_rx_ns = vtime_mono_ns();
 	set_state(c, CONN_ST_WAIT_HELLO);
+	if (collector_is_revoked(c->col, c->agent)) {
+		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+			   "handshake refused: agent identity is revoked");
+		return;
+	}
 	int ow = 0;
 	uint64_t oid = 0;
 	reg_result_t r = collector_register(c->col, c->agent, worker_index(c->w), c->id, &ow, &oid);

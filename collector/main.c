@@ -222,6 +222,8 @@ static void on_reload(app_t *app)
 	}
 	cfg_apply_reload(settings_table, app->col->settings, &fresh);
 	cfg_free(settings_table, &fresh);
+	if (collector_load_revoked(app->col, app->col->settings->revoked_agents) != 0)
+		log_error("reload: keeping the previous revoked_agents list");
 	apply_log_level(app->col->settings);
 	SSL_CTX *ctx = build_tls(app->col->settings);
 	if (ctx) {
@@ -251,6 +253,29 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 			 conns, jobs);
 		event_base_loopbreak(app->base);
 	}
+}
+
+#define STATS_INTERVAL_S 60
+
+/* One info line a minute: what an operator checks first. */
+static void stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	collector_t *col = arg;
+	counters_t *k = &col->counters;
+	log_info("stats: connections %d, queue %zu KiB in %zu job(s), batches acked %llu "
+		 "(replayed %llu), events stored %llu, dead-lettered %llu, handshakes refused %llu, "
+		 "protocol errors %llu, timeouts %llu, database errors %llu",
+		 atomic_load(&col->n_conns), ingest_queued_bytes(col->ingest) / 1024,
+		 ingest_queued_jobs(col->ingest), (unsigned long long)atomic_load(&k->batches_acked),
+		 (unsigned long long)atomic_load(&k->batches_replayed),
+		 (unsigned long long)atomic_load(&k->events_stored),
+		 (unsigned long long)atomic_load(&k->events_dead),
+		 (unsigned long long)atomic_load(&k->handshakes_failed),
+		 (unsigned long long)atomic_load(&k->protocol_errors),
+		 (unsigned long long)atomic_load(&k->timeouts),
+		 (unsigned long long)atomic_load(&k->db_errors));
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -322,6 +347,9 @@ int main(int argc, char **argv)
 	col->settings = &settings;
 	pthread_mutex_init(&col->tls_lock, NULL);
 	pthread_mutex_init(&col->reg_lock, NULL);
+	pthread_mutex_init(&col->revoked_lock, NULL);
+	if (collector_load_revoked(col, settings.revoked_agents) != 0)
+		goto out_col;
 
 	if (!migrate_only) {
 		SSL_CTX *ctx = build_tls(&settings);
@@ -371,6 +399,9 @@ int main(int argc, char **argv)
 	struct event *sig_int = evsignal_new(app.base, SIGINT, signal_cb, &app);
 	struct event *sig_hup = evsignal_new(app.base, SIGHUP, signal_cb, &app);
 	app.drain_ev = event_new(app.base, -1, EV_PERSIST, drain_tick, &app);
+	struct event *stats_ev = event_new(app.base, -1, EV_PERSIST, stats_tick, col);
+	struct timeval stats_tv = {STATS_INTERVAL_S, 0};
+	event_add(stats_ev, &stats_tv);
 	event_add(sig_term, NULL);
 	event_add(sig_int, NULL);
 	event_add(sig_hup, NULL);
@@ -390,6 +421,7 @@ int main(int argc, char **argv)
 	event_free(sig_int);
 	event_free(sig_hup);
 	event_free(app.drain_ev);
+	event_free(stats_ev);
 	event_base_free(app.base);
 	exit_code = 0;
 	log_info("stopped: %llu batches acked, %llu events stored, %llu dead-lettered",
@@ -407,6 +439,7 @@ out_col:
 	collector_registry_clear(col);
 	pthread_mutex_destroy(&col->tls_lock);
 	pthread_mutex_destroy(&col->reg_lock);
+	pthread_mutex_destroy(&col->revoked_lock);
 	free(col);
 out_settings:
 	cfg_free(settings_table, &settings);

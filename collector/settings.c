@@ -59,6 +59,8 @@ const cfg_setting_t settings_table[] = {
 	{"db_timeout", CFG_T_MS, "60s", true, S(db_timeout_ms), 1000, 3600000,
 	 "a PostgreSQL command not answered within this is abandoned and the connection reset"},
 	{"log_level", CFG_T_STR, "info", true, S(log_level), 0, 0, "error, warn, info or debug"},
+	{"revoked_agents", CFG_T_STR, "", true, S(revoked_agents), 0, 0,
+	 "file of revoked agent identities (CN or sha256:...), one per line; re-read on SIGHUP"},
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
 

@@ -36,6 +36,7 @@ typedef struct {
 	int64_t db_retry_max_ms;
 	int64_t db_timeout_ms;
 	char *log_level;
+	char *revoked_agents; /* file: one revoked identity per line */
 } settings_t;
 
 extern const cfg_setting_t settings_table[];

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (Quick start, command 2):
+#   1. install missing Debian packages (scripts/deps.sh)
+#   2. static checks: formatting, module layering
+#   3. normal build + every test (unit, integration against a real
+#      PostgreSQL and the real binaries)
+#   4. AddressSanitizer + UndefinedBehaviorSanitizer build + every test
+#   5. libFuzzer targets, briefly (FUZZ_SECONDS each, default 15)
+# Build trees: build/ and build-asan/ (override with VIGIL_BUILD_ROOT).
+# Set VIGIL_SKIP_ASAN=1 or VIGIL_SKIP_FUZZ=1 to leave a stage out locally.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+root=${VIGIL_BUILD_ROOT:-$here}
+jobs=$(nproc)
+
+stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+stage "dependencies"
+bash scripts/deps.sh
+
+stage "static checks"
+[ -x scripts/check-format.sh ] && bash scripts/check-format.sh
+[ -x scripts/check-layering.sh ] && bash scripts/check-layering.sh
+
+run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
+  local name=$1 dir=$2
+  shift 2
+  stage "$name: build"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  stage "$name: tests"
+  (cd "$dir" && ctest --output-on-failure --timeout 1500)
+}
+
+run_suite "normal" "$root/build"
+if [ "${VIGIL_SKIP_ASAN:-0}" != 1 ]; then
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    run_suite "asan+ubsan" "$root/build-asan" -DVIGIL_SANITIZE=ON
+fi
+if [ "${VIGIL_SKIP_FUZZ:-0}" != 1 ] && [ -f scripts/fuzz.sh ]; then
+  stage "fuzz"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-15} bash scripts/fuzz.sh
+fi
+stage "all tests passed"
