@@ -675,6 +675,8 @@ void conn_tick(conn_t *c, int64_t now)
 	default:
 		break;
 	}
+	if (c->paused_queue)
+		maybe_resume(c); /* in case a wake-up was missed */
 	if (paused(c))
 		return; /* we are the ones not reading */
 	if (c->frame_start_ns && now - c->frame_start_ns > SETTING(col, frame_timeout_ms) * ms) {

@@ -26,6 +26,7 @@ typedef struct writer {
 	int idx;
 	pthread_t thread;
 	bool started;
+	bool joined;
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t cond;
 	job_t *head, *tail;
@@ -310,6 +311,29 @@ void ingest_stop(ingest_t *in, bool abandon)
 	}
 }
 
+int ingest_join(ingest_t *in, int64_t timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	int rc = 0;
+	for (int i = 0; i < in->n; i++) {
+		writer_t *w = &in->w[i];
+		if (!w->started || w->joined)
+			continue;
+		if (pthread_timedjoin_np(w->thread, NULL, &ts) == 0)
+			w->joined = true;
+		else
+			rc = -1;
+	}
+	return rc;
+}
+
 void ingest_free(ingest_t *in)
 {
 	if (!in)
@@ -317,7 +341,7 @@ void ingest_free(ingest_t *in)
 	ingest_stop(in, true);
 	for (int i = 0; i < in->n; i++) {
 		writer_t *w = &in->w[i];
-		if (w->started)
+		if (w->started && !w->joined)
 			pthread_join(w->thread, NULL);
 		/* Jobs still queued were never committed: nothing is acked. */
 		while (w->head) {

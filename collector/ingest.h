@@ -74,7 +74,10 @@ size_t ingest_queued_jobs(const ingest_t *in);
 /* Ask the writers to finish what is queued and stop; when abandon is
  * true they stop at once and hand queued jobs back with status -1. */
 void ingest_stop(ingest_t *in, bool abandon);
-/* Wait for the writer threads and free everything. Accepts NULL. */
+/* Wait up to timeout_ms for the writer threads to stop. Return 0 if they
+ * did, -1 if one is still blocked (in PostgreSQL). */
+int ingest_join(ingest_t *in, int64_t timeout_ms);
+/* Join the writer threads (if not done yet) and free everything. Accepts NULL. */
 void ingest_free(ingest_t *in);
 
 job_t *job_new(job_kind_t kind);

@@ -414,6 +414,12 @@ int main(int argc, char **argv)
 	}
 	/* Writers finish what is queued unless the drain timed out. */
 	ingest_stop(col->ingest, !app.drained);
+	if (!app.drained && ingest_join(col->ingest, 5000) != 0) {
+		/* A writer is stuck in PostgreSQL: its transaction rolls back when
+		 * we exit, and nothing of it was acknowledged. */
+		log_warn("a writer is still waiting for PostgreSQL; exiting without it");
+		_exit(0);
+	}
 	ingest_free(col->ingest);
 	col->ingest = NULL;
 	listener_free(app.listener);
