@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "tls.h"
 #include "vigil/v1/protocol.pb-c.h"
 #include "worker.h"
 
@@ -25,8 +26,7 @@ SSL_CTX *collector_tls_ctx(collector_t *col)
 {
 	pthread_mutex_lock(&col->tls_lock);
 	SSL_CTX *ctx = col->tls_ctx;
-	if (ctx)
-		SSL_CTX_up_ref(ctx);
+	tls_ctx_ref(ctx);
 	pthread_mutex_unlock(&col->tls_lock);
 	return ctx;
 }
@@ -37,7 +37,7 @@ void collector_set_tls_ctx(collector_t *col, SSL_CTX *ctx)
 	SSL_CTX *old = col->tls_ctx;
 	col->tls_ctx = ctx;
 	pthread_mutex_unlock(&col->tls_lock);
-	SSL_CTX_free(old);
+	tls_ctx_unref(old);
 }
 
 static unsigned bucket(const char *name)

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
+#include <openssl/types.h> /* SSL_CTX, without the rest of ssl.h */
 
 #include "settings.h"
 
@@ -24,15 +24,15 @@ struct ingest;
 
 typedef struct {
 	atomic_ullong conns_accepted;
-	atomic_ullong conns_refused;	 /* over max_connections */
+	atomic_ullong conns_refused; /* over max_connections */
 	atomic_ullong handshakes_failed;
-	atomic_ullong protocol_errors;	 /* bad frames, messages, sequences */
+	atomic_ullong protocol_errors; /* bad frames, messages, sequences */
 	atomic_ullong timeouts;
 	atomic_ullong batches_acked;
-	atomic_ullong batches_replayed;	 /* acked, already stored */
+	atomic_ullong batches_replayed; /* acked, already stored */
 	atomic_ullong events_stored;
-	atomic_ullong events_dead;	 /* kept in dead_letters */
-	atomic_ullong events_clamped;	 /* time outside the partitions */
+	atomic_ullong events_dead;    /* kept in dead_letters */
+	atomic_ullong events_clamped; /* time outside the partitions */
 	atomic_ullong db_errors;
 	atomic_ullong groups_committed;
 } counters_t;

@@ -37,23 +37,23 @@ struct conn {
 	uint64_t id;
 	conn_state_t state;
 	struct bufferevent *bev;
-	int refs;		/* jobs that point here */
-	char peer[64];		/* address:port */
-	char prefix[64 + 160];	/* "[peer agent]" for logs */
-	char agent[256];	/* identity from the certificate */
+	int refs;	       /* jobs that point here */
+	char peer[64];	       /* address:port */
+	char prefix[64 + 160]; /* "[peer agent]" for logs */
+	char agent[256];       /* identity from the certificate */
 	bool registered;
 	int32_t agent_id;
-	uint64_t last_seq;	/* highest batch seq on this connection */
-	int inflight;		/* batches with the writer */
+	uint64_t last_seq; /* highest batch seq on this connection */
+	int inflight;	   /* batches with the writer */
 	bool hello_pending;
 	bool paused_inflight;
 	bool paused_queue;
 	bool draining;
 	int64_t created_ns;
-	int64_t ready_ns;	/* handshake done */
-	int64_t last_rx_ns;	/* last whole frame */
+	int64_t ready_ns;   /* handshake done */
+	int64_t last_rx_ns; /* last whole frame */
 	int64_t last_tx_ns;
-	int64_t frame_start_ns;	/* first byte of an unfinished frame, or 0 */
+	int64_t frame_start_ns; /* first byte of an unfinished frame, or 0 */
 	int64_t closing_ns;
 };
 
@@ -214,8 +214,8 @@ void conn_resume(conn_t *c)
 
 static void sanitize_hello(Vigil__V1__Hello *h)
 {
-	char **fields[] = {&h->agent_version, &h->hostname, &h->boot_id, &h->kernel, &h->os,
-			   &h->claimed_agent_id};
+	char **fields[] = {&h->agent_version, &h->hostname, &h->boot_id,
+			   &h->kernel,	      &h->os,	    &h->claimed_agent_id};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		char *s = *fields[i];
 		if (!s)
@@ -325,8 +325,7 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	}
 }
 
-static void on_message(conn_t *c, Vigil__V1__AgentMessage *msg, const uint8_t *payload,
-		       size_t len)
+static void on_message(conn_t *c, Vigil__V1__AgentMessage *msg, const uint8_t *payload, size_t len)
 {
 	if (!msg) {
 		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
@@ -501,8 +500,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- public ---------------------------------------------------------- */
 
-conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa,
-		 socklen_t len, uint64_t id)
+conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa, socklen_t len,
+		 uint64_t id)
 {
 	conn_t *c = calloc(1, sizeof(*c));
 	SSL_CTX *ctx = collector_tls_ctx(col);
@@ -536,8 +535,8 @@ conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *s
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
 	snprintf(c->prefix, sizeof(c->prefix), "[%s]", c->peer);
-	c->bev = bufferevent_openssl_socket_new(worker_base(w), fd, ssl,
-						BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_openssl_socket_new(worker_base(w), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
 		SSL_free(ssl);
 		evutil_closesocket(fd);
@@ -660,7 +659,8 @@ void conn_tick(conn_t *c, int64_t now)
 		if (now - c->created_ns > SETTING(col, handshake_timeout_ms) * ms) {
 			atomic_fetch_add(&col->counters.timeouts, 1);
 			atomic_fetch_add(&col->counters.handshakes_failed, 1);
-			conn_close(c, LOG_LVL_INFO, 0, "handshake not finished within %" PRId64 " ms",
+			conn_close(c, LOG_LVL_INFO, 0,
+				   "handshake not finished within %" PRId64 " ms",
 				   SETTING(col, handshake_timeout_ms));
 		}
 		return;
@@ -668,7 +668,8 @@ void conn_tick(conn_t *c, int64_t now)
 		if (now - c->ready_ns > SETTING(col, hello_timeout_ms) * ms) {
 			atomic_fetch_add(&col->counters.timeouts, 1);
 			conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
-				   "no Hello within %" PRId64 " ms", SETTING(col, hello_timeout_ms));
+				   "no Hello within %" PRId64 " ms",
+				   SETTING(col, hello_timeout_ms));
 			return;
 		}
 		break;
@@ -682,7 +683,8 @@ void conn_tick(conn_t *c, int64_t now)
 	if (c->frame_start_ns && now - c->frame_start_ns > SETTING(col, frame_timeout_ms) * ms) {
 		atomic_fetch_add(&col->counters.timeouts, 1);
 		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
-			   "frame not complete within %" PRId64 " ms", SETTING(col, frame_timeout_ms));
+			   "frame not complete within %" PRId64 " ms",
+			   SETTING(col, frame_timeout_ms));
 		return;
 	}
 	if (now - c->last_rx_ns > SETTING(col, idle_timeout_ms) * ms && c->inflight == 0 &&

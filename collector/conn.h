@@ -29,8 +29,8 @@ const char *conn_state_str(conn_state_t st);
 /* Take ownership of socket fd and start the TLS handshake. Return NULL
  * (and close fd) on failure. The connection links itself into the
  * worker's list. */
-conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa,
-		 socklen_t len, uint64_t id);
+conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa, socklen_t len,
+		 uint64_t id);
 
 uint64_t conn_id(const conn_t *c);
 conn_t *conn_next(const conn_t *c);

@@ -159,7 +159,8 @@ static int commit_with_retry(writer_t *w, job_t **jobs, size_t n)
 		}
 		if (rc == STORE_OK) {
 			if (failing)
-				log_info("writer %d: PostgreSQL is back; group of %zu job(s) committed",
+				log_info("writer %d: PostgreSQL is back; group of %zu job(s) "
+					 "committed",
 					 w->idx, n);
 			return 0;
 		}
@@ -174,8 +175,9 @@ static int commit_with_retry(writer_t *w, job_t **jobs, size_t n)
 		int64_t jitter = rand() % (backoff / 4 + 1);
 		if (nap(w, backoff + jitter))
 			return -1;
-		backoff = backoff * 2 > SETTING(col, db_retry_max_ms) ? SETTING(col, db_retry_max_ms)
-								       : backoff * 2;
+		backoff = backoff * 2 > SETTING(col, db_retry_max_ms)
+				  ? SETTING(col, db_retry_max_ms)
+				  : backoff * 2;
 	}
 }
 
@@ -232,7 +234,10 @@ static void *writer_main(void *arg)
 			nap(w, 100);
 			continue;
 		}
+		int64_t t0 = vtime_mono_ns();
 		int status = abandon ? -1 : commit_with_retry(w, group, n);
+		log_debug("writer %d: %zu job(s), %zu event(s) in %.1f ms", w->idx, n, events,
+			  (vtime_mono_ns() - t0) / 1e6);
 		if (status == 0) {
 			atomic_fetch_add(&col->counters.groups_committed, 1);
 			for (size_t i = 0; i < n; i++) {

@@ -36,9 +36,9 @@ typedef struct job {
 	job_kind_t kind;
 	struct conn *conn; /* holds a reference; only touched on its worker */
 	int worker_idx;
-	size_t bytes;	   /* counted against the queue limits */
+	size_t bytes; /* counted against the queue limits */
 	char agent_name[256];
-	int32_t agent_id;  /* BATCH input; HELLO output */
+	int32_t agent_id; /* BATCH input; HELLO output */
 
 	/* HELLO input (sanitized strings, owned) */
 	Vigil__V1__Hello *hello;
@@ -53,10 +53,10 @@ typedef struct job {
 	size_t n_dead;
 
 	/* results, set by the writer */
-	int status;	       /* 0 committed; -1 abandoned (shutdown) */
+	int status;		/* 0 committed; -1 abandoned (shutdown) */
 	uint64_t committed_seq; /* HELLO */
-	bool replay;	       /* BATCH: already stored, acked only */
-	size_t dead_in_db;     /* BATCH: events the database refused */
+	bool replay;		/* BATCH: already stored, acked only */
+	size_t dead_in_db;	/* BATCH: events the database refused */
 } job_t;
 
 typedef struct ingest ingest_t;

@@ -70,8 +70,8 @@ static void error_cb(struct evconnlistener *lev, void *arg)
 	event_add(l->resume_ev, &tv);
 }
 
-listener_t *listener_new(struct event_base *base, collector_t *col, const char *addr,
-			 char *err, size_t errlen)
+listener_t *listener_new(struct event_base *base, collector_t *col, const char *addr, char *err,
+			 size_t errlen)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);

@@ -58,16 +58,15 @@ static void early_signal(int sig)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: vigil-collector [run] [options]\n"
-		"       vigil-collector migrate [options]   apply the schema and exit\n"
-		"\n"
-		"  -c, --config FILE            read settings from FILE (name = value lines)\n"
-		"      --print-config           print the effective settings and exit\n"
-		"  -h, --help                   this help\n"
-		"  -V, --version                print the version\n"
-		"\n"
-		"Settings (each also a config-file key, with '_' for '-'):\n");
+	fprintf(out, "usage: vigil-collector [run] [options]\n"
+		     "       vigil-collector migrate [options]   apply the schema and exit\n"
+		     "\n"
+		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
+		     "      --print-config           print the effective settings and exit\n"
+		     "  -h, --help                   this help\n"
+		     "  -V, --version                print the version\n"
+		     "\n"
+		     "Settings (each also a config-file key, with '_' for '-'):\n");
 	cfg_usage(settings_table, out);
 }
 
@@ -121,7 +120,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 			fprintf(stderr, "vigil-collector: unknown command '%s'\n", cli->command);
 			rc = -1;
 		} else if (optind < argc) {
-			fprintf(stderr, "vigil-collector: unexpected argument '%s'\n", argv[optind]);
+			fprintf(stderr, "vigil-collector: unexpected argument '%s'\n",
+				argv[optind]);
 			rc = -1;
 		}
 	}
@@ -134,7 +134,8 @@ static int load_settings(const cli_t *cli, settings_t *s, char *err, size_t errl
 	memset(s, 0, sizeof(*s));
 	if (cfg_defaults(settings_table, s, err, errlen) != 0)
 		return -1;
-	if (cli->config_file && cfg_load_file(settings_table, s, cli->config_file, err, errlen) != 0)
+	if (cli->config_file &&
+	    cfg_load_file(settings_table, s, cli->config_file, err, errlen) != 0)
 		return -1;
 	for (size_t i = 0; i < cli->n_flags; i++) {
 		const cfg_setting_t *t = &settings_table[cli->flags[i].idx];
@@ -203,8 +204,9 @@ static int prepare_database(collector_t *col)
 			log_warn("PostgreSQL unavailable (%s); retrying", store_last_error(st));
 		logged = true;
 		usleep((useconds_t)backoff * 1000);
-		backoff = backoff * 2 > SETTING(col, db_retry_max_ms) ? SETTING(col, db_retry_max_ms)
-								       : backoff * 2;
+		backoff = backoff * 2 > SETTING(col, db_retry_max_ms)
+				  ? SETTING(col, db_retry_max_ms)
+				  : backoff * 2;
 	}
 	store_free(st);
 	return rc;
@@ -264,18 +266,19 @@ static void stats_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	collector_t *col = arg;
 	counters_t *k = &col->counters;
-	log_info("stats: connections %d, queue %zu KiB in %zu job(s), batches acked %llu "
-		 "(replayed %llu), events stored %llu, dead-lettered %llu, handshakes refused %llu, "
-		 "protocol errors %llu, timeouts %llu, database errors %llu",
-		 atomic_load(&col->n_conns), ingest_queued_bytes(col->ingest) / 1024,
-		 ingest_queued_jobs(col->ingest), (unsigned long long)atomic_load(&k->batches_acked),
-		 (unsigned long long)atomic_load(&k->batches_replayed),
-		 (unsigned long long)atomic_load(&k->events_stored),
-		 (unsigned long long)atomic_load(&k->events_dead),
-		 (unsigned long long)atomic_load(&k->handshakes_failed),
-		 (unsigned long long)atomic_load(&k->protocol_errors),
-		 (unsigned long long)atomic_load(&k->timeouts),
-		 (unsigned long long)atomic_load(&k->db_errors));
+	log_info(
+		"stats: connections %d, queue %zu KiB in %zu job(s), batches acked %llu "
+		"(replayed %llu), events stored %llu, dead-lettered %llu, handshakes refused %llu, "
+		"protocol errors %llu, timeouts %llu, database errors %llu",
+		atomic_load(&col->n_conns), ingest_queued_bytes(col->ingest) / 1024,
+		ingest_queued_jobs(col->ingest), (unsigned long long)atomic_load(&k->batches_acked),
+		(unsigned long long)atomic_load(&k->batches_replayed),
+		(unsigned long long)atomic_load(&k->events_stored),
+		(unsigned long long)atomic_load(&k->events_dead),
+		(unsigned long long)atomic_load(&k->handshakes_failed),
+		(unsigned long long)atomic_load(&k->protocol_errors),
+		(unsigned long long)atomic_load(&k->timeouts),
+		(unsigned long long)atomic_load(&k->db_errors));
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -370,7 +373,8 @@ int main(int argc, char **argv)
 	}
 
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	col->n_workers = settings.workers > 0 ? (int)settings.workers : (cores > 0 ? (int)cores : 1);
+	col->n_workers =
+		settings.workers > 0 ? (int)settings.workers : (cores > 0 ? (int)cores : 1);
 	col->workers = calloc((size_t)col->n_workers, sizeof(*col->workers));
 	col->ingest = ingest_new(col, (int)settings.db_writers);
 	if (!col->workers || !col->ingest)

@@ -6,6 +6,8 @@
 
 #include <openssl/evp.h>
 
+#include "utf8.h"
+
 int64_t rows_container_key(const char *id, size_t len)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -36,6 +38,41 @@ const char *rows_runtime_name(int runtime)
 	}
 }
 
+/* jansson checks string values when it writes JSON but not object keys;
+ * container ids also go into state ops written later. Check both here. */
+static bool container_keys_valid(const Vigil__V1__Container *c)
+{
+	if (!c)
+		return true;
+	if (c->id && !utf8_valid(c->id, strlen(c->id)))
+		return false;
+	for (size_t i = 0; i < c->n_labels; i++) {
+		const char *k = c->labels[i]->key;
+		if (k && !utf8_valid(k, strlen(k)))
+			return false;
+	}
+	return true;
+}
+
+static bool event_keys_valid(const Vigil__V1__Event *e)
+{
+	if (e->container_id && !utf8_valid(e->container_id, strlen(e->container_id)))
+		return false;
+	switch (e->body_case) {
+	case VIGIL__V1__EVENT__BODY_INVENTORY:
+		for (size_t i = 0; i < e->inventory->n_containers; i++)
+			if (!container_keys_valid(e->inventory->containers[i]))
+				return false;
+		return true;
+	case VIGIL__V1__EVENT__BODY_CONTAINER_STARTED:
+		return container_keys_valid(e->container_started->container);
+	case VIGIL__V1__EVENT__BODY_CONTAINER_CHANGED:
+		return container_keys_valid(e->container_changed->container);
+	default:
+		return true;
+	}
+}
+
 static json_t *str_array(char *const *items, size_t n)
 {
 	json_t *a = json_array();
@@ -61,7 +98,7 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 	json_t *labels = json_object();
 	for (size_t i = 0; labels && i < c->n_labels; i++) {
 		const char *k = c->labels[i]->key ? c->labels[i]->key : "";
-		json_object_setn_nocheck(labels, k, strlen(k), JSTR(c->labels[i]->value));
+		json_object_setn_new_nocheck(labels, k, strlen(k), JSTR(c->labels[i]->value));
 	}
 	json_object_set_new(o, "labels", labels);
 	json_object_set_new(o, "command", str_array(c->command, c->n_command));
@@ -95,7 +132,8 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 		json_object_set_new(o, "created_ns", json_integer(c->created_ns));
 	if (c->started_ns)
 		json_object_set_new(o, "started_ns", json_integer(c->started_ns));
-	json_object_set_new(o, "state", json_string_nocheck(c->state && c->state[0] ? c->state : "running"));
+	json_object_set_new(o, "state",
+			    json_string_nocheck(c->state && c->state[0] ? c->state : "running"));
 	return o;
 }
 
@@ -182,7 +220,8 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 			json_object_set_new(op, "op", json_string("stopped"));
 			json_object_set_new(op, "id", JSTR(e->container_id));
 			json_object_set_new(op, "exit_code",
-					    s->exit_code_known ? json_integer(s->exit_code) : json_null());
+					    s->exit_code_known ? json_integer(s->exit_code)
+							       : json_null());
 			json_object_set_new(op, "ts", json_integer(ts));
 			add_op(out, op);
 		}
@@ -201,9 +240,12 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 		const Vigil__V1__AgentStatus *s = e->agent_status;
 		d = json_object();
 		json_object_set_new(d, "spool_bytes", json_integer((json_int_t)s->spool_bytes));
-		json_object_set_new(d, "spool_capacity", json_integer((json_int_t)s->spool_capacity));
-		json_object_set_new(d, "dropped_batches", json_integer((json_int_t)s->dropped_batches));
-		json_object_set_new(d, "dropped_events", json_integer((json_int_t)s->dropped_events));
+		json_object_set_new(d, "spool_capacity",
+				    json_integer((json_int_t)s->spool_capacity));
+		json_object_set_new(d, "dropped_batches",
+				    json_integer((json_int_t)s->dropped_batches));
+		json_object_set_new(d, "dropped_events",
+				    json_integer((json_int_t)s->dropped_events));
 		if (s->drop_first_ns)
 			json_object_set_new(d, "drop_first_ns", json_integer(s->drop_first_ns));
 		if (s->drop_last_ns)
@@ -253,6 +295,13 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 	}
 	for (size_t i = 0; i < b->n_events; i++) {
 		const Vigil__V1__Event *e = b->events[i];
+		if (!event_keys_valid(e)) {
+			out->reject[out->n_rejects].idx = (uint32_t)i;
+			out->reject[out->n_rejects].reason =
+				"container id or label key is not valid UTF-8";
+			out->n_rejects++;
+			continue;
+		}
 		copybuf_t *c = &out->rows;
 		size_t start = c->len;
 		size_t n_ops = out->state_ops ? json_array_size(out->state_ops) : 0;
@@ -267,8 +316,10 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		copy_int4(c, agent_id);
 		copy_int8(c, (int64_t)b->seq);
 		copy_int4(c, (int32_t)i);
-		copy_int2(c, (int16_t)e->kind);
-		copy_int2(c, (int16_t)e->severity);
+		/* unknown enum values beyond int2 are stored as 0 (unspecified) */
+		copy_int2(c, e->kind >= 0 && e->kind <= INT16_MAX ? (int16_t)e->kind : 0);
+		copy_int2(c,
+			  e->severity >= 0 && e->severity <= INT16_MAX ? (int16_t)e->severity : 0);
 		if (e->container_id && e->container_id[0]) {
 			size_t l = strlen(e->container_id);
 			copy_int8(c, rows_container_key(e->container_id, l));
@@ -299,6 +350,10 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 				c->len = start;
 				while (out->state_ops && json_array_size(out->state_ops) > n_ops)
 					json_array_remove(out->state_ops, n_ops);
+				if (out->state_ops && json_array_size(out->state_ops) == 0) {
+					json_decref(out->state_ops);
+					out->state_ops = NULL;
+				}
 				out->reject[out->n_rejects].idx = (uint32_t)i;
 				out->reject[out->n_rejects].reason =
 					"event details are not valid UTF-8";

@@ -34,7 +34,7 @@ typedef struct {
 } rows_reject_t;
 
 typedef struct {
-	copybuf_t rows;	   /* COPY tuples without header or trailer */
+	copybuf_t rows; /* COPY tuples without header or trailer */
 	rows_row_t *row;
 	size_t n_rows;
 	rows_reject_t *reject; /* events that cannot become a row at all */
@@ -47,8 +47,7 @@ typedef struct {
  * Return 0, or -1 when out of memory (out is then freed).
  * Caller frees out with rows_batch_free. */
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
-		      rows_range_t range, rows_batch_t *out)
-	__attribute__((warn_unused_result));
+		      rows_range_t range, rows_batch_t *out) __attribute__((warn_unused_result));
 void rows_batch_free(rows_batch_t *out);
 
 /* The container as a JSON object (the shape vigil_apply_state takes).

@@ -10,14 +10,14 @@
 #include "config.h"
 
 typedef struct {
-	char *listen;	     /* host:port for agents */
+	char *listen; /* host:port for agents */
 	char *tls_cert;
 	char *tls_key;
 	char *agent_ca;
 	char *tls_min_version;
-	char *db;	     /* libpq connection string */
-	int64_t workers;     /* event loops for connections; 0 = one per core */
-	int64_t db_writers;  /* PostgreSQL writer connections */
+	char *db;	    /* libpq connection string */
+	int64_t workers;    /* event loops for connections; 0 = one per core */
+	int64_t db_writers; /* PostgreSQL writer connections */
 	int64_t max_frame_bytes;
 	int64_t max_connections;
 	int64_t max_inflight_batches;

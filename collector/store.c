@@ -85,8 +85,8 @@ store_rc_t store_connect(store_t *st)
 	if (st->pg && PQstatus(st->pg) == CONNECTION_OK)
 		return STORE_OK;
 	store_disconnect(st);
-	const char *keys[] = {"dbname", "connect_timeout", "keepalives", "keepalives_idle",
-			      "application_name", NULL};
+	const char *keys[] = {"dbname",		 "connect_timeout",  "keepalives",
+			      "keepalives_idle", "application_name", NULL};
 	const char *vals[] = {st->conninfo, "10", "1", "30", "vigil-collector", NULL};
 	st->pg = PQconnectdbParams(keys, vals, 1);
 	if (!st->pg || PQstatus(st->pg) != CONNECTION_OK) {
@@ -172,8 +172,9 @@ static res_t classify(store_t *st, const PGresult *r)
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 	const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
-	snprintf(st->err, sizeof(st->err), "%s%s%s (SQLSTATE %s)", msg ? msg : PQresultErrorMessage(r),
-		 ctx ? "; " : "", ctx ? ctx : "", state ? state : "?");
+	snprintf(st->err, sizeof(st->err), "%s%s%s (SQLSTATE %s)",
+		 msg ? msg : PQresultErrorMessage(r), ctx ? "; " : "", ctx ? ctx : "",
+		 state ? state : "?");
 	for (char *p = st->err; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -223,8 +224,8 @@ static res_t collect(store_t *st, PGresult **out)
 	return rc;
 }
 
-static res_t run(store_t *st, const char *sql, int n, const char *const *vals,
-		 const int *lens, const int *fmts, PGresult **out)
+static res_t run(store_t *st, const char *sql, int n, const char *const *vals, const int *lens,
+		 const int *fmts, PGresult **out)
 {
 	if (out)
 		*out = NULL;
@@ -330,7 +331,8 @@ store_rc_t store_migrate(store_t *st)
 			rc = simple(st, m->sql);
 		if (rc == R_OK) {
 			const char *ins[] = {v, m->name};
-			rc = run(st, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+			rc = run(st,
+				 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
 				 ins, NULL, NULL, NULL);
 		}
 		if (rc == R_OK)
@@ -422,20 +424,22 @@ static res_t upsert_hello(store_t *st, job_t *j)
 	char pv[16], skew[24];
 	snprintf(pv, sizeof(pv), "%u", h->protocol_version);
 	snprintf(skew, sizeof(skew), "%" PRId64, j->clock_skew_ms);
-	const char *vals[] = {j->agent_name, h->hostname, h->agent_version, h->boot_id,
-			      h->kernel,     h->os,	  pv,		    skew};
+	const char *vals[] = {
+		j->agent_name, h->hostname, h->agent_version, h->boot_id, h->kernel, h->os, pv,
+		skew};
 	PGresult *res = NULL;
-	res_t rc = run(st,
-		       "INSERT INTO agents AS a (name, hostname, agent_version, boot_id, kernel, os, "
-		       "protocol_version, clock_skew_ms, last_hello, last_seen) "
-		       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now()) "
-		       "ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, "
-		       "agent_version = EXCLUDED.agent_version, boot_id = EXCLUDED.boot_id, "
-		       "kernel = EXCLUDED.kernel, os = EXCLUDED.os, "
-		       "protocol_version = EXCLUDED.protocol_version, "
-		       "clock_skew_ms = EXCLUDED.clock_skew_ms, last_hello = now(), last_seen = now() "
-		       "RETURNING id, committed_seq",
-		       8, vals, NULL, NULL, &res);
+	res_t rc =
+		run(st,
+		    "INSERT INTO agents AS a (name, hostname, agent_version, boot_id, kernel, os, "
+		    "protocol_version, clock_skew_ms, last_hello, last_seen) "
+		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now()) "
+		    "ON CONFLICT (name) DO UPDATE SET hostname = EXCLUDED.hostname, "
+		    "agent_version = EXCLUDED.agent_version, boot_id = EXCLUDED.boot_id, "
+		    "kernel = EXCLUDED.kernel, os = EXCLUDED.os, "
+		    "protocol_version = EXCLUDED.protocol_version, "
+		    "clock_skew_ms = EXCLUDED.clock_skew_ms, last_hello = now(), last_seen = now() "
+		    "RETURNING id, committed_seq",
+		    8, vals, NULL, NULL, &res);
 	if (rc == R_OK && res && PQntuples(res) == 1) {
 		j->agent_id = (int32_t)atoi(PQgetvalue(res, 0, 0));
 		j->committed_seq = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
@@ -447,8 +451,8 @@ static res_t upsert_hello(store_t *st, job_t *j)
 	return rc;
 }
 
-static res_t insert_dead(store_t *st, int32_t agent, uint64_t seq, int64_t idx,
-			 const char *reason, const uint8_t *payload, size_t plen)
+static res_t insert_dead(store_t *st, int32_t agent, uint64_t seq, int64_t idx, const char *reason,
+			 const uint8_t *payload, size_t plen)
 {
 	char a[16], s[24], i[24];
 	snprintf(a, sizeof(a), "%d", agent);
@@ -515,10 +519,11 @@ static res_t set_committed(store_t *st, agent_seq_t *agents, size_t n)
 	ids[il - 1] = '}';
 	seqs[sl - 1] = '}';
 	const char *vals[] = {ids, seqs};
-	res_t rc = run(st,
-		       "UPDATE agents SET committed_seq = v.seq, last_seen = now() "
-		       "FROM unnest($1::integer[], $2::bigint[]) AS v(id, seq) WHERE agents.id = v.id",
-		       2, vals, NULL, NULL, NULL);
+	res_t rc =
+		run(st,
+		    "UPDATE agents SET committed_seq = v.seq, last_seen = now() "
+		    "FROM unnest($1::integer[], $2::bigint[]) AS v(id, seq) WHERE agents.id = v.id",
+		    2, vals, NULL, NULL, NULL);
 	free(ids);
 	free(seqs);
 	return rc;
@@ -700,10 +705,11 @@ static res_t commit_isolating(store_t *st, job_t *j)
 			reason_copy(reason, sizeof(reason), st->err);
 			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_row");
 			size_t plen = 0;
-			uint8_t *payload = wire_batch_event(j->raw, j->raw_len, j->rows.row[r].idx, &plen);
+			uint8_t *payload =
+				wire_batch_event(j->raw, j->raw_len, j->rows.row[r].idx, &plen);
 			if (rc == R_OK)
-				rc = insert_dead(st, j->agent_id, j->seq, j->rows.row[r].idx, reason,
-						 payload, plen);
+				rc = insert_dead(st, j->agent_id, j->seq, j->rows.row[r].idx,
+						 reason, payload, plen);
 			free(payload);
 			j->dead_in_db++;
 		}
@@ -722,8 +728,8 @@ static res_t commit_isolating(store_t *st, job_t *j)
 			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_state");
 			char *ops = json_dumps(j->rows.state_ops, JSON_COMPACT);
 			if (rc == R_OK)
-				rc = insert_dead(st, j->agent_id, j->seq, -1, reason, (uint8_t *)ops,
-						 ops ? strlen(ops) : 0);
+				rc = insert_dead(st, j->agent_id, j->seq, -1, reason,
+						 (uint8_t *)ops, ops ? strlen(ops) : 0);
 			free(ops);
 		}
 		if (rc == R_OK)

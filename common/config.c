@@ -44,9 +44,9 @@ struct unit {
 };
 
 static const struct unit byte_units[] = {
-	{"", 1},		{"b", 1},	    {"k", 1024},	{"kb", 1024},
-	{"kib", 1024},		{"m", 1048576},	    {"mb", 1048576},	{"mib", 1048576},
-	{"g", 1073741824},	{"gb", 1073741824}, {"gib", 1073741824}, {NULL, 0},
+	{"", 1},	   {"b", 1},	       {"k", 1024},	    {"kb", 1024},
+	{"kib", 1024},	   {"m", 1048576},     {"mb", 1048576},	    {"mib", 1048576},
+	{"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824}, {NULL, 0},
 };
 
 static const struct unit ms_units[] = {
@@ -103,8 +103,7 @@ static int parse_bool(const char *v, int64_t *out)
 	return -1;
 }
 
-static int set_one(const cfg_setting_t *s, void *obj, const char *value,
-		   char *err, size_t errlen)
+static int set_one(const cfg_setting_t *s, void *obj, const char *value, char *err, size_t errlen)
 {
 	char *field = (char *)obj + s->offset;
 	if (!value)
@@ -137,8 +136,8 @@ static int set_one(const cfg_setting_t *s, void *obj, const char *value,
 		return -1;
 	}
 	if (s->min != s->max && (n < s->min || n > s->max)) {
-		snprintf(err, errlen, "%s: %" PRId64 " is outside %" PRId64 "..%" PRId64,
-			 s->name, n, s->min, s->max);
+		snprintf(err, errlen, "%s: %" PRId64 " is outside %" PRId64 "..%" PRId64, s->name,
+			 n, s->min, s->max);
 		return -1;
 	}
 	*(int64_t *)field = n;
@@ -153,8 +152,8 @@ int cfg_defaults(const cfg_setting_t *tab, void *obj, char *err, size_t errlen)
 	return 0;
 }
 
-int cfg_set(const cfg_setting_t *tab, void *obj, const char *name,
-	    const char *value, char *err, size_t errlen)
+int cfg_set(const cfg_setting_t *tab, void *obj, const char *name, const char *value, char *err,
+	    size_t errlen)
 {
 	const cfg_setting_t *s = find(tab, name);
 	if (!s) {
@@ -174,8 +173,8 @@ static char *trim(char *s)
 	return s;
 }
 
-int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text,
-		   size_t len, const char *origin, char *err, size_t errlen)
+int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text, size_t len,
+		   const char *origin, char *err, size_t errlen)
 {
 	size_t pos = 0;
 	int lineno = 0;
@@ -187,8 +186,8 @@ int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text,
 		lineno++;
 		size_t n = end - pos;
 		if (n >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%d: line longer than %d bytes", origin,
-				 lineno, CFG_LINE_MAX - 1);
+			snprintf(err, errlen, "%s:%d: line longer than %d bytes", origin, lineno,
+				 CFG_LINE_MAX - 1);
 			return -1;
 		}
 		memcpy(line, text + pos, n);
@@ -223,8 +222,7 @@ int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text,
 	return 0;
 }
 
-int cfg_load_file(const cfg_setting_t *tab, void *obj, const char *path,
-		  char *err, size_t errlen)
+int cfg_load_file(const cfg_setting_t *tab, void *obj, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {

@@ -39,19 +39,18 @@ int cfg_defaults(const cfg_setting_t *tab, void *obj, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Parse value into setting name of obj. Return 0, or -1 with err set. */
-int cfg_set(const cfg_setting_t *tab, void *obj, const char *name,
-	    const char *value, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int cfg_set(const cfg_setting_t *tab, void *obj, const char *name, const char *value, char *err,
+	    size_t errlen) __attribute__((warn_unused_result));
 
 /* Apply the text of a config file (key = value lines, # comments).
  * origin names the file in errors. Return 0, or -1 with err set. */
-int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text,
-		   size_t len, const char *origin, char *err, size_t errlen)
+int cfg_parse_text(const cfg_setting_t *tab, void *obj, const char *text, size_t len,
+		   const char *origin, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /* Read path (at most 1 MiB) and apply it with cfg_parse_text. */
-int cfg_load_file(const cfg_setting_t *tab, void *obj, const char *path,
-		  char *err, size_t errlen) __attribute__((warn_unused_result));
+int cfg_load_file(const cfg_setting_t *tab, void *obj, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* Print every setting as a config file would hold it. */
 void cfg_print(const cfg_setting_t *tab, const void *obj, FILE *out);

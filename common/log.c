@@ -49,10 +49,9 @@ void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s%s",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_program,
-			 (int)getpid(), level_names[lvl], prefix ? prefix : "",
-			 prefix ? " " : "");
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, log_program, (int)getpid(),
+			 level_names[lvl], prefix ? prefix : "", prefix ? " " : "");
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(line)) {

@@ -28,10 +28,10 @@ void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 #define log_error(...) log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, NULL, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, NULL, __VA_ARGS__)
-#define log_debug(...)                                                         \
-	do {                                                                   \
-		if (log_enabled(LOG_LVL_DEBUG))                                \
-			log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__);             \
+#define log_debug(...)                                             \
+	do {                                                       \
+		if (log_enabled(LOG_LVL_DEBUG))                    \
+			log_msg(LOG_LVL_DEBUG, NULL, __VA_ARGS__); \
 	} while (0)
 
 #endif

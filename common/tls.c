@@ -53,8 +53,7 @@ static int verify_client_cb(int ok, X509_STORE_CTX *store)
 	return 1;
 }
 
-static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
-			   size_t errlen)
+static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(m);
 	if (!ctx) {
@@ -191,4 +190,15 @@ void tls_log_errors(const char *prefix, const char *what)
 void tls_clear_errors(void)
 {
 	ERR_clear_error();
+}
+
+void tls_ctx_ref(SSL_CTX *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+}
+
+void tls_ctx_unref(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
 }

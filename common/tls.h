@@ -11,9 +11,9 @@
 #include <openssl/ssl.h>
 
 typedef struct {
-	const char *cert_file; /* PEM chain, leaf first */
-	const char *key_file;  /* PEM private key */
-	const char *ca_file;   /* PEM CA(s) that the peer must chain to */
+	const char *cert_file;	 /* PEM chain, leaf first */
+	const char *key_file;	 /* PEM private key */
+	const char *ca_file;	 /* PEM CA(s) that the peer must chain to */
 	const char *min_version; /* "1.3" (default) or "1.2" */
 } tls_files_t;
 
@@ -42,6 +42,10 @@ void tls_failure_reason(SSL *ssl, unsigned long err, char *out, size_t outlen);
 
 /* Log every queued OpenSSL error with prefix and clear the queue. */
 void tls_log_errors(const char *prefix, const char *what);
+
+/* Take another reference to ctx / drop one (NULL is fine). */
+void tls_ctx_ref(SSL_CTX *ctx);
+void tls_ctx_unref(SSL_CTX *ctx);
 
 /* Drain the calling thread's OpenSSL error queue without logging. */
 void tls_clear_errors(void);

@@ -6,8 +6,8 @@ frame_status_t frame_check(const uint8_t *buf, size_t len, uint32_t max_bytes,
 {
 	if (len < FRAME_HEADER_BYTES)
 		return FRAME_NEED_MORE;
-	uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-		     (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
+	uint32_t n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 |
+		     (uint32_t)buf[3];
 	*payload_len = n;
 	if (n == 0)
 		return FRAME_EMPTY;

@@ -13,9 +13,9 @@
 #define FRAME_DEFAULT_MAX_BYTES (4u * 1024u * 1024u)
 
 typedef enum {
-	FRAME_OK = 0,    /* a whole frame is present */
+	FRAME_OK = 0,	 /* a whole frame is present */
 	FRAME_NEED_MORE, /* not enough bytes yet */
-	FRAME_EMPTY,     /* length 0: protocol error */
+	FRAME_EMPTY,	 /* length 0: protocol error */
 	FRAME_TOO_LARGE, /* length above the maximum: protocol error */
 } frame_status_t;
 

@@ -23,8 +23,7 @@ void wire_agent_free(Vigil__V1__AgentMessage *msg)
 
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len)
 {
-	Vigil__V1__CollectorMessage *m =
-		vigil__v1__collector_message__unpack(NULL, len, buf);
+	Vigil__V1__CollectorMessage *m = vigil__v1__collector_message__unpack(NULL, len, buf);
 	if (m && m->msg_case == VIGIL__V1__COLLECTOR_MESSAGE__MSG__NOT_SET) {
 		vigil__v1__collector_message__free_unpacked(m, NULL);
 		return NULL;
@@ -50,8 +49,8 @@ static uint8_t *frame_alloc(size_t payload, uint32_t max_bytes, size_t *out_len)
 	return out;
 }
 
-uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
-			      uint32_t max_bytes, size_t *out_len)
+uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg, uint32_t max_bytes,
+			      size_t *out_len)
 {
 	size_t n = vigil__v1__collector_message__get_packed_size(msg);
 	uint8_t *out = frame_alloc(n, max_bytes, out_len);
@@ -60,8 +59,7 @@ uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
 	return out;
 }
 
-uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes,
-			  size_t *out_len)
+uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes, size_t *out_len)
 {
 	size_t n = vigil__v1__agent_message__get_packed_size(msg);
 	uint8_t *out = frame_alloc(n, max_bytes, out_len);

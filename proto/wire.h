@@ -22,10 +22,9 @@ void wire_collector_free(Vigil__V1__CollectorMessage *msg);
 
 /* Pack msg as one frame (header + payload) into a new malloc'd buffer.
  * Return NULL if it would exceed max_bytes. Caller frees *out with free(). */
-uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg,
-			      uint32_t max_bytes, size_t *out_len);
-uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes,
-			  size_t *out_len);
+uint8_t *wire_frame_collector(const Vigil__V1__CollectorMessage *msg, uint32_t max_bytes,
+			      size_t *out_len);
+uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes, size_t *out_len);
 
 /* From the payload of an AgentMessage carrying a Batch, pack event idx
  * alone as a vigil.v1.Event. Return NULL if there is no such event.

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Ingest benchmark: vigil-collector + a throwaway PostgreSQL + vigil-loadgen,
+# all on this machine. Run as root on Debian 12 from anywhere:
+#
+#   bench/ingest.sh                       # AGENTS=100 EVENTS=2000000 EVENT_BYTES=300
+#   AGENTS=10 EVENTS=100000 bench/ingest.sh
+#
+# Measures (see bench/README.md): flat-out events/s and CPU per event of the
+# collector and of PostgreSQL; lost and duplicated rows; a plain binary COPY
+# of the same rows into the same table for comparison; ack latency at half
+# the flat-out rate; collector memory per idle connection with 1000 agents.
+# Human-readable lines first; the last line is key=value figures. Exits 1
+# only if something broke (a run failed, rows lost or duplicated).
+#
+# Environment: AGENTS, EVENTS, EVENT_BYTES (sizes); BATCH_EVENTS (500);
+# DB_WRITERS (2); LOADGEN_THREADS (1); LAT_SECONDS (20); IDLE_AGENTS (1000);
+# IDLE_SECONDS (20); BUILD_DIR (build); SKIP_DEPS=1, SKIP_BUILD=1; KEEP=1
+# keeps the work directory (PKI, database, logs).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+AGENTS=${AGENTS:-100}
+EVENTS=${EVENTS:-2000000}
+EVENT_BYTES=${EVENT_BYTES:-300}
+BATCH_EVENTS=${BATCH_EVENTS:-500}
+DB_WRITERS=${DB_WRITERS:-2}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+LAT_SECONDS=${LAT_SECONDS:-20}
+IDLE_AGENTS=${IDLE_AGENTS:-1000}
+IDLE_SECONDS=${IDLE_SECONDS:-20}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+PGBIN=/usr/lib/postgresql/15/bin
+
+say() { echo "ingest: $*" >&2; }
+die() {
+  say "FAILED: $*"
+  exit 1
+}
+# calc FORMAT EXPR: floating-point arithmetic through awk.
+calc() { awk -v f="$1" "BEGIN { printf f, $2 }"; }
+# kv KEY LINE: the value of KEY=value in a loadgen result line.
+kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and runs PostgreSQL as postgres)"
+case "$AGENTS$EVENTS$EVENT_BYTES$IDLE_AGENTS" in *[!0-9]*) die "sizes must be integers" ;; esac
+
+# --- dependencies and build -------------------------------------------------
+if [ "${SKIP_DEPS:-0}" != 1 ]; then
+  if [ -x "$ROOT/scripts/deps.sh" ] || [ -f "$ROOT/scripts/deps.sh" ]; then
+    bash "$ROOT/scripts/deps.sh" >&2
+  else
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake \
+      pkg-config libevent-dev libssl-dev libpq-dev libprotobuf-c-dev \
+      protobuf-c-compiler libjansson-dev postgresql-15 procps >&2
+  fi
+fi
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building vigil-collector and vigil-loadgen in $BUILD_DIR (RelWithDebInfo)"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DVIGIL_SANITIZE=OFF >"$BUILD_DIR.cmake.log" 2>&1 ||
+    { cat "$BUILD_DIR.cmake.log" >&2; die "cmake"; }
+  rm -f "$BUILD_DIR.cmake.log"
+  make -C "$BUILD_DIR" -j"$(nproc)" vigil-collector vigil-loadgen >/dev/null ||
+    die "build"
+fi
+COLLECTOR=$BUILD_DIR/bin/vigil-collector
+LOADGEN=$BUILD_DIR/bin/vigil-loadgen
+[ -x "$COLLECTOR" ] && [ -x "$LOADGEN" ] || die "no binaries in $BUILD_DIR/bin"
+
+# --- throwaway PKI and PostgreSQL ----------------------------------------------
+WORK=$(mktemp -d /tmp/vigil-ingest.XXXXXX)
+chmod 755 "$WORK"
+COLLECTOR_PID=
+LOADGEN_PID=
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null && wait "$LOADGEN_PID" 2>/dev/null
+  stop_collector
+  [ -d "$WORK/pg/data" ] && bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null 2>&1
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+    say "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "work directory $WORK"
+bash "$ROOT/scripts/dev-pki.sh" "$WORK/pki" >/dev/null
+PKI=$WORK/pki
+
+PGPORT=54329
+bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
+psql_() { "$PGBIN/psql" -X -q -h "$WORK/pg/sock" -p "$PGPORT" -U postgres -d vigil \
+  -v ON_ERROR_STOP=1 "$@"; }
+# Durable commits, room for the whole run's WAL between checkpoints.
+psql_ -d postgres -c "ALTER SYSTEM SET shared_buffers = '512MB'" \
+  -c "ALTER SYSTEM SET max_wal_size = '4GB'" \
+  -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" \
+  -c "ALTER SYSTEM SET fsync = on" \
+  -c "ALTER SYSTEM SET synchronous_commit = on"
+bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null
+bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
+POSTMASTER=$(head -n 1 "$WORK/pg/data/postmaster.pid")
+DB="host=$WORK/pg/sock port=$PGPORT dbname=vigil user=postgres"
+
+# --- collector -------------------------------------------------------------------
+# free_port: a TCP port nobody listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! listening "$p"; then
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port"
+}
+# listening PORT: true if a socket listens on PORT (from /proc, no tools).
+listening() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") f = 1 }
+    END { exit f ? 0 : 1 }' /proc/net/tcp /proc/net/tcp6
+}
+PORT=$(free_port)
+
+start_collector() {
+  ulimit -n "$(ulimit -Hn)"
+  "$COLLECTOR" --listen "127.0.0.1:$PORT" --tls-cert "$PKI/collector.crt" \
+    --tls-key "$PKI/collector.key" --agent-ca "$PKI/ca.crt" --db "$DB" \
+    --db-writers "$DB_WRITERS" --log-level warn >>"$WORK/collector.log" 2>&1 &
+  COLLECTOR_PID=$!
+  for _ in $(seq 1 600); do
+    kill -0 "$COLLECTOR_PID" 2>/dev/null || {
+      tail -n 20 "$WORK/collector.log" >&2
+      die "collector exited at start"
+    }
+    listening "$PORT" && return 0
+    sleep 0.1
+  done
+  die "collector not listening on $PORT after 60 s"
+}
+stop_collector() {
+  [ -n "$COLLECTOR_PID" ] || return 0
+  kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$COLLECTOR_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$COLLECTOR_PID" 2>/dev/null || true
+  wait "$COLLECTOR_PID" 2>/dev/null || true
+  COLLECTOR_PID=
+}
+
+# --- CPU accounting ----------------------------------------------------------------
+TCK=$(getconf CLK_TCK)
+# ticks_of PID: utime + stime of PID (all its threads).
+ticks_of() {
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+# pg_ticks: the postmaster's own and reaped children's time (cutime,
+# cstime) plus the time of its live children.
+pg_ticks() {
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$POSTMASTER" '
+    { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, a, " ")
+      if (pid == pm) t += a[12] + a[13] + a[14] + a[15]
+      else if (a[2] == pm) t += a[12] + a[13] }
+    END { print t + 0 }'
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# run_loadgen OUTFILE ARGS...: run vigil-loadgen (stderr to OUTFILE.err),
+# print its result line; return its exit status.
+run_loadgen() {
+  local out=$1 rc=0
+  shift
+  local TIMEFORMAT='loadgen_cpu_s %U %S'
+  { time "$LOADGEN" --connect "127.0.0.1:$PORT" --ca "$PKI/ca.crt" \
+    --issuer-cert "$PKI/ca.crt" --issuer-key "$PKI/ca.key" \
+    --threads "$LOADGEN_THREADS" --batch-events "$BATCH_EVENTS" \
+    --event-bytes "$EVENT_BYTES" --quiet "$@" >"$out"; } 2>"$out.err" || rc=$?
+  tail -n 1 "$out"
+  return "$rc"
+}
+
+BROKEN=()
+start_collector
+say "collector pid $COLLECTOR_PID on 127.0.0.1:$PORT, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}') pid $POSTMASTER, $(nproc) cores"
+psql_ -c "CHECKPOINT"
+
+# --- 1. flat out -------------------------------------------------------------------------
+say "1. flat out: $AGENTS agents, $EVENTS events of ~$EVENT_BYTES bytes, batches of $BATCH_EVENTS"
+c0=$(ticks_of "$COLLECTOR_PID")
+p0=$(pg_ticks)
+rc=0
+R1=$(run_loadgen "$WORK/run1.out" --agents "$AGENTS" --events "$EVENTS" \
+  --agent-prefix bench- --timeout $((300 + EVENTS / 2000))) || rc=$?
+c1=$(ticks_of "$COLLECTOR_PID")
+p1=$(pg_ticks)
+echo "loadgen: $R1"
+[ "$rc" -eq 0 ] || {
+  BROKEN+=("flat-out run exit $rc")
+  grep -v loadgen_cpu_s "$WORK/run1.out.err" | tail -n 5 >&2
+}
+EPS=$(kv events_per_s "$R1")
+EPS=${EPS:-0}
+SENT1=$(kv events_sent "$R1")
+SENT1=${SENT1:-0}
+read -r STORED DISTINCT < <(psql_ -tA -F ' ' -c \
+  "SELECT count(*), count(DISTINCT (agent_id, seq, idx)) FROM events")
+DEAD=$(psql_ -tA -c "SELECT count(*) FROM dead_letters")
+LOST=$((SENT1 - DISTINCT))
+DUP=$((STORED - DISTINCT))
+CCPU=NA PCPU=NA LCPU=NA
+if [ "$STORED" -gt 0 ]; then
+  CCPU=$(calc %.2f "($c1 - $c0) * 1000000 / $TCK / $STORED")
+  PCPU=$(calc %.2f "($p1 - $p0) * 1000000 / $TCK / $STORED")
+fi
+read -r _ lu ls < <(grep loadgen_cpu_s "$WORK/run1.out.err" | tail -n 1) || true
+[ "$SENT1" -gt 0 ] && LCPU=$(calc %.2f "(${lu:-0} + ${ls:-0}) * 1000000 / $SENT1")
+echo "flat out: $EPS events/s; CPU per stored event: collector $CCPU us," \
+  "PostgreSQL $PCPU us, loadgen $LCPU us"
+echo "rows: sent $SENT1, stored $STORED, distinct $DISTINCT, lost $LOST, duplicated $DUP," \
+  "dead letters $DEAD"
+
+# --- 2. plain COPY of the same rows ----------------------------------------------------------
+say "2. binary COPY of the same $STORED rows by $DB_WRITERS sessions"
+for k in $(seq 0 $((DB_WRITERS - 1))); do
+  psql_ -c "\\copy (SELECT * FROM events WHERE agent_id % $DB_WRITERS = $k) TO '$WORK/copy$k.bin' WITH (FORMAT binary)"
+done
+psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" -c "CHECKPOINT"
+t0=$(date +%s.%N)
+pids=()
+for k in $(seq 0 $((DB_WRITERS - 1))); do
+  psql_ -c "\\copy events FROM '$WORK/copy$k.bin' WITH (FORMAT binary)" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || BROKEN+=("COPY session failed"); done
+t1=$(date +%s.%N)
+rm -f "$WORK"/copy*.bin
+COPIED=$(psql_ -tA -c "SELECT count(*) FROM events")
+[ "$COPIED" = "$STORED" ] || BROKEN+=("COPY restored $COPIED of $STORED rows")
+COPY_RPS=$(calc %.1f "$COPIED / ($t1 - $t0)")
+RATIO=NA
+[ "$COPIED" -gt 0 ] && RATIO=$(calc %.2f "$EPS / $COPY_RPS")
+echo "copy: $COPIED rows in $(calc %.2f "$t1 - $t0") s = $COPY_RPS rows/s;" \
+  "collector events/s / COPY rows/s = $RATIO"
+
+# --- 3. ack latency at half the flat-out rate -------------------------------------------------
+P50=NA P99=NA
+case $EPS in
+0 | 0.0) say "3. skipped: no flat-out rate" ;;
+*)
+  RATE=$(calc %d "$EPS / 2")
+  say "3. latency: $AGENTS agents at $RATE events/s for $LAT_SECONDS s"
+  rc=0
+  R2=$(run_loadgen "$WORK/run2.out" --agents "$AGENTS" --rate "$RATE" \
+    --duration "$LAT_SECONDS" --agent-prefix lat- --timeout $((LAT_SECONDS + 300))) || rc=$?
+  echo "loadgen: $R2"
+  [ "$rc" -eq 0 ] || BROKEN+=("latency run exit $rc")
+  P50=$(kv ack_p50_ms "$R2")
+  P99=$(kv ack_p99_ms "$R2")
+  SENT2=$(kv events_sent "$R2")
+  read -r S2 D2 < <(psql_ -tA -F ' ' -c "SELECT count(*), count(DISTINCT (e.agent_id, e.seq, e.idx))
+      FROM events e JOIN agents a ON a.id = e.agent_id WHERE a.name LIKE 'lat-%'")
+  LOST=$((LOST + SENT2 - D2))
+  DUP=$((DUP + S2 - D2))
+  echo "latency at $RATE events/s: ack p50 $P50 ms, p99 $P99 ms; rows sent $SENT2, stored $S2, distinct $D2"
+  ;;
+esac
+
+# --- 4. memory per idle connection ----------------------------------------------------------
+say "4. idle: $IDLE_AGENTS agents for $IDLE_SECONDS s against a freshly started collector"
+# last_connected: agents connected and welcomed, from the last progress line.
+last_connected() {
+  { grep -o 'connected=[0-9]*' "$WORK/idle.err" || echo connected=0; } | tail -n 1 | cut -d= -f2
+}
+stop_collector
+start_collector
+sleep 2
+RSS0=$(rss_kib "$COLLECTOR_PID")
+"$LOADGEN" --connect "127.0.0.1:$PORT" --ca "$PKI/ca.crt" --issuer-cert "$PKI/ca.crt" \
+  --issuer-key "$PKI/ca.key" --agents "$IDLE_AGENTS" --idle --duration "$IDLE_SECONDS" \
+  --agent-prefix idle- --report-interval 0.5 --timeout $((IDLE_SECONDS + 120)) \
+  >"$WORK/idle.out" 2>"$WORK/idle.err" &
+LOADGEN_PID=$!
+connected=0
+end=$((SECONDS + IDLE_SECONDS - 4))
+while [ "$SECONDS" -lt "$end" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; do
+  connected=$(last_connected)
+  [ "$connected" -ge "$IDLE_AGENTS" ] && break
+  sleep 0.5
+done
+sleep 2
+RSS1=0
+for _ in 1 2 3; do
+  r=$(rss_kib "$COLLECTOR_PID")
+  [ "$r" -gt "$RSS1" ] && RSS1=$r
+  sleep 1
+done
+connected=$(last_connected)
+rc=0
+wait "$LOADGEN_PID" || rc=$?
+LOADGEN_PID=
+echo "loadgen: $(tail -n 1 "$WORK/idle.out")"
+[ "$rc" -eq 0 ] || BROKEN+=("idle run exit $rc")
+IDLE_KIB=NA
+if [ "$connected" -gt 0 ]; then
+  IDLE_KIB=$(calc %.1f "($RSS1 - $RSS0) / $connected")
+  [ "$connected" -ge "$IDLE_AGENTS" ] || say "only $connected of $IDLE_AGENTS agents were connected"
+fi
+printf 'idle: collector RSS %s KiB before, %s KiB with %s agents connected: %s KiB each\n' \
+  "$RSS0" "$RSS1" "$connected" "$IDLE_KIB"
+
+# --- result ------------------------------------------------------------------------------------
+if [ "$LOST" -ne 0 ] || [ "$DUP" -ne 0 ]; then BROKEN+=("lost $LOST, duplicated $DUP"); fi
+if [ -s "$WORK/collector.log" ]; then
+  say "collector warnings/errors: $(wc -l <"$WORK/collector.log") lines, last ones:"
+  tail -n 5 "$WORK/collector.log" >&2
+fi
+echo "events_per_s=$EPS copy_rows_per_s=$COPY_RPS ratio=$RATIO" \
+  "collector_cpu_us_per_event=$CCPU pg_cpu_us_per_event=$PCPU lost=$LOST dup=$DUP" \
+  "ack_p50_ms=$P50 ack_p99_ms=$P99 idle_conn_kib=$IDLE_KIB"
+if [ ${#BROKEN[@]} -gt 0 ]; then
+  say "broken: ${BROKEN[*]}"
+  exit 1
+fi

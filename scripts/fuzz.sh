@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets with clang (in build-fuzz/) and run each for
+# FUZZ_SECONDS (default 20) from its seed corpus. Exits non-zero if a
+# target crashes, leaks or trips a sanitizer; the input that did it is
+# left in build-fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz.sh                 all targets
+#   scripts/fuzz.sh fuzz_rows       only some
+#   FUZZ_SECONDS=300 scripts/fuzz.sh
+#
+# Needs Debian's clang and libclang-rt-14-dev (the libFuzzer runtime).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+seconds=${FUZZ_SECONDS:-20}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_config fuzz_rows)
+
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -DVIGIL_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 || {
+	cat "$build/configure.log"
+	exit 1
+}
+cmake --build "$build" --target "${targets[@]}" -j "$(nproc)"
+
+failed=()
+for t in "${targets[@]}"; do
+	seeds=$root/tests/fuzz/corpus/$t
+	work=$build/corpus/$t # grows while fuzzing; the seeds stay as they are
+	artifacts=$build/artifacts/$t
+	mkdir -p "$work" "$artifacts"
+	echo "== $t: ${seconds}s"
+	if ! "$build/tests/fuzz/$t" -max_total_time="$seconds" -max_len=65536 \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$artifacts/" "$work" "$seeds" >"$build/$t.log" 2>&1; then
+		tail -n 60 "$build/$t.log"
+		echo "== $t: FAILED (log $build/$t.log, inputs in $artifacts/)"
+		failed+=("$t")
+	else
+		grep -E '^stat::number_of_executed_runs|^#[0-9]+.*DONE' "$build/$t.log" || true
+		echo "== $t: ok"
+	fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "fuzz: ${#failed[@]} of ${#targets[@]} targets failed: ${failed[*]}"
+	exit 1
+fi
+echo "fuzz: all ${#targets[@]} targets ran ${seconds}s without a crash"
