@@ -3,6 +3,7 @@
 set(body "/* Generated from the schema directory; do not edit. */\n#include \"migrations.h\"\n\n")
 set(table "const migration_t migrations[] = {\n")
 set(i 0)
+string(REPLACE "|" ";" SQL_FILES "${SQL_FILES}")
 list(SORT SQL_FILES)
 foreach(f IN LISTS SQL_FILES)
   get_filename_component(name "${f}" NAME)

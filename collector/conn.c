@@ -26,7 +26,6 @@
 #include "vtime.h"
 #include "wire.h"
 
-#define HELLO_STRING_MAX 256
 #define CLOSE_FLUSH_NS (INT64_C(5) * 1000000000)
 #define READ_HIGH_WATER (256 * 1024)
 
@@ -212,25 +211,15 @@ void conn_resume(conn_t *c)
 
 /* ---- messages -------------------------------------------------------- */
 
-static void sanitize_hello(Vigil__V1__Hello *h)
+/* Copy an agent-supplied string, capped and repaired, into dst. */
+static void copy_field(char *dst, size_t cap, const char *src)
 {
-	char **fields[] = {&h->agent_version, &h->hostname, &h->boot_id,
-			   &h->kernel,	      &h->os,	    &h->claimed_agent_id};
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		char *s = *fields[i];
-		if (!s)
-			continue;
-		if (strlen(s) > HELLO_STRING_MAX)
-			s[HELLO_STRING_MAX] = '\0';
-		utf8_sanitize(s);
-		/* a cut may have split a sequence: sanitize again */
-		utf8_sanitize(s);
-	}
+	snprintf(dst, cap, "%s", src ? src : "");
+	utf8_sanitize(dst); /* the cut may have split a sequence: repaired too */
 }
 
-static void on_hello(conn_t *c, Vigil__V1__AgentMessage *msg)
+static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 {
-	Vigil__V1__Hello *h = msg->hello;
 	if (h->protocol_version != WIRE_PROTOCOL_VERSION) {
 		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_VERSION,
 			       "protocol version %u is not supported (this collector speaks %u)",
@@ -242,17 +231,20 @@ static void on_hello(conn_t *c, Vigil__V1__AgentMessage *msg)
 		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 		return;
 	}
-	/* The job takes the Hello out of the message. */
-	j->hello = h;
-	msg->hello = NULL;
-	msg->msg_case = VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET;
-	sanitize_hello(j->hello);
-	if (j->hello->claimed_agent_id && j->hello->claimed_agent_id[0] &&
-	    strcmp(j->hello->claimed_agent_id, c->agent) != 0)
-		log_msg(LOG_LVL_WARN, c->prefix, "Hello claims agent id '%s'; ignored",
-			j->hello->claimed_agent_id);
-	if (j->hello->agent_time_ns)
-		j->clock_skew_ms = (j->hello->agent_time_ns - vtime_now_ns()) / 1000000;
+	j->hello.protocol_version = h->protocol_version;
+	copy_field(j->hello.agent_version, sizeof(j->hello.agent_version), h->agent_version);
+	copy_field(j->hello.hostname, sizeof(j->hello.hostname), h->hostname);
+	copy_field(j->hello.boot_id, sizeof(j->hello.boot_id), h->boot_id);
+	copy_field(j->hello.kernel, sizeof(j->hello.kernel), h->kernel);
+	copy_field(j->hello.os, sizeof(j->hello.os), h->os);
+	if (h->claimed_agent_id && h->claimed_agent_id[0] &&
+	    strcmp(h->claimed_agent_id, c->agent) != 0) {
+		char claimed[HELLO_STRING_MAX + 1];
+		copy_field(claimed, sizeof(claimed), h->claimed_agent_id);
+		log_msg(LOG_LVL_WARN, c->prefix, "Hello claims agent id '%s'; ignored", claimed);
+	}
+	if (h->agent_time_ns)
+		j->clock_skew_ms = (h->agent_time_ns - vtime_now_ns()) / 1000000;
 	snprintf(j->agent_name, sizeof(j->agent_name), "%s", c->agent);
 	j->conn = c;
 	j->worker_idx = worker_index(c->w);
@@ -325,7 +317,8 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	}
 }
 
-static void on_message(conn_t *c, Vigil__V1__AgentMessage *msg, const uint8_t *payload, size_t len)
+static void on_message(conn_t *c, const Vigil__V1__AgentMessage *msg, const uint8_t *payload,
+		       size_t len)
 {
 	if (!msg) {
 		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
@@ -341,7 +334,7 @@ static void on_message(conn_t *c, Vigil__V1__AgentMessage *msg, const uint8_t *p
 				       "second Hello");
 			return;
 		}
-		on_hello(c, msg);
+		on_hello(c, msg->hello);
 		return;
 	case VIGIL__V1__AGENT_MESSAGE__MSG_BATCH:
 		if (c->state != CONN_ST_READY) {
@@ -402,11 +395,13 @@ static void process_input(conn_t *c)
 			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 			return;
 		}
-		Vigil__V1__AgentMessage *msg = wire_agent_unpack(frame + FRAME_HEADER_BYTES, n);
+		wire_arena_t *arena = worker_arena(c->w);
+		Vigil__V1__AgentMessage *msg =
+			wire_agent_unpack_in(arena, frame + FRAME_HEADER_BYTES, n);
 		c->last_rx_ns = vtime_mono_ns();
 		c->frame_start_ns = 0;
 		on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
-		wire_agent_free(msg);
+		wire_arena_reset(arena);
 		if (!c->bev || c->state == CONN_ST_CLOSING)
 			return;
 		evbuffer_drain(in, (size_t)n + FRAME_HEADER_BYTES);

@@ -56,8 +56,6 @@ void job_free(job_t *j)
 {
 	if (!j)
 		return;
-	if (j->hello)
-		vigil__v1__hello__free_unpacked(j->hello, NULL);
 	rows_batch_free(&j->rows);
 	free(j->raw);
 	for (size_t i = 0; i < j->n_dead; i++) {

@@ -19,6 +19,8 @@
 
 struct conn;
 
+#define HELLO_STRING_MAX 256
+
 typedef enum {
 	JOB_HELLO, /* register the agent, learn its committed_seq */
 	JOB_BATCH, /* store a batch exactly once */
@@ -40,8 +42,15 @@ typedef struct job {
 	char agent_name[256];
 	int32_t agent_id; /* BATCH input; HELLO output */
 
-	/* HELLO input (sanitized strings, owned) */
-	Vigil__V1__Hello *hello;
+	/* HELLO input (sanitized, capped strings) */
+	struct {
+		uint32_t protocol_version;
+		char agent_version[HELLO_STRING_MAX + 1];
+		char hostname[HELLO_STRING_MAX + 1];
+		char boot_id[HELLO_STRING_MAX + 1];
+		char kernel[HELLO_STRING_MAX + 1];
+		char os[HELLO_STRING_MAX + 1];
+	} hello;
 	int64_t clock_skew_ms;
 
 	/* BATCH input */

@@ -244,20 +244,24 @@ static res_t simple(store_t *st, const char *sql)
 	return run(st, sql, -1, NULL, NULL, NULL, NULL);
 }
 
+/* Send COPY data in chunks, flushing each: libpq moves the unsent rest of
+ * its output buffer after every partial send, so a small buffer is cheap
+ * and a large one is quadratic. */
+#define COPY_CHUNK (64 * 1024)
+
 static int put_copy(store_t *st, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
-		int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+		int chunk = n > COPY_CHUNK ? COPY_CHUNK : (int)n;
 		int r = PQputCopyData(st->pg, (const char *)p, chunk);
 		if (r < 0)
 			return -1;
-		if (r == 0) {
-			if (wait_io(st, true) != 0 || PQflush(st->pg) < 0)
-				return -1;
-			continue;
+		if (r == 1) {
+			p += chunk;
+			n -= (size_t)chunk;
 		}
-		p += chunk;
-		n -= (size_t)chunk;
+		if (flush_all(st) != 0)
+			return -1;
 	}
 	return 0;
 }
@@ -420,13 +424,17 @@ static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
 
 static res_t upsert_hello(store_t *st, job_t *j)
 {
-	const Vigil__V1__Hello *h = j->hello;
 	char pv[16], skew[24];
-	snprintf(pv, sizeof(pv), "%u", h->protocol_version);
+	snprintf(pv, sizeof(pv), "%u", j->hello.protocol_version);
 	snprintf(skew, sizeof(skew), "%" PRId64, j->clock_skew_ms);
-	const char *vals[] = {
-		j->agent_name, h->hostname, h->agent_version, h->boot_id, h->kernel, h->os, pv,
-		skew};
+	const char *vals[] = {j->agent_name,
+			      j->hello.hostname,
+			      j->hello.agent_version,
+			      j->hello.boot_id,
+			      j->hello.kernel,
+			      j->hello.os,
+			      pv,
+			      skew};
 	PGresult *res = NULL;
 	res_t rc =
 		run(st,

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "vtime.h"
+#include "wire.h"
 
 typedef enum {
 	WMSG_FD,
@@ -51,6 +52,7 @@ struct worker {
 	bool wake;
 
 	conn_t *conns; /* only on the worker's thread */
+	wire_arena_t *arena;
 	uint64_t next_id;
 	atomic_int n_conns;
 };
@@ -144,6 +146,11 @@ struct event_base *worker_base(worker_t *w)
 int worker_index(const worker_t *w)
 {
 	return w->idx;
+}
+
+wire_arena_t *worker_arena(worker_t *w)
+{
+	return w->arena;
 }
 
 struct conn **worker_conn_head(worker_t *w)
@@ -253,7 +260,8 @@ worker_t *worker_new(collector_t *col, int idx)
 	w->idx = idx;
 	pthread_mutex_init(&w->lock, NULL);
 	w->base = event_base_new();
-	if (!w->base)
+	w->arena = wire_arena_new();
+	if (!w->base || !w->arena)
 		goto fail;
 	w->inbox_ev = event_new(w->base, -1, 0, inbox_cb, w);
 	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
@@ -311,6 +319,7 @@ void worker_free(worker_t *w)
 		event_free(w->inbox_ev);
 	if (w->base)
 		event_base_free(w->base);
+	wire_arena_free(w->arena);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -41,5 +41,7 @@ int worker_index(const worker_t *w);
 /* Free closed connections after the current loop pass. */
 void worker_schedule_reap(worker_t *w);
 struct conn **worker_conn_head(worker_t *w);
+/* The unpacking arena of the worker's thread. */
+struct wire_arena *worker_arena(worker_t *w);
 
 #endif

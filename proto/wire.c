@@ -1,6 +1,7 @@
 /* Protobuf unpack/pack with framing (see wire.h). */
 #include "wire.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "frame.h"
@@ -19,6 +20,92 @@ void wire_agent_free(Vigil__V1__AgentMessage *msg)
 {
 	if (msg)
 		vigil__v1__agent_message__free_unpacked(msg, NULL);
+}
+
+#define ARENA_MIN_CHUNK (64 * 1024)
+#define ARENA_ALIGN 16
+
+typedef struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	_Alignas(ARENA_ALIGN) uint8_t data[];
+} arena_chunk_t;
+
+struct wire_arena {
+	arena_chunk_t *chunks; /* current first */
+};
+
+wire_arena_t *wire_arena_new(void)
+{
+	return calloc(1, sizeof(wire_arena_t));
+}
+
+static void *arena_alloc(void *ad, size_t n)
+{
+	wire_arena_t *a = ad;
+	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	arena_chunk_t *c = a->chunks;
+	if (!c || c->cap - c->used < n) {
+		/* grow geometrically so a big message takes few chunks */
+		size_t cap = c && c->cap < SIZE_MAX / 4 ? c->cap * 2 : ARENA_MIN_CHUNK;
+		while (cap < n)
+			cap *= 2;
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		c->next = a->chunks;
+		a->chunks = c;
+	}
+	void *p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void arena_nofree(void *ad, void *p)
+{
+	(void)ad;
+	(void)p;
+}
+
+void wire_arena_reset(wire_arena_t *a)
+{
+	if (!a || !a->chunks)
+		return;
+	/* keep the largest chunk, free the rest */
+	arena_chunk_t *keep = a->chunks;
+	for (arena_chunk_t *c = a->chunks->next; c; c = c->next)
+		if (c->cap > keep->cap)
+			keep = c;
+	for (arena_chunk_t *c = a->chunks, *next; c; c = next) {
+		next = c->next;
+		if (c != keep)
+			free(c);
+	}
+	keep->next = NULL;
+	keep->used = 0;
+	a->chunks = keep;
+}
+
+void wire_arena_free(wire_arena_t *a)
+{
+	if (!a)
+		return;
+	for (arena_chunk_t *c = a->chunks, *next; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(a);
+}
+
+Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len)
+{
+	ProtobufCAllocator al = {arena_alloc, arena_nofree, a};
+	Vigil__V1__AgentMessage *m = vigil__v1__agent_message__unpack(&al, len, buf);
+	if (m && m->msg_case == VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET)
+		return NULL;
+	return m;
 }
 
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len)

@@ -17,6 +17,19 @@
 Vigil__V1__AgentMessage *wire_agent_unpack(const uint8_t *buf, size_t len);
 void wire_agent_free(Vigil__V1__AgentMessage *msg);
 
+/* An arena for unpacking: one allocation per chunk instead of one per
+ * field, reused from frame to frame. Not thread-safe; one per thread. */
+typedef struct wire_arena wire_arena_t;
+
+wire_arena_t *wire_arena_new(void);
+/* Forget everything unpacked into a (keeps the largest chunk). */
+void wire_arena_reset(wire_arena_t *a);
+void wire_arena_free(wire_arena_t *a);
+
+/* Like wire_agent_unpack, but the message lives in a until the next
+ * wire_arena_reset or wire_arena_free; never free it otherwise. */
+Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len);
+
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len);
 void wire_collector_free(Vigil__V1__CollectorMessage *msg);
 
