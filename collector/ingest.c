@@ -103,12 +103,14 @@ void ingest_submit(ingest_t *in, job_t *job)
 static void complete(writer_t *w, job_t *j, int status)
 {
 	ingest_t *in = w->in;
+	size_t bytes = j->bytes;
 	j->status = status;
-	size_t before = atomic_fetch_sub(&in->queued_bytes, j->bytes);
+	/* From here on the job belongs to the worker thread. */
+	worker_complete(in->col->workers[j->worker_idx], j);
+	size_t before = atomic_fetch_sub(&in->queued_bytes, bytes);
 	atomic_fetch_sub(&in->queued_jobs, 1);
 	size_t low = (size_t)SETTING(in->col, queue_low_bytes);
-	worker_complete(in->col->workers[j->worker_idx], j);
-	if (before - j->bytes < low && before >= low)
+	if (before - bytes < low && before >= low)
 		for (int i = 0; i < in->col->n_workers; i++)
 			worker_wake(in->col->workers[i]);
 }

@@ -6,9 +6,11 @@ cluster run by scripts/pg.sh. Per module or per test: a fresh database and
 vigil-collector processes, stopped with SIGTERM at teardown, which must then
 exit 0 with no sanitizer report in their logs.
 
-Environment: VIGIL_BUILD_DIR (default SOURCE/build) holds bin/; set
-VIGIL_IT_KEEP=1 to keep the work directory (it is kept anyway when a test
-fails, and its path is printed).
+Environment: VIGIL_BUILD_DIR (default SOURCE/build) holds bin/,
+VIGIL_SOURCE_DIR (default ../..) the scripts and protos; VIGIL_IT_KEEP=1
+keeps the whole work directory under /tmp (after a failure its logs are kept
+anyway, and the path is printed); VIGIL_IT_FAULT_EVENTS scales the fault
+test.
 """
 
 import itertools
@@ -52,8 +54,12 @@ def pytest_unconfigure(config):
     if not workdir:
         return
     failed = getattr(config, "_vigil_failed", True)
-    if failed or os.environ.get("VIGIL_IT_KEEP"):
+    if os.environ.get("VIGIL_IT_KEEP"):
         print("\nintegration work directory kept: %s" % workdir)
+    elif failed:
+        # Keep the logs, not the (large) database files.
+        vt.rmtree(os.path.join(workdir, "pg", "data"))
+        print("\nintegration logs kept in %s" % workdir)
     else:
         vt.rmtree(workdir)
 

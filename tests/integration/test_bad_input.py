@@ -151,10 +151,9 @@ def test_frame_too_large(coll, module_db, agent, guard):
     a = agent(coll.port, name)
     a.hello()
     # Only the header: the collector must refuse without waiting for the body.
+    # (A collector that waited would end with TIMEOUT after --frame-timeout.)
     a.send_raw(struct.pack(">I", MAX_FRAME + 1))
-    t0 = time.monotonic()
     expect_error(a, P.ERROR_CODE_TOO_LARGE, timeout=10)
-    assert time.monotonic() - t0 < 1.5, "refused only after the frame timeout"
     no_events(module_db, name)
 
 
@@ -408,7 +407,7 @@ def test_stalled_and_slow_connections(coll, module_db, pki, agent, guard):
         # Meanwhile a good agent is served promptly.
         t0 = time.monotonic()
         vt.check_serves(coll, module_db, pki, "good-during-slowloris")
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 8, "a good agent waited behind stalled connections"
         guard.expected_new_events = 1
 
         # All stalled handshakes dropped after --handshake-timeout (2s).
@@ -428,8 +427,6 @@ def test_stalled_and_slow_connections(coll, module_db, pki, agent, guard):
         for t in threads:
             t.join(20)
         stop.set()
-        print("drip results:", {k: v for k, v in drip_results.items() if k != "frame_msgs"},
-              drip_results.get("frame_msgs"))
         assert isinstance(drip_results.get("frame"), float), drip_results
         assert isinstance(drip_results.get("tls"), float), drip_results
         assert drip_results["tls"] < 10, drip_results
