@@ -58,16 +58,66 @@ if [ "${SKIP_DEPS:-0}" != 1 ]; then
 fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building vigil-collector and vigil-loadgen in $BUILD_DIR (RelWithDebInfo)"
+  log=$(mktemp)
   cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DVIGIL_SANITIZE=OFF >"$BUILD_DIR.cmake.log" 2>&1 ||
-    { cat "$BUILD_DIR.cmake.log" >&2; die "cmake"; }
-  rm -f "$BUILD_DIR.cmake.log"
+    -DVIGIL_SANITIZE=OFF >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "cmake"; }
+  rm -f "$log"
   make -C "$BUILD_DIR" -j"$(nproc)" vigil-collector vigil-loadgen >/dev/null ||
     die "build"
 fi
 COLLECTOR=$BUILD_DIR/bin/vigil-collector
 LOADGEN=$BUILD_DIR/bin/vigil-loadgen
-[ -x "$COLLECTOR" ] && [ -x "$LOADGEN" ] || die "no binaries in $BUILD_DIR/bin"
+if [ ! -x "$COLLECTOR" ] || [ ! -x "$LOADGEN" ]; then die "no binaries in $BUILD_DIR/bin"; fi
+
+# --- helpers -------------------------------------------------------------------------
+# free_port: a TCP port nobody listens on.
+free_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! listening "$p"; then
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port"
+}
+# listening PORT: true if a socket listens on PORT (from /proc, no tools).
+listening() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") f = 1 }
+    END { exit f ? 0 : 1 }' /proc/net/tcp /proc/net/tcp6
+}
+# start_collector: start it on PORT and wait until it listens.
+start_collector() {
+  ulimit -n "$(ulimit -Hn)"
+  "$COLLECTOR" --listen "127.0.0.1:$PORT" --tls-cert "$PKI/collector.crt" \
+    --tls-key "$PKI/collector.key" --agent-ca "$PKI/ca.crt" --db "$DB" \
+    --db-writers "$DB_WRITERS" --log-level warn >>"$WORK/collector.log" 2>&1 &
+  COLLECTOR_PID=$!
+  for _ in $(seq 1 600); do
+    kill -0 "$COLLECTOR_PID" 2>/dev/null || {
+      tail -n 20 "$WORK/collector.log" >&2
+      die "collector exited at start"
+    }
+    listening "$PORT" && return 0
+    sleep 0.1
+  done
+  die "collector not listening on $PORT after 60 s"
+}
+# stop_collector: SIGTERM (it drains), SIGKILL after 10 s.
+stop_collector() {
+  [ -n "$COLLECTOR_PID" ] || return 0
+  kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$COLLECTOR_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$COLLECTOR_PID" 2>/dev/null || true
+  wait "$COLLECTOR_PID" 2>/dev/null || true
+  COLLECTOR_PID=
+}
 
 # --- throwaway PKI and PostgreSQL ----------------------------------------------
 WORK=$(mktemp -d /tmp/vigil-ingest.XXXXXX)
@@ -109,61 +159,12 @@ bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
 POSTMASTER=$(head -n 1 "$WORK/pg/data/postmaster.pid")
 DB="host=$WORK/pg/sock port=$PGPORT dbname=vigil user=postgres"
 
-# --- collector -------------------------------------------------------------------
-# free_port: a TCP port nobody listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! listening "$p"; then
-      echo "$p"
-      return
-    fi
-  done
-  die "no free port"
-}
-# listening PORT: true if a socket listens on PORT (from /proc, no tools).
-listening() {
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") f = 1 }
-    END { exit f ? 0 : 1 }' /proc/net/tcp /proc/net/tcp6
-}
 PORT=$(free_port)
-
-start_collector() {
-  ulimit -n "$(ulimit -Hn)"
-  "$COLLECTOR" --listen "127.0.0.1:$PORT" --tls-cert "$PKI/collector.crt" \
-    --tls-key "$PKI/collector.key" --agent-ca "$PKI/ca.crt" --db "$DB" \
-    --db-writers "$DB_WRITERS" --log-level warn >>"$WORK/collector.log" 2>&1 &
-  COLLECTOR_PID=$!
-  for _ in $(seq 1 600); do
-    kill -0 "$COLLECTOR_PID" 2>/dev/null || {
-      tail -n 20 "$WORK/collector.log" >&2
-      die "collector exited at start"
-    }
-    listening "$PORT" && return 0
-    sleep 0.1
-  done
-  die "collector not listening on $PORT after 60 s"
-}
-stop_collector() {
-  [ -n "$COLLECTOR_PID" ] || return 0
-  kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$COLLECTOR_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$COLLECTOR_PID" 2>/dev/null || true
-  wait "$COLLECTOR_PID" 2>/dev/null || true
-  COLLECTOR_PID=
-}
-
 # --- CPU accounting ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
 # ticks_of PID: utime + stime of PID (all its threads).
 ticks_of() {
-  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+  { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{ print $12 + $13 }'
 }
 # pg_ticks: the postmaster's own and reaped children's time (cutime,
 # cstime) plus the time of its live children.
@@ -204,6 +205,7 @@ R1=$(run_loadgen "$WORK/run1.out" --agents "$AGENTS" --events "$EVENTS" \
   --agent-prefix bench- --timeout $((300 + EVENTS / 2000))) || rc=$?
 c1=$(ticks_of "$COLLECTOR_PID")
 p1=$(pg_ticks)
+kill -0 "$COLLECTOR_PID" 2>/dev/null || BROKEN+=("collector died during the flat-out run")
 echo "loadgen: $R1"
 [ "$rc" -eq 0 ] || {
   BROKEN+=("flat-out run exit $rc")
@@ -219,7 +221,7 @@ DEAD=$(psql_ -tA -c "SELECT count(*) FROM dead_letters")
 LOST=$((SENT1 - DISTINCT))
 DUP=$((STORED - DISTINCT))
 CCPU=NA PCPU=NA LCPU=NA
-if [ "$STORED" -gt 0 ]; then
+if [ "$STORED" -gt 0 ] && [ "$c1" -gt 0 ]; then
   CCPU=$(calc %.2f "($c1 - $c0) * 1000000 / $TCK / $STORED")
   PCPU=$(calc %.2f "($p1 - $p0) * 1000000 / $TCK / $STORED")
 fi

@@ -36,11 +36,11 @@
 #define AG_DEFAULT_HEARTBEAT_MS 30000u
 
 typedef enum {
-	AG_ST_WAIT = 0,	 /* not connected; timer armed for the next attempt */
+	AG_ST_WAIT = 0,	  /* not connected; timer armed for the next attempt */
 	AG_ST_CONNECTING, /* TCP connect and TLS handshake */
-	AG_ST_HELLO,	 /* Hello sent, waiting for Welcome */
-	AG_ST_READY,	 /* sending batches, receiving acks */
-	AG_ST_DONE,	 /* finished (or failed); no connection */
+	AG_ST_HELLO,	  /* Hello sent, waiting for Welcome */
+	AG_ST_READY,	  /* sending batches, receiving acks */
+	AG_ST_DONE,	  /* finished (or failed); no connection */
 } ag_state_t;
 
 static const char *ag_state_str(ag_state_t s)
@@ -85,9 +85,9 @@ struct lg_agent {
 	struct event *send_ev; /* --rate pacing */
 	struct event *hb_ev;   /* heartbeats while READY */
 
-	bool have_base;	/* a first Welcome fixed base and target */
-	bool gen_over;	/* --duration ended */
-	uint64_t base;	/* committed_seq of the first Welcome */
+	bool have_base;	 /* a first Welcome fixed base and target */
+	bool gen_over;	 /* --duration ended */
+	uint64_t base;	 /* committed_seq of the first Welcome */
 	uint64_t target; /* done once acked >= target */
 	uint64_t next_seq;
 	uint64_t acked;
@@ -278,8 +278,8 @@ static void ag_ack_upto(lg_agent_t *a, uint64_t s)
 		return; /* already known */
 	if (s >= a->next_seq) {
 		char m[160];
-		snprintf(m, sizeof(m), "ack for seq %" PRIu64 " but only up to %" PRIu64 " sent",
-			 s, a->next_seq - 1);
+		snprintf(m, sizeof(m), "ack for seq %" PRIu64 " but only up to %" PRIu64 " sent", s,
+			 a->next_seq - 1);
 		count(&a->st->errors, 1);
 		log_msg(LOG_LVL_ERROR, a->name, "protocol: %s", m);
 		s = a->next_seq - 1;
@@ -363,8 +363,8 @@ static void ag_pump(lg_agent_t *a)
 			f->data = lg_gen_batch(lg_worker_gen(a->w), a->gd, a->next_seq,
 					       a->next_seq - a->base - 1, &f->len, &n_bad);
 		if (!f || !f->data || f->len > a->max_frame) {
-			log_msg(LOG_LVL_ERROR, a->name,
-				"cannot build batch %" PRIu64 ": %s", a->next_seq,
+			log_msg(LOG_LVL_ERROR, a->name, "cannot build batch %" PRIu64 ": %s",
+				a->next_seq,
 				f && f->data ? "larger than the collector's max_frame_bytes"
 					     : "out of memory or above the frame limit");
 			if (f)
@@ -403,8 +403,7 @@ static int ag_on_welcome(lg_agent_t *a, const Vigil__V1__Welcome *wm)
 {
 	const lg_run_t *run = a->run;
 	uint64_t c = wm->committed_seq;
-	a->hb_ms = wm->heartbeat_interval_ms ? wm->heartbeat_interval_ms
-					     : AG_DEFAULT_HEARTBEAT_MS;
+	a->hb_ms = wm->heartbeat_interval_ms ? wm->heartbeat_interval_ms : AG_DEFAULT_HEARTBEAT_MS;
 	a->max_frame = wm->max_frame_bytes ? wm->max_frame_bytes : FRAME_DEFAULT_MAX_BYTES;
 	if (!a->have_base) {
 		a->have_base = true;
@@ -594,7 +593,9 @@ static void ag_event_cb(struct bufferevent *bev, short what, void *arg)
 		snprintf(reason, sizeof(reason), "TLS: %s", buf);
 	} else if (what & BEV_EVENT_EOF) {
 		snprintf(reason, sizeof(reason), "collector closed the connection%s",
-			 a->state == AG_ST_CONNECTING ? " during the TLS handshake" : "");
+			 a->state == AG_ST_CONNECTING ? " during the TLS handshake"
+			 : a->state == AG_ST_HELLO ? " before Welcome (client certificate refused?)"
+						   : "");
 	} else if (sock_err) {
 		snprintf(reason, sizeof(reason), "%s%s",
 			 a->state == AG_ST_CONNECTING ? "connect: " : "", strerror(sock_err));
@@ -619,8 +620,7 @@ static void ag_connect(lg_agent_t *a)
 		return;
 	}
 	a->bev = bufferevent_openssl_socket_new(lg_worker_base(a->w), -1, ssl,
-						BUFFEREVENT_SSL_CONNECTING,
-						BEV_OPT_CLOSE_ON_FREE);
+						BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!a->bev) {
 		SSL_free(ssl);
 		ag_set_state(a, AG_ST_CONNECTING);

@@ -18,8 +18,8 @@
 struct lg_issuer {
 	X509 *cert;
 	EVP_PKEY *key;
-	const EVP_MD *md; /* NULL for keys that fix their own digest (Ed25519) */
-	STACK_OF(X509) *chain; /* the issuer itself when it is not a root */
+	const EVP_MD *md;	/* NULL for keys that fix their own digest (Ed25519) */
+	STACK_OF(X509) * chain; /* the issuer itself when it is not a root */
 };
 
 static void set_err(char *err, size_t errlen, const char *what, const char *file)
@@ -28,12 +28,12 @@ static void set_err(char *err, size_t errlen, const char *what, const char *file
 	char buf[256] = "";
 	if (e)
 		ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "",
-		 e ? ": " : "", buf);
+	snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "", e ? ": " : "",
+		 buf);
 	ERR_clear_error();
 }
 
-static X509 *read_cert(const char *file, STACK_OF(X509) **rest, char *err, size_t errlen)
+static X509 *read_cert(const char *file, STACK_OF(X509) * *rest, char *err, size_t errlen)
 {
 	FILE *f = fopen(file, "r");
 	if (!f) {
@@ -77,8 +77,7 @@ static EVP_PKEY *read_key(const char *file, char *err, size_t errlen)
 	return k;
 }
 
-lg_issuer_t *lg_issuer_load(const char *cert_file, const char *key_file, char *err,
-			    size_t errlen)
+lg_issuer_t *lg_issuer_load(const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
 	lg_issuer_t *iss = calloc(1, sizeof(*iss));
 	if (!iss) {
@@ -164,8 +163,8 @@ static int issue_one(const lg_issuer_t *iss, const char *cn, lg_ident_t *out)
 	    !X509_set_issuer_name(x, X509_get_subject_name(iss->cert)))
 		goto fail;
 	X509_NAME *name = X509_get_subject_name(x);
-	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-					(const unsigned char *)cn, -1, -1, 0))
+	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+					-1, 0))
 		goto fail;
 	X509V3_CTX ctx;
 	X509V3_set_ctx(&ctx, iss->cert, x, NULL, NULL, 0);
@@ -220,8 +219,8 @@ static void *issue_range(void *arg)
 	return NULL;
 }
 
-int lg_ident_issue_all(const lg_issuer_t *iss, const char *prefix, unsigned count,
-		       unsigned threads, lg_ident_t *out, char *err, size_t errlen)
+int lg_ident_issue_all(const lg_issuer_t *iss, const char *prefix, unsigned count, unsigned threads,
+		       lg_ident_t *out, char *err, size_t errlen)
 {
 	if (threads < 1)
 		threads = 1;
@@ -244,9 +243,13 @@ int lg_ident_issue_all(const lg_issuer_t *iss, const char *prefix, unsigned coun
 		return -1;
 	}
 	for (unsigned t = 0; t < threads; t++)
-		jobs[t] = (issue_job_t){iss, prefix, out,
+		jobs[t] = (issue_job_t){iss,
+					prefix,
+					out,
 					(unsigned)((uint64_t)count * t / threads),
-					(unsigned)((uint64_t)count * (t + 1) / threads), 0, ""};
+					(unsigned)((uint64_t)count * (t + 1) / threads),
+					0,
+					""};
 	/* Thread 0's share is done here; a thread that cannot start has its
 	 * share done here too. */
 	for (unsigned t = 1; t < threads; t++)
@@ -272,8 +275,8 @@ int lg_ident_issue_all(const lg_issuer_t *iss, const char *prefix, unsigned coun
 	return rc;
 }
 
-int lg_ident_load(const char *cert_file, const char *key_file, lg_ident_t *out,
-		  char *err, size_t errlen)
+int lg_ident_load(const char *cert_file, const char *key_file, lg_ident_t *out, char *err,
+		  size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	out->cert = read_cert(cert_file, &out->chain, err, errlen);

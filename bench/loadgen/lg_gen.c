@@ -13,7 +13,7 @@
 #include "wire.h"
 
 #define GEN_CONTAINERS 8u
-#define GEN_ARGV 4u   /* argv0, flag, argument, padding */
+#define GEN_ARGV 4u /* argv0, flag, argument, padding */
 #define GEN_LABELS 3u
 
 struct lg_gen_agent {
@@ -35,9 +35,9 @@ struct lg_gen {
 	Vigil__V1__ProcessExec *px;
 	Vigil__V1__ContainerStarted *cs;
 	Vigil__V1__ContainerStopped *cx;
-	char **argv;		/* GEN_ARGV per event */
-	char (*argbuf)[48];	/* one formatted argument per event */
-	char *pad;		/* pad_cap filler characters, NUL-terminated */
+	char **argv;	    /* GEN_ARGV per event */
+	char (*argbuf)[48]; /* one formatted argument per event */
+	char *pad;	    /* pad_cap filler characters, NUL-terminated */
 	size_t pad_cap;
 };
 
@@ -85,18 +85,18 @@ static const exec_kind_t exec_kinds[] = {
 };
 #define N_EXEC_KINDS (sizeof(exec_kinds) / sizeof(exec_kinds[0]))
 
-static const char *const cwds[] = {"/", "/app", "/tmp", "/srv/data", "/var/www/html",
+static const char *const cwds[] = {"/",		"/app",	    "/tmp", "/srv/data", "/var/www/html",
 				   "/home/app", "/opt/app", "/root"};
 static const uint32_t uids[] = {0, 0, 1000, 33, 65534, 999, 1001, 0};
 
 static char bad_arg[] = "bad-\xff-utf8";
 
-static char *const cmd_words[] = {"/app/server", "--config", "/etc/app/config.yaml",
-				  "--port", "8080"};
-static char *const caps_default[] = {"CAP_CHOWN",	  "CAP_DAC_OVERRIDE", "CAP_FOWNER",
-				     "CAP_FSETID",	  "CAP_KILL",	      "CAP_SETGID",
-				     "CAP_SETUID",	  "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE",
-				     "CAP_NET_RAW",	  "CAP_SYS_CHROOT",   "CAP_MKNOD",
+static char *const cmd_words[] = {"/app/server", "--config", "/etc/app/config.yaml", "--port",
+				  "8080"};
+static char *const caps_default[] = {"CAP_CHOWN",	"CAP_DAC_OVERRIDE", "CAP_FOWNER",
+				     "CAP_FSETID",	"CAP_KILL",	    "CAP_SETGID",
+				     "CAP_SETUID",	"CAP_SETPCAP",	    "CAP_NET_BIND_SERVICE",
+				     "CAP_NET_RAW",	"CAP_SYS_CHROOT",   "CAP_MKNOD",
 				     "CAP_AUDIT_WRITE", "CAP_SETFCAP"};
 static char *const caps_privileged[] = {"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE",
 					"CAP_SYS_MODULE", "CAP_DAC_READ_SEARCH"};
@@ -107,8 +107,7 @@ static Vigil__V1__Mount mount_data = {PROTOBUF_C_MESSAGE_INIT(&vigil__v1__mount_
 static Vigil__V1__Mount mount_conf = {PROTOBUF_C_MESSAGE_INIT(&vigil__v1__mount__descriptor),
 				      "/etc/app", "/etc/app", 1, "bind"};
 static Vigil__V1__Mount mount_sock = {PROTOBUF_C_MESSAGE_INIT(&vigil__v1__mount__descriptor),
-				      "/var/run/docker.sock", "/var/run/docker.sock", 0,
-				      "bind"};
+				      "/var/run/docker.sock", "/var/run/docker.sock", 0, "bind"};
 static Vigil__V1__Mount *mounts_normal[] = {&mount_data, &mount_conf};
 static Vigil__V1__Mount *mounts_risky[] = {&mount_data, &mount_conf, &mount_sock};
 
@@ -120,8 +119,8 @@ lg_gen_agent_t *lg_gen_agent_new(uint32_t index)
 	if (!a)
 		return NULL;
 	a->index = index;
-	static const char *const apps[] = {"web", "api", "worker", "cache",
-					   "db",  "cron", "proxy", "debug"};
+	static const char *const apps[] = {"web", "api",  "worker", "cache",
+					   "db",  "cron", "proxy",  "debug"};
 	for (uint32_t k = 0; k < GEN_CONTAINERS; k++) {
 		uint64_t seed = mix64(((uint64_t)index << 8) | k);
 		hex_from(a->id[k], 64, seed);
@@ -170,7 +169,8 @@ lg_gen_agent_t *lg_gen_agent_new(uint32_t index)
 		c->seccomp_profile = privileged ? "unconfined" : "runtime/default";
 		c->apparmor_profile = privileged ? "unconfined" : "docker-default";
 		c->init_pid = 1000 + (uint32_t)(seed % 100000);
-		c->created_ns = INT64_C(1700000000000000000) + (int64_t)(seed % 1000000) * 1000000000;
+		c->created_ns =
+			INT64_C(1700000000000000000) + (int64_t)(seed % 1000000) * 1000000000;
 		c->started_ns = c->created_ns + 2000000000;
 		c->state = "running";
 	}
@@ -200,8 +200,7 @@ lg_gen_t *lg_gen_new(const lg_gen_params_t *p)
 	g->argbuf = calloc(n, sizeof(*g->argbuf));
 	g->pad_cap = p->event_bytes + 16;
 	g->pad = malloc(g->pad_cap + 1);
-	if (!g->ev || !g->evp || !g->px || !g->cs || !g->cx || !g->argv || !g->argbuf ||
-	    !g->pad) {
+	if (!g->ev || !g->evp || !g->px || !g->cs || !g->cx || !g->argv || !g->argbuf || !g->pad) {
 		lg_gen_free(g);
 		return NULL;
 	}
@@ -288,8 +287,8 @@ static void fill_event(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint3
 	x->gid = x->uid;
 	x->executable = (char *)k->exe;
 	x->cwd = (char *)cwds[(h >> 28) % NELEM(cwds)];
-	snprintf(g->argbuf[i], sizeof(g->argbuf[i]), "%s%08x%s", k->arg_pre,
-		 (unsigned)(h >> 32), k->arg_post);
+	snprintf(g->argbuf[i], sizeof(g->argbuf[i]), "%s%08x%s", k->arg_pre, (unsigned)(h >> 32),
+		 k->arg_post);
 	x->argv[0] = (char *)k->argv0;
 	x->argv[1] = bad ? bad_arg : (char *)k->flag;
 	x->argv[2] = g->argbuf[i];
@@ -307,8 +306,8 @@ static void fill_event(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint3
 	}
 }
 
-uint8_t *lg_gen_batch(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint64_t bno,
-		      size_t *len, uint32_t *n_bad)
+uint8_t *lg_gen_batch(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint64_t bno, size_t *len,
+		      uint32_t *n_bad)
 {
 	uint32_t n = g->p.batch_events;
 	int64_t now = vtime_now_ns();
@@ -343,8 +342,8 @@ uint8_t *lg_gen_hello(const char *name, uint32_t index, size_t *len)
 	char boot[40];
 	char hex[33];
 	hex_from(hex, 32, mix64(index) ^ 0xb007);
-	snprintf(boot, sizeof(boot), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	snprintf(boot, sizeof(boot), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+		 hex + 20);
 	Vigil__V1__Hello h = VIGIL__V1__HELLO__INIT;
 	h.protocol_version = WIRE_PROTOCOL_VERSION;
 	h.agent_version = "vigil-loadgen " VIGIL_VERSION;

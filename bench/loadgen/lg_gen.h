@@ -37,8 +37,8 @@ void lg_gen_agent_free(lg_gen_agent_t *a);
  * index used by bad_every). Set *len and *n_bad (events with invalid
  * UTF-8). Return a malloc'd frame owned by the caller, or NULL when out
  * of memory or when it would exceed max_frame. */
-uint8_t *lg_gen_batch(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint64_t bno,
-		      size_t *len, uint32_t *n_bad);
+uint8_t *lg_gen_batch(lg_gen_t *g, const lg_gen_agent_t *a, uint64_t seq, uint64_t bno, size_t *len,
+		      uint32_t *n_bad);
 
 /* Build the Hello frame of agent name. Caller frees the result. */
 uint8_t *lg_gen_hello(const char *name, uint32_t index, size_t *len);

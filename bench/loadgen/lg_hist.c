@@ -8,9 +8,9 @@ static unsigned bucket_of(uint64_t v)
 	if (v < 2 * LG_HIST_SUB)
 		return (unsigned)v;
 	unsigned msb = 63u - (unsigned)__builtin_clzll(v); /* >= 6 */
-	unsigned shift = msb - 5u;                          /* keeps 6 bits */
-	unsigned b = 2 * LG_HIST_SUB + (msb - 6u) * LG_HIST_SUB +
-		     (unsigned)((v >> shift) - LG_HIST_SUB);
+	unsigned shift = msb - 5u;			   /* keeps 6 bits */
+	unsigned b =
+		2 * LG_HIST_SUB + (msb - 6u) * LG_HIST_SUB + (unsigned)((v >> shift) - LG_HIST_SUB);
 	return b < LG_HIST_BUCKETS ? b : LG_HIST_BUCKETS - 1;
 }
 

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define LG_HIST_SUB 32u                      /* sub-buckets per power of two */
+#define LG_HIST_SUB 32u /* sub-buckets per power of two */
 #define LG_HIST_BUCKETS (2u * LG_HIST_SUB + 58u * LG_HIST_SUB)
 
 typedef struct {

@@ -21,8 +21,8 @@ typedef struct {
 	socklen_t addrlen;
 	const char *server_name; /* checked against the collector certificate */
 	SSL_CTX *ssl_ctx;
-	const char *prefix;	/* agent name prefix */
-	const lg_ident_t *ids;	/* one per agent */
+	const char *prefix;    /* agent name prefix */
+	const lg_ident_t *ids; /* one per agent */
 	uint32_t agents;
 	uint32_t threads;
 	uint32_t batch_events;
@@ -39,8 +39,8 @@ typedef struct {
 
 /* Counters of one worker; written by it, read by the main thread. */
 typedef struct {
-	_Atomic uint64_t events_sent;	/* unique events, resends not counted */
-	_Atomic uint64_t bad_sent;	/* of which with invalid UTF-8 */
+	_Atomic uint64_t events_sent; /* unique events, resends not counted */
+	_Atomic uint64_t bad_sent;    /* of which with invalid UTF-8 */
 	_Atomic uint64_t events_acked;
 	_Atomic uint64_t batches_sent;
 	_Atomic uint64_t batches_acked;

@@ -106,14 +106,19 @@ static void usage(FILE *out)
 		"Simulate many Vigil agents sending event batches to a collector over mutual TLS.\n"
 		"\n"
 		"Connection:\n"
-		"  --connect HOST:PORT      collector address (default 127.0.0.1:7443; [::1]:7443 for IPv6)\n"
-		"  --ca FILE                CA (PEM) that the collector certificate must chain to (required)\n"
-		"  --server-name NAME       name checked against the collector certificate (default localhost)\n"
+		"  --connect HOST:PORT      collector address (default 127.0.0.1:7443; [::1]:7443 "
+		"for IPv6)\n"
+		"  --ca FILE                CA (PEM) that the collector certificate must chain to "
+		"(required)\n"
+		"  --server-name NAME       name checked against the collector certificate "
+		"(default localhost)\n"
 		"  --tls-min-version V      1.3 (default) or 1.2\n"
 		"Agent identities (one of):\n"
 		"  --issuer-cert FILE --issuer-key FILE\n"
-		"                           CA that issues each agent a fresh EC P-256 client certificate in\n"
-		"                           memory: CN=<prefix><index as 5 digits>, clientAuth, valid 1 day\n"
+		"                           CA that issues each agent a fresh EC P-256 client "
+		"certificate in\n"
+		"                           memory: CN=<prefix><index as 5 digits>, clientAuth, "
+		"valid 1 day\n"
 		"  --cert FILE --key FILE   one fixed client certificate shared by all agents\n"
 		"Load:\n"
 		"  --agent-prefix STR       agent name prefix (default loadgen-)\n"
@@ -121,23 +126,30 @@ static void usage(FILE *out)
 		"  --threads N              event loops (default 1)\n"
 		"  --batch-events N         events per batch (default 500)\n"
 		"  --event-bytes N          approximate encoded size of one event (default 300)\n"
-		"  --events N               total events, split evenly over the agents, rounded up to\n"
+		"  --events N               total events, split evenly over the agents, rounded up "
+		"to\n"
 		"                           whole batches (default %u unless --duration is given)\n"
 		"  --duration SECONDS       send new batches until then, then wait for their acks\n"
-		"  --rate R                 total events/s over all agents; 0 = flat out (default 0)\n"
+		"  --rate R                 total events/s over all agents; 0 = flat out (default "
+		"0)\n"
 		"  --window N               unacknowledged batches per agent (default 8)\n"
 		"  --bad-every N            every Nth event (global index: the agents' streams\n"
-		"                           interleaved) carries invalid UTF-8 in argv; 0 = off (default)\n"
-		"  --idle                   connect and say Hello, then only heartbeat until --duration ends\n"
-		"  --timeout SECONDS        overall deadline; exit 1 if not everything was acked (default 300)\n"
+		"                           interleaved) carries invalid UTF-8 in argv; 0 = off "
+		"(default)\n"
+		"  --idle                   connect and say Hello, then only heartbeat until "
+		"--duration ends\n"
+		"  --timeout SECONDS        overall deadline; exit 1 if not everything was acked "
+		"(default 300)\n"
 		"Output:\n"
-		"  --report-interval S      progress line on stderr every S seconds (default 0 = none)\n"
+		"  --report-interval S      progress line on stderr every S seconds (default 0 = "
+		"none)\n"
 		"  --quiet                  no informational lines on stderr (warnings still)\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            print the version\n"
 		"\n"
-		"Last line on stdout: agents= events_sent= events_acked= batches_acked= elapsed_s=\n"
+		"Last line on stdout: agents= events_sent= events_acked= batches_acked= "
+		"elapsed_s=\n"
 		"events_per_s= ack_p50_ms= ack_p99_ms= reconnects= errors=\n"
 		"(events_per_s = events_acked / time from the first Hello to the last ack).\n"
 		"Exit status 0 if every sent event was acknowledged (with --idle: every agent was\n"
@@ -151,8 +163,9 @@ static int parse_u64(const char *name, const char *s, uint64_t min, uint64_t max
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
-		fprintf(stderr, "vigil-loadgen: --%s: '%s' is not an integer in [%" PRIu64
-				", %" PRIu64 "]\n",
+		fprintf(stderr,
+			"vigil-loadgen: --%s: '%s' is not an integer in [%" PRIu64 ", %" PRIu64
+			"]\n",
 			name, s, min, max);
 		return -1;
 	}
@@ -166,8 +179,8 @@ static int parse_double(const char *name, const char *s, double min, double max,
 	errno = 0;
 	double v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
-		fprintf(stderr, "vigil-loadgen: --%s: '%s' is not a number in [%g, %g]\n", name,
-			s, min, max);
+		fprintf(stderr, "vigil-loadgen: --%s: '%s' is not a number in [%g, %g]\n", name, s,
+			min, max);
 		return -1;
 	}
 	*out = v;
@@ -193,17 +206,39 @@ static int parse_args(int argc, char **argv, opts_t *o)
 	int c, rc = 0;
 	while ((c = getopt_long(argc, argv, "hvV", long_opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_CONNECT: o->connect = optarg; break;
-		case OPT_CA: o->ca = optarg; break;
-		case OPT_SERVER_NAME: o->server_name = optarg; break;
-		case OPT_ISSUER_CERT: o->issuer_cert = optarg; break;
-		case OPT_ISSUER_KEY: o->issuer_key = optarg; break;
-		case OPT_CERT: o->cert = optarg; break;
-		case OPT_KEY: o->key = optarg; break;
-		case OPT_PREFIX: o->prefix = optarg; break;
-		case OPT_TLS_MIN: o->tls_min_version = optarg; break;
-		case OPT_AGENTS: rc |= parse_u64("agents", optarg, 1, 100000, &o->agents); break;
-		case OPT_THREADS: rc |= parse_u64("threads", optarg, 1, 256, &o->threads); break;
+		case OPT_CONNECT:
+			o->connect = optarg;
+			break;
+		case OPT_CA:
+			o->ca = optarg;
+			break;
+		case OPT_SERVER_NAME:
+			o->server_name = optarg;
+			break;
+		case OPT_ISSUER_CERT:
+			o->issuer_cert = optarg;
+			break;
+		case OPT_ISSUER_KEY:
+			o->issuer_key = optarg;
+			break;
+		case OPT_CERT:
+			o->cert = optarg;
+			break;
+		case OPT_KEY:
+			o->key = optarg;
+			break;
+		case OPT_PREFIX:
+			o->prefix = optarg;
+			break;
+		case OPT_TLS_MIN:
+			o->tls_min_version = optarg;
+			break;
+		case OPT_AGENTS:
+			rc |= parse_u64("agents", optarg, 1, 100000, &o->agents);
+			break;
+		case OPT_THREADS:
+			rc |= parse_u64("threads", optarg, 1, 256, &o->threads);
+			break;
 		case OPT_BATCH_EVENTS:
 			rc |= parse_u64("batch-events", optarg, 1, 100000, &o->batch_events);
 			break;
@@ -217,22 +252,36 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		case OPT_DURATION:
 			rc |= parse_double("duration", optarg, 0.001, 1e7, &o->duration);
 			break;
-		case OPT_RATE: rc |= parse_double("rate", optarg, 0, 1e10, &o->rate); break;
-		case OPT_WINDOW: rc |= parse_u64("window", optarg, 1, 1024, &o->window); break;
+		case OPT_RATE:
+			rc |= parse_double("rate", optarg, 0, 1e10, &o->rate);
+			break;
+		case OPT_WINDOW:
+			rc |= parse_u64("window", optarg, 1, 1024, &o->window);
+			break;
 		case OPT_BAD_EVERY:
 			rc |= parse_u64("bad-every", optarg, 0, UINT64_MAX, &o->bad_every);
 			break;
-		case OPT_IDLE: o->idle = true; break;
+		case OPT_IDLE:
+			o->idle = true;
+			break;
 		case OPT_TIMEOUT:
 			rc |= parse_double("timeout", optarg, 0.001, 1e7, &o->timeout);
 			break;
-		case OPT_QUIET: o->quiet = true; break;
+		case OPT_QUIET:
+			o->quiet = true;
+			break;
 		case OPT_REPORT:
 			rc |= parse_double("report-interval", optarg, 0, 1e6, &o->report_interval);
 			break;
-		case 'v': o->verbose = true; break;
-		case 'h': usage(stdout); return 1;
-		case 'V': printf("vigil-loadgen %s\n", VIGIL_VERSION); return 1;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("vigil-loadgen %s\n", VIGIL_VERSION);
+			return 1;
 		default:
 			fprintf(stderr, "Try 'vigil-loadgen --help'.\n");
 			return -1;
@@ -359,8 +408,7 @@ static void sum_stats(lg_worker_t **w, uint32_t n, totals_t *t)
 	}
 }
 
-static void progress(const lg_run_t *run, const totals_t *t, uint64_t *prev_acked,
-		     int64_t *prev_ns)
+static void progress(const lg_run_t *run, const totals_t *t, uint64_t *prev_acked, int64_t *prev_ns)
 {
 	int64_t now = vtime_mono_ns();
 	double dt = (double)(now - *prev_ns) / 1e9;
@@ -368,9 +416,8 @@ static void progress(const lg_run_t *run, const totals_t *t, uint64_t *prev_acke
 	fprintf(stderr,
 		"vigil-loadgen: t=%.1fs connected=%u/%u sent=%" PRIu64 " acked=%" PRIu64
 		" (%.0f events/s) done=%u failed=%u reconnects=%" PRIu64 " errors=%" PRIu64 "\n",
-		(double)(now - run->start_mono_ns) / 1e9, t->connected, run->agents,
-		t->events_sent, t->events_acked, rate, t->done, t->failed, t->reconnects,
-		t->errors);
+		(double)(now - run->start_mono_ns) / 1e9, t->connected, run->agents, t->events_sent,
+		t->events_acked, rate, t->done, t->failed, t->reconnects, t->errors);
 	*prev_acked = t->events_acked;
 	*prev_ns = now;
 }
@@ -442,6 +489,10 @@ int main(int argc, char **argv)
 		}
 		for (uint32_t i = 1; i < run.agents; i++)
 			lg_ident_share(&ids[i], &ids[0]);
+		if (run.agents > 1)
+			log_warn("--cert: all %u agents present the same identity; the collector "
+				 "sees one agent, whose connections replace each other",
+				 run.agents);
 	}
 	run.ids = ids;
 
@@ -478,10 +529,9 @@ int main(int argc, char **argv)
 	}
 	if (!o.quiet)
 		log_info("%u agents on %u thread(s) to %s: %s", run.agents, run.threads, o.connect,
-			 run.idle ? "idle"
-			 : run.batches_per_agent
-				 ? "fixed number of batches"
-				 : "until --duration ends");
+			 run.idle		 ? "idle"
+			 : run.batches_per_agent ? "fixed number of batches"
+						 : "until --duration ends");
 	run.start_mono_ns = vtime_mono_ns();
 	uint32_t started = 0;
 	for (uint32_t i = 0; i < run.threads; i++) {
@@ -547,8 +597,8 @@ int main(int argc, char **argv)
 		ok = t.done == run.agents && t.failed == 0 && t.events_acked == t.events_sent;
 	ok = ok && !interrupted && !timed_out;
 	if (timed_out)
-		log_error("timeout after %.0f s: %u of %u agents finished, %" PRIu64
-			  " of %" PRIu64 " events acknowledged",
+		log_error("timeout after %.0f s: %u of %u agents finished, %" PRIu64 " of %" PRIu64
+			  " events acknowledged",
 			  o.timeout, t.done, run.agents, t.events_acked, t.events_sent);
 	if (!o.quiet) {
 		log_info("batches sent %" PRIu64 ", resent %" PRIu64 ", acked %" PRIu64
@@ -556,8 +606,8 @@ int main(int argc, char **argv)
 			 t.batches_sent, t.resent, t.batches_acked, t.bad_sent,
 			 (double)hist->max_us / 1000.0);
 	}
-	printf("agents=%u events_sent=%" PRIu64 " events_acked=%" PRIu64
-	       " batches_acked=%" PRIu64 " elapsed_s=%.3f events_per_s=%.1f ack_p50_ms=%.3f"
+	printf("agents=%u events_sent=%" PRIu64 " events_acked=%" PRIu64 " batches_acked=%" PRIu64
+	       " elapsed_s=%.3f events_per_s=%.1f ack_p50_ms=%.3f"
 	       " ack_p99_ms=%.3f reconnects=%" PRIu64 " errors=%" PRIu64 "\n",
 	       run.agents, t.events_sent, t.events_acked, t.batches_acked, elapsed, eps,
 	       lg_hist_quantile_us(hist, 0.50) / 1000.0, lg_hist_quantile_us(hist, 0.99) / 1000.0,
