@@ -285,6 +285,12 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 			       c->last_seq);
 		return;
 	}
+	if (b->n_events > (size_t)SETTING(c->col, max_batch_events)) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
+			       "batch of %zu events is above the limit of %lld", b->n_events,
+			       (long long)SETTING(c->col, max_batch_events));
+		return;
+	}
 	job_t *j = job_new(JOB_BATCH);
 	rows_range_t range = {atomic_load(&c->col->range_lo_ns), atomic_load(&c->col->range_hi_ns)};
 	if (!j || rows_encode_batch(b, c->agent_id, vtime_now_ns(), range, &j->rows) != 0 ||

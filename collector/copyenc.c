@@ -49,6 +49,11 @@ static bool reserve(copybuf_t *b, size_t n)
 	return true;
 }
 
+void copybuf_reserve(copybuf_t *b, size_t n)
+{
+	(void)reserve(b, n);
+}
+
 void copybuf_append(copybuf_t *b, const void *p, size_t n)
 {
 	if (n == 0 || !reserve(b, n))

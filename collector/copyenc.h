@@ -20,6 +20,8 @@ void copybuf_init(copybuf_t *b);
 void copybuf_free(copybuf_t *b);
 void copybuf_reset(copybuf_t *b);
 void copybuf_append(copybuf_t *b, const void *p, size_t n);
+/* Make room for n more bytes now (a hint; failures show up as oom later). */
+void copybuf_reserve(copybuf_t *b, size_t n);
 
 /* The file header ("PGCOPY\n\377\r\n\0", flags, extension) and the trailer. */
 void copy_header(copybuf_t *b);

@@ -54,9 +54,33 @@ static bool container_keys_valid(const Vigil__V1__Container *c)
 	return true;
 }
 
-static bool event_keys_valid(const Vigil__V1__Event *e)
+/* The few container ids of a batch, checked and hashed once each. */
+#define ID_CACHE_SLOTS 8
+
+typedef struct {
+	const char *id; /* borrowed from the batch */
+	size_t len;
+	int64_t key;
+	bool valid;
+} id_cache_t;
+
+static const id_cache_t *container_id_info(id_cache_t *cache, unsigned *next, const char *id)
 {
-	if (e->container_id && !utf8_valid(e->container_id, strlen(e->container_id)))
+	size_t len = strlen(id);
+	for (int i = 0; i < ID_CACHE_SLOTS; i++)
+		if (cache[i].id && cache[i].len == len && memcmp(cache[i].id, id, len) == 0)
+			return &cache[i];
+	id_cache_t *slot = &cache[(*next)++ % ID_CACHE_SLOTS];
+	slot->id = id;
+	slot->len = len;
+	slot->valid = utf8_valid(id, len);
+	slot->key = slot->valid ? rows_container_key(id, len) : 0;
+	return slot;
+}
+
+static bool event_keys_valid(const Vigil__V1__Event *e, const id_cache_t *id)
+{
+	if (id && !id->valid)
 		return false;
 	switch (e->body_case) {
 	case VIGIL__V1__EVENT__BODY_INVENTORY:
@@ -293,9 +317,16 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 			return -1;
 		}
 	}
+	/* most rows are process execs of about this size: grow the buffer once */
+	copybuf_reserve(&out->rows, (b->n_events < 16384 ? b->n_events : 16384) * 384);
+	id_cache_t ids[ID_CACHE_SLOTS] = {0};
+	unsigned next_id = 0;
 	for (size_t i = 0; i < b->n_events; i++) {
 		const Vigil__V1__Event *e = b->events[i];
-		if (!event_keys_valid(e)) {
+		const id_cache_t *id = e->container_id && e->container_id[0]
+					       ? container_id_info(ids, &next_id, e->container_id)
+					       : NULL;
+		if (!event_keys_valid(e, id)) {
 			out->reject[out->n_rejects].idx = (uint32_t)i;
 			out->reject[out->n_rejects].reason =
 				"container id or label key is not valid UTF-8";
@@ -320,10 +351,9 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		copy_int2(c, e->kind >= 0 && e->kind <= INT16_MAX ? (int16_t)e->kind : 0);
 		copy_int2(c,
 			  e->severity >= 0 && e->severity <= INT16_MAX ? (int16_t)e->severity : 0);
-		if (e->container_id && e->container_id[0]) {
-			size_t l = strlen(e->container_id);
-			copy_int8(c, rows_container_key(e->container_id, l));
-			copy_text(c, e->container_id, l);
+		if (id) {
+			copy_int8(c, id->key);
+			copy_text(c, e->container_id, id->len);
 		} else {
 			copy_null(c);
 			copy_null(c);

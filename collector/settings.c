@@ -26,6 +26,8 @@ const cfg_setting_t settings_table[] = {
 	 "PostgreSQL writer connections; an agent always uses the same one"},
 	{"max_frame_bytes", CFG_T_BYTES, "4MiB", false, S(max_frame_bytes), 64, 256 * MiB,
 	 "largest frame accepted from an agent"},
+	{"max_batch_events", CFG_T_INT, "20000", true, S(max_batch_events), 1, 10000000,
+	 "most events one batch may carry (bounds the memory one frame can take)"},
 	{"max_connections", CFG_T_INT, "10000", true, S(max_connections), 1, 1000000,
 	 "agent connections accepted at once; more are closed at accept"},
 	{"max_inflight_batches", CFG_T_INT, "16", true, S(max_inflight_batches), 1, 1024,

@@ -19,6 +19,7 @@ typedef struct {
 	int64_t workers;    /* event loops for connections; 0 = one per core */
 	int64_t db_writers; /* PostgreSQL writer connections */
 	int64_t max_frame_bytes;
+	int64_t max_batch_events;
 	int64_t max_connections;
 	int64_t max_inflight_batches;
 	int64_t queue_high_bytes;
