@@ -21,6 +21,7 @@ TIMEOUT_FLAGS = {
     "--hello-timeout": "3s",
     "--frame-timeout": "2s",
     "--max-frame-bytes": "1MiB",
+    "--max-batch-events": "1000",
 }
 
 
@@ -155,6 +156,21 @@ def test_frame_too_large(coll, module_db, agent, guard):
     a.send_raw(struct.pack(">I", MAX_FRAME + 1))
     expect_error(a, P.ERROR_CODE_TOO_LARGE, timeout=10)
     no_events(module_db, name)
+
+
+def test_batch_with_too_many_events(coll, module_db, agent, guard):
+    """A small frame of many tiny events would become a large COPY buffer:
+    the collector caps events per batch."""
+    E, P = vt.pb()
+    name = "bad-many-events"
+    a = agent(coll.port, name)
+    a.hello()
+    a.batch(1, [vt.exec_event(i, ["/bin/ok"]) for i in range(1000)])
+    a.send_batch(2, [E.Event() for _ in range(1001)])
+    err = expect_error(a, P.ERROR_CODE_TOO_LARGE)
+    assert "1001" in err.message, err.message
+    guard.expected_new_events = 1000
+    assert module_db.agent_row(name)[1] == 1
 
 
 def test_frame_length_huge_before_hello(coll, module_db, agent, guard):
