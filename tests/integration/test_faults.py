@@ -7,6 +7,8 @@ Select it alone with: pytest -m fault tests/integration
 Scale with VIGIL_IT_FAULT_EVENTS (default 400000, a multiple of 4000)."""
 
 import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -93,3 +95,43 @@ def test_exactly_once_under_faults(collector_factory, loadgen_factory, db, pg):
             0, BATCH - 1), name
     print("fault test: %d events in %.0fs, collector killed at %d stored; loadgen: %s"
           % (EVENTS, time.monotonic() - t_start, killed_at, s))
+
+
+def postgres_pids(pg):
+    with open(os.path.join(pg.dir, "data", "postmaster.pid")) as f:
+        master = int(f.readline())
+    kids = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return [master] + [int(p) for p in kids.split()]
+
+
+@pytest.mark.fault
+def test_hung_postgres(collector_factory, loadgen_factory, db, pg):
+    """PostgreSQL stops answering (every process SIGSTOPped) under load:
+    the collector gives up on the hung connection after --db-timeout,
+    acknowledges nothing meanwhile, and recovers by itself once the server
+    answers again; every event ends up stored once."""
+    agents, batch, events = 5, 100, 60000
+    coll = collector_factory(db, {"--db-timeout": "2s", "--db-retry-max": "500ms"})
+    lg = loadgen_factory(coll, agents=agents, batch_events=batch, events=events, window=4,
+                         rate=4000, agent_prefix="hung-", timeout=180)
+    vt.wait_for(lambda: (db.scalar("SELECT coalesce(sum(committed_seq), 0) FROM agents")
+                         or 0) * batch >= events // 4, 60, interval=0.2,
+                what="a quarter of the events stored")
+    off = coll.log_size()
+    pids = postgres_pids(pg)
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        vt.wait_for(lambda: "did not answer in time" in coll.log_since(off), 20,
+                    what="the collector noticing the hung server")
+        time.sleep(2)
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    rc = lg.wait(150)
+    assert rc == 0, "loadgen exited %d:\n%s" % (rc, lg.stderr_text()[-3000:])
+    assert coll.alive()
+    assert "PostgreSQL is back" in coll.log_since(off)
+    total, distinct = db.query(
+        "SELECT count(*), count(DISTINCT (agent_id, seq, idx)) FROM events")[0]
+    assert (total, distinct) == (events, events)
