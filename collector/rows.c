@@ -151,6 +151,8 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 	json_object_set_new(o, "read_only_rootfs", json_boolean(c->read_only_rootfs));
 	json_object_set_new(o, "seccomp_profile", JSTR(c->seccomp_profile));
 	json_object_set_new(o, "apparmor_profile", JSTR(c->apparmor_profile));
+	if (c->restart_policy && c->restart_policy[0])
+		json_object_set_new(o, "restart_policy", JSTR(c->restart_policy));
 	json_object_set_new(o, "init_pid", json_integer(c->init_pid));
 	if (c->created_ns)
 		json_object_set_new(o, "created_ns", json_integer(c->created_ns));

@@ -40,6 +40,7 @@ CREATE TABLE containers (
     read_only_rootfs boolean,
     seccomp_profile  text,
     apparmor_profile text,
+    restart_policy   text,
     init_pid         bigint,
     created_at       timestamptz,
     started_at       timestamptz,
@@ -166,8 +167,8 @@ BEGIN
             INSERT INTO containers AS t (agent_id, id, name, runtime, image, image_digest,
                 labels, command, uid, gid, privileged, cap_effective, cap_bounding,
                 host_pid, host_net, host_ipc, host_uts, mounts, read_only_rootfs,
-                seccomp_profile, apparmor_profile, init_pid, created_at, started_at,
-                state, last_seen)
+                seccomp_profile, apparmor_profile, restart_policy, init_pid, created_at,
+                started_at, state, last_seen)
             VALUES (p_agent, c->>'id', c->>'name', c->>'runtime', c->>'image',
                 c->>'image_digest', c->'labels',
                 ARRAY(SELECT jsonb_array_elements_text(coalesce(c->'command', '[]'))),
@@ -177,7 +178,7 @@ BEGIN
                 (c->>'host_pid')::boolean, (c->>'host_net')::boolean,
                 (c->>'host_ipc')::boolean, (c->>'host_uts')::boolean, c->'mounts',
                 (c->>'read_only_rootfs')::boolean, c->>'seccomp_profile',
-                c->>'apparmor_profile', (c->>'init_pid')::bigint,
+                c->>'apparmor_profile', c->>'restart_policy', (c->>'init_pid')::bigint,
                 to_timestamp((c->>'created_ns')::numeric / 1e9),
                 to_timestamp((c->>'started_ns')::numeric / 1e9),
                 coalesce(c->>'state', 'running'), now())
@@ -191,7 +192,8 @@ BEGIN
                 host_uts = EXCLUDED.host_uts, mounts = EXCLUDED.mounts,
                 read_only_rootfs = EXCLUDED.read_only_rootfs,
                 seccomp_profile = EXCLUDED.seccomp_profile,
-                apparmor_profile = EXCLUDED.apparmor_profile, init_pid = EXCLUDED.init_pid,
+                apparmor_profile = EXCLUDED.apparmor_profile,
+                restart_policy = EXCLUDED.restart_policy, init_pid = EXCLUDED.init_pid,
                 created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
                 state = EXCLUDED.state, last_seen = now(),
                 stopped_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.stopped_at END,

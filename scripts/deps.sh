@@ -14,6 +14,8 @@ PACKAGES=(
   # integration tests
   python3 python3-pytest python3-protobuf protobuf-compiler
   python3-cryptography python3-psycopg2
+  # the agent's integration tests and benchmark: real containers
+  podman runc busybox-static
   # scripts, demo and benchmarks
   procps iproute2 curl ca-certificates
 )

@@ -23,7 +23,7 @@ frame() { # frame FILE: write a 4-byte big-endian length, then FILE
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rm -rf "$out"
+rm -rf "$out/fuzz_frame" "$out/fuzz_rows" "$out/fuzz_config" # only the seeds made here
 mkdir -p "$out/fuzz_frame" "$out/fuzz_rows" "$out/fuzz_config"
 
 exec_event='events {

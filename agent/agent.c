@@ -1,0 +1,547 @@
+/* The agent's object graph and timers (see agent.h). */
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batcher.h"
+#include "docker_api.h"
+#include "hostinfo.h"
+#include "inventory.h"
+#include "log.h"
+#include "proc_connector.h"
+#include "procfs.h"
+#include "spool.h"
+#include "text.h"
+#include "tls.h"
+#include "uplink.h"
+#include "vtime.h"
+
+/* Keep a batch well below the collector's default 4 MiB frame limit. */
+#define BATCH_MAX_BYTES (3u * 1024 * 1024)
+#define TICK_MS 250
+#define QUICK_SCAN_MS 50
+
+typedef struct {
+	const char *name;
+	bool ok;
+	char error[256];
+} source_t;
+
+enum {
+	SRC_PROCFS,
+	SRC_PROC_CONNECTOR,
+	SRC_DOCKER_API,
+	SRC_OCI,
+	N_SRC
+};
+
+struct agent {
+	struct event_base *base;
+	settings_t *s;
+	hostinfo_t host;
+	SSL_CTX *ctx;
+	spool_t *spool;
+	batcher_t *batcher;
+	uplink_t *uplink;
+	inventory_t *inv;
+	docker_api_t *api;
+	proc_connector_t *pc;
+	struct event *scan_ev, *quick_ev, *snapshot_ev, *status_ev, *tick_ev;
+	source_t src[N_SRC];
+	bool status_due;
+	bool shutting_down;
+	int64_t shutdown_deadline_ns;
+	int64_t last_fsync_ns;
+	uint64_t last_append_seq;
+	uint64_t execs_seen, execs_incomplete;
+};
+
+static struct timeval tv_ms(int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}
+
+static void arm(struct event *ev, int64_t ms)
+{
+	struct timeval tv = tv_ms(ms);
+	evtimer_add(ev, &tv);
+}
+
+/* ---- events in ---------------------------------------------------------------- */
+
+static void emit(void *arg, const Vigil__V1__Event *ev)
+{
+	agent_t *a = arg;
+	batcher_add(a->batcher, ev);
+}
+
+static void sink(void *arg, const uint8_t *body, size_t len, uint32_t n_events, int64_t first_ns,
+		 int64_t last_ns)
+{
+	agent_t *a = arg;
+	a->last_append_seq = spool_append(a->spool, body, len, n_events, first_ns, last_ns);
+	if (a->last_append_seq)
+		uplink_kick(a->uplink);
+}
+
+static void set_source(agent_t *a, int i, bool ok, const char *error)
+{
+	source_t *s = &a->src[i];
+	if (s->ok == ok && strcmp(s->error, error ? error : "") == 0)
+		return;
+	s->ok = ok;
+	snprintf(s->error, sizeof(s->error), "%s", error ? error : "");
+	a->status_due = true;
+}
+
+static void emit_status(agent_t *a)
+{
+	spool_stats_t st;
+	spool_get_stats(a->spool, &st);
+	/* A drop report goes out only while connected: written while the
+	 * collector is away, it could be dropped in turn by a full spool. The
+	 * counts wait in the spool's meta file until then. */
+	spool_drops_t drops;
+	bool have_drops =
+		uplink_state(a->uplink) == UPLINK_ST_READY && spool_take_drops(a->spool, &drops);
+	Vigil__V1__AgentStatus as = VIGIL__V1__AGENT_STATUS__INIT;
+	as.spool_bytes = st.bytes;
+	as.spool_capacity = st.capacity;
+	if (have_drops) {
+		as.dropped_batches = drops.batches;
+		as.dropped_events = drops.events;
+		as.drop_first_ns = drops.first_ns;
+		as.drop_last_ns = drops.last_ns;
+	}
+	Vigil__V1__SourceStatus ss[N_SRC];
+	Vigil__V1__SourceStatus *sp[N_SRC];
+	for (int i = 0; i < N_SRC; i++) {
+		vigil__v1__source_status__init(&ss[i]);
+		ss[i].name = (char *)a->src[i].name;
+		ss[i].ok = a->src[i].ok;
+		ss[i].error = a->src[i].error;
+		sp[i] = &ss[i];
+	}
+	as.sources = sp;
+	as.n_sources = N_SRC;
+	Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
+	e.time_ns = vtime_now_ns();
+	e.kind = VIGIL__V1__EVENT_KIND__EVENT_KIND_AGENT_STATUS;
+	bool failing = false;
+	for (int i = 0; i < N_SRC; i++)
+		failing |= !a->src[i].ok;
+	e.severity = have_drops ? VIGIL__V1__SEVERITY__SEVERITY_HIGH
+		     : failing	? VIGIL__V1__SEVERITY__SEVERITY_MEDIUM
+				: VIGIL__V1__SEVERITY__SEVERITY_INFO;
+	e.container_id = "";
+	e.body_case = VIGIL__V1__EVENT__BODY_AGENT_STATUS;
+	e.agent_status = &as;
+	if (have_drops)
+		log_warn("reporting a gap: %" PRIu64 " batches (%" PRIu64 " events) dropped",
+			 drops.batches, drops.events);
+	/* its own batch, so that we know whether it was stored */
+	batcher_flush(a->batcher);
+	batcher_add(a->batcher, &e);
+	a->last_append_seq = 0;
+	batcher_flush(a->batcher);
+	if (!a->last_append_seq && have_drops)
+		spool_restore_drops(a->spool, &drops);
+	a->status_due = false;
+}
+
+static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
+{
+	agent_t *a = arg;
+	if (a->shutting_down)
+		return;
+	(void)pid;
+	bool known = false;
+	const char *id = inventory_container_of(a->inv, tgid, &known);
+	if (!id && !a->s->host_execs)
+		return;
+	char cid[129];
+	snprintf(cid, sizeof(cid), "%s", id ? id : "");
+	const char *root = a->s->proc_root;
+	bool incomplete = false, truncated = false;
+	char buf[16384];
+	Vigil__V1__ProcessExec x = VIGIL__V1__PROCESS_EXEC__INIT;
+	x.pid = tgid;
+	ssize_t n = procfs_read(root, tgid, "status", buf, sizeof(buf));
+	procfs_status_t st;
+	if (n > 0 && procfs_parse_status(buf, (size_t)n, &st) == 0) {
+		x.ppid = st.ppid;
+		x.uid = st.uid;
+		x.gid = st.gid;
+	} else {
+		incomplete = true;
+	}
+	ctr_strv_t argv = {0};
+	n = procfs_read(root, tgid, "cmdline", buf, sizeof(buf));
+	if (n > 0)
+		procfs_parse_cmdline(buf, (size_t)n, (size_t)a->s->argv_max_bytes, &argv,
+				     &truncated);
+	else
+		incomplete = true;
+	/* cmdline is capped at what we read: say so if it filled the buffer */
+	if (n >= (ssize_t)sizeof(buf) - 1)
+		truncated = true;
+	char link[4096];
+	char *exe = NULL, *cwd = NULL;
+	n = procfs_readlink(root, tgid, "exe", link, sizeof(link));
+	if (n >= 0)
+		exe = text_dup_n(link, (size_t)n, 0, &truncated);
+	else
+		incomplete = true;
+	n = procfs_readlink(root, tgid, "cwd", link, sizeof(link));
+	if (n >= 0)
+		cwd = text_dup_n(link, (size_t)n, 0, &truncated);
+	else
+		incomplete = true;
+	x.executable = exe ? exe : "";
+	x.cwd = cwd ? cwd : "";
+	x.argv = argv.v;
+	x.n_argv = argv.n;
+	x.truncated = truncated;
+	x.incomplete = incomplete;
+	Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
+	e.time_ns = vtime_now_ns();
+	e.kind = VIGIL__V1__EVENT_KIND__EVENT_KIND_PROCESS_EXEC;
+	e.severity = VIGIL__V1__SEVERITY__SEVERITY_INFO;
+	e.container_id = cid;
+	e.body_case = VIGIL__V1__EVENT__BODY_PROCESS_EXEC;
+	e.process_exec = &x;
+	emit(a, &e);
+	a->execs_seen++;
+	if (incomplete)
+		a->execs_incomplete++;
+	free(exe);
+	free(cwd);
+	ctr_strv_clear(&argv);
+	if (id && !known && !evtimer_pending(a->quick_ev, NULL))
+		arm(a->quick_ev, QUICK_SCAN_MS);
+}
+
+static void on_fork(void *arg, uint32_t parent, uint32_t child_pid, uint32_t child_tgid)
+{
+	agent_t *a = arg;
+	if (child_pid == child_tgid)
+		inventory_note_fork(a->inv, parent, child_tgid);
+}
+
+static void on_exit_ev(void *arg, uint32_t pid, uint32_t tgid, uint32_t status)
+{
+	agent_t *a = arg;
+	if (pid != tgid)
+		return;
+	if (inventory_note_exit(a->inv, tgid, status) && !evtimer_pending(a->quick_ev, NULL))
+		arm(a->quick_ev, QUICK_SCAN_MS);
+}
+
+static void api_change(void *arg)
+{
+	agent_t *a = arg;
+	if (!evtimer_pending(a->quick_ev, NULL))
+		arm(a->quick_ev, QUICK_SCAN_MS);
+}
+
+static void api_die(void *arg, const char *id, bool exit_known, int exit_code)
+{
+	agent_t *a = arg;
+	inventory_note_die(a->inv, id, exit_known, exit_code);
+}
+
+static void api_status(void *arg, bool ok, const char *error)
+{
+	agent_t *a = arg;
+	set_source(a, SRC_DOCKER_API, ok, error);
+}
+
+/* ---- timers --------------------------------------------------------------------- */
+
+static void scan(agent_t *a)
+{
+	if (a->shutting_down)
+		return;
+	inventory_scan(a->inv);
+	if (inventory_wants_rescan(a->inv) && !evtimer_pending(a->quick_ev, NULL))
+		arm(a->quick_ev, 4 * QUICK_SCAN_MS);
+	int dirs = inventory_oci_dirs_found(a->inv);
+	if (dirs < 0)
+		set_source(a, SRC_OCI, false, "no OCI runtime state directory exists");
+	else
+		set_source(a, SRC_OCI, true, "");
+	log_debug("scan: %zu containers in %.1f ms", inventory_count(a->inv),
+		  (double)inventory_last_scan_ns(a->inv) / 1e6);
+}
+
+static void scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_t *a = arg;
+	scan(a);
+	arm(a->scan_ev, a->s->scan_interval_ms);
+}
+
+static void quick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	scan(arg);
+}
+
+static void snapshot_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_t *a = arg;
+	if (!a->shutting_down)
+		inventory_snapshot(a->inv, BATCH_MAX_BYTES);
+	arm(a->snapshot_ev, a->s->snapshot_interval_ms);
+}
+
+static void status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_t *a = arg;
+	a->status_due = true;
+	arm(a->status_ev, a->s->status_interval_ms);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	agent_t *a = arg;
+	int64_t now = vtime_mono_ns();
+	int64_t oldest = batcher_oldest_ns(a->batcher);
+	if (oldest && now - oldest >= a->s->batch_delay_ms * 1000000)
+		batcher_flush(a->batcher);
+	spool_drops_t d;
+	if (uplink_state(a->uplink) == UPLINK_ST_READY && spool_take_drops(a->spool, &d)) {
+		spool_restore_drops(a->spool, &d);
+		a->status_due = true;
+	}
+	if (a->status_due && !a->shutting_down)
+		emit_status(a);
+	if (a->s->spool_fsync_ms && now - a->last_fsync_ns >= a->s->spool_fsync_ms * 1000000) {
+		spool_sync(a->spool);
+		a->last_fsync_ns = now;
+	}
+	if (a->shutting_down) {
+		if (uplink_all_acked(a->uplink) || now >= a->shutdown_deadline_ns) {
+			if (!uplink_all_acked(a->uplink))
+				log_info("shutdown: %s; unacknowledged batches stay in the spool",
+					 uplink_state(a->uplink) == UPLINK_ST_READY
+						 ? "timeout waiting for acknowledgements"
+						 : "collector not connected");
+			else
+				log_info("shutdown: every batch is acknowledged");
+			uplink_stop(a->uplink);
+			event_base_loopexit(a->base, NULL);
+			return;
+		}
+	}
+	/* the batch delay decides how soon the next tick comes */
+	int64_t next = TICK_MS;
+	if (batcher_pending(a->batcher)) {
+		int64_t left =
+			a->s->batch_delay_ms - (now - batcher_oldest_ns(a->batcher)) / 1000000;
+		if (left < next)
+			next = left < 1 ? 1 : left;
+	}
+	arm(a->tick_ev, next);
+}
+
+static void on_ready(void *arg, uint64_t committed)
+{
+	agent_t *a = arg;
+	(void)committed;
+	/* a full snapshot after every connect */
+	inventory_snapshot(a->inv, BATCH_MAX_BYTES);
+	a->status_due = true;
+}
+
+/* ---- life cycle ----------------------------------------------------------------- */
+
+static SSL_CTX *build_tls(const settings_t *s, char *err, size_t errlen)
+{
+	tls_files_t f = {s->tls_cert, s->tls_key, s->ca, s->tls_min_version};
+	return tls_client_ctx_new(&f, err, errlen);
+}
+
+static void apply_limits(agent_t *a)
+{
+	text_set_max((size_t)a->s->string_max_bytes);
+	batcher_set_limits(a->batcher, (size_t)a->s->batch_max_events, BATCH_MAX_BYTES);
+}
+
+static void start_api(agent_t *a)
+{
+	const char *sock = a->s->docker_socket;
+	if (!sock[0] || strcmp(sock, "none") == 0) {
+		set_source(a, SRC_DOCKER_API, false, "disabled (docker_socket = none)");
+		return;
+	}
+	docker_api_cbs_t cbs = {api_change, api_die, api_status};
+	a->api = docker_api_new(a->base, sock, a->s->api_timeout_ms, (size_t)a->s->labels_max, &cbs,
+				a);
+	if (!a->api) {
+		set_source(a, SRC_DOCKER_API, false, "out of memory");
+		return;
+	}
+	set_source(a, SRC_DOCKER_API, false, "connecting");
+	inventory_set_api(a->inv, a->api);
+}
+
+agent_t *agent_new(struct event_base *base, settings_t *s, char *err, size_t errlen)
+{
+	agent_t *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->base = base;
+	a->s = s;
+	a->src[SRC_PROCFS].name = "procfs";
+	a->src[SRC_PROC_CONNECTOR].name = "proc_connector";
+	a->src[SRC_DOCKER_API].name = "docker_api";
+	a->src[SRC_OCI].name = "oci";
+	a->src[SRC_PROCFS].ok = true;
+	hostinfo_read(&a->host, s->hostname, s->proc_root);
+	text_set_max((size_t)s->string_max_bytes);
+	a->ctx = build_tls(s, err, errlen);
+	if (!a->ctx)
+		goto fail;
+	a->spool = spool_open(s->spool_dir, (uint64_t)s->spool_max_bytes, s->spool_fsync_ms, err,
+			      errlen);
+	if (!a->spool)
+		goto fail;
+	a->batcher = batcher_new((size_t)s->batch_max_events, BATCH_MAX_BYTES, sink, a);
+	a->inv = inventory_new(s, &a->host, emit, a);
+	uplink_cbs_t ucbs = {on_ready};
+	a->uplink = a->batcher && a->inv ? uplink_new(base, s, a->spool, &a->host, a->ctx, &ucbs, a)
+					 : NULL;
+	a->scan_ev = evtimer_new(base, scan_cb, a);
+	a->quick_ev = evtimer_new(base, quick_cb, a);
+	a->snapshot_ev = evtimer_new(base, snapshot_cb, a);
+	a->status_ev = evtimer_new(base, status_cb, a);
+	a->tick_ev = evtimer_new(base, tick_cb, a);
+	if (!a->uplink || !a->scan_ev || !a->quick_ev || !a->snapshot_ev || !a->status_ev ||
+	    !a->tick_ev) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (s->proc_connector) {
+		proc_connector_cbs_t pcbs = {on_fork, on_exec, on_exit_ev};
+		char perr[256];
+		a->pc = proc_connector_new(base, &pcbs, a, perr, sizeof(perr));
+		if (!a->pc) {
+			log_warn("proc_connector: %s; exec events are not reported, container "
+				 "starts and stops are found by scans",
+				 perr);
+			set_source(a, SRC_PROC_CONNECTOR, false, perr);
+		} else {
+			set_source(a, SRC_PROC_CONNECTOR, true, "");
+		}
+	} else {
+		set_source(a, SRC_PROC_CONNECTOR, false, "disabled (proc_connector = false)");
+	}
+	start_api(a);
+	return a;
+fail:
+	agent_free(a);
+	return NULL;
+}
+
+void agent_start(agent_t *a)
+{
+	if (a->api)
+		docker_api_start(a->api);
+	/* the first scan is the baseline: no start events for what runs already */
+	inventory_scan(a->inv);
+	size_t n = inventory_count(a->inv);
+	log_info("agent %s on %s: %zu containers found in %.1f ms; sources: proc_connector %s, "
+		 "docker_api %s",
+		 a->host.agent_version, a->host.hostname, n,
+		 (double)inventory_last_scan_ns(a->inv) / 1e6,
+		 a->src[SRC_PROC_CONNECTOR].ok ? "ok" : "failing",
+		 a->api ? a->s->docker_socket : "off");
+	a->status_due = true;
+	a->last_fsync_ns = vtime_mono_ns();
+	arm(a->scan_ev, a->s->scan_interval_ms);
+	arm(a->snapshot_ev, a->s->snapshot_interval_ms);
+	arm(a->status_ev, a->s->status_interval_ms);
+	arm(a->tick_ev, 10);
+	uplink_start(a->uplink);
+}
+
+void agent_reload(agent_t *a)
+{
+	char err[512];
+	SSL_CTX *ctx = build_tls(a->s, err, sizeof(err));
+	if (!ctx) {
+		log_error("reload: TLS: %s; keeping the old certificates", err);
+	} else {
+		uplink_set_tls(a->uplink, ctx);
+		tls_ctx_unref(a->ctx);
+		a->ctx = ctx;
+		log_info("reload: certificates reloaded; used from the next connection");
+	}
+	apply_limits(a);
+	hostinfo_read(&a->host, a->s->hostname, a->s->proc_root);
+	arm(a->scan_ev, a->s->scan_interval_ms);
+	arm(a->snapshot_ev, a->s->snapshot_interval_ms);
+	arm(a->status_ev, a->s->status_interval_ms);
+	a->status_due = true;
+}
+
+void agent_shutdown(agent_t *a)
+{
+	if (a->shutting_down)
+		return;
+	emit_status(a);
+	a->shutting_down = true;
+	batcher_flush(a->batcher);
+	spool_sync(a->spool);
+	a->shutdown_deadline_ns = vtime_mono_ns() + a->s->shutdown_timeout_ms * 1000000;
+	log_info("shutdown: spool synced; waiting up to %" PRId64
+		 " ms for the collector to acknowledge it",
+		 a->s->shutdown_timeout_ms);
+	evtimer_del(a->scan_ev);
+	evtimer_del(a->quick_ev);
+	evtimer_del(a->snapshot_ev);
+	arm(a->tick_ev, 10);
+}
+
+void agent_free(agent_t *a)
+{
+	if (!a)
+		return;
+	if (a->batcher && a->spool && a->uplink)
+		batcher_flush(a->batcher);
+	proc_connector_free(a->pc);
+	docker_api_free(a->api);
+	uplink_free(a->uplink);
+	batcher_free(a->batcher);
+	inventory_free(a->inv);
+	spool_close(a->spool);
+	tls_ctx_unref(a->ctx);
+	if (a->scan_ev)
+		event_free(a->scan_ev);
+	if (a->quick_ev)
+		event_free(a->quick_ev);
+	if (a->snapshot_ev)
+		event_free(a->snapshot_ev);
+	if (a->status_ev)
+		event_free(a->status_ev);
+	if (a->tick_ev)
+		event_free(a->tick_ev);
+	free(a);
+}

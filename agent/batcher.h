@@ -1,0 +1,46 @@
+/*
+ * Events -> batches. Events are packed (protobuf) as they come and
+ * collected into the body of a vigil.v1.Batch; a batch is closed when it
+ * holds batch_max_events events, when it would exceed the byte limit, or
+ * when its oldest event has waited batch_delay (the caller's timer calls
+ * batcher_due). A closed batch goes to the sink (the spool), which
+ * assigns its sequence number. batch_frame builds the wire frame of a
+ * stored batch at send time.
+ */
+#ifndef VIGIL_AGENT_BATCHER_H
+#define VIGIL_AGENT_BATCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/v1/events.pb-c.h"
+
+typedef struct batcher batcher_t;
+
+/* Receives a closed batch body: the encoded repeated Event fields. */
+typedef void (*batcher_sink_cb)(void *arg, const uint8_t *body, size_t len, uint32_t n_events,
+				int64_t first_ns, int64_t last_ns);
+
+/* max_bytes bounds a batch body (keep it under the frame limit). */
+batcher_t *batcher_new(size_t max_events, size_t max_bytes, batcher_sink_cb sink, void *arg);
+void batcher_free(batcher_t *b);
+void batcher_set_limits(batcher_t *b, size_t max_events, size_t max_bytes);
+
+/* Add one event (packed here; ev is borrowed). Return 0, or -1 if the
+ * event alone is larger than a batch may be (it is dropped and counted). */
+int batcher_add(batcher_t *b, const Vigil__V1__Event *ev);
+
+/* Close the current batch if it has events. */
+void batcher_flush(batcher_t *b);
+
+/* Monotonic time the oldest waiting event arrived, or 0 if none waits. */
+int64_t batcher_oldest_ns(const batcher_t *b);
+size_t batcher_pending(const batcher_t *b);
+uint64_t batcher_oversized(const batcher_t *b);
+
+/* The frame (4-byte length + AgentMessage{batch{seq, events}}) for a
+ * stored batch body. Caller frees. Return NULL on OOM. */
+uint8_t *batch_frame(uint64_t seq, const uint8_t *body, size_t len, size_t *out_len);
+
+#endif

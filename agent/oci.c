@@ -1,0 +1,377 @@
+/* OCI state and bundles (see oci.h). */
+#include "oci.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cgroup.h"
+#include "text.h"
+
+#define OCI_FILE_MAX (4 * 1024 * 1024)
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+int oci_parse_state(const char *json, size_t len, oci_state_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	json_error_t e;
+	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -1;
+	}
+	int rc = -1;
+	const char *id = jstr(root, "id");
+	json_t *pid = json_object_get(root, "init_process_pid");
+	if (!pid)
+		pid = json_object_get(root, "pid"); /* crun, runtime-spec state */
+	if (!id || !id[0] || strlen(id) >= sizeof(out->id) || !json_is_integer(pid) ||
+	    json_integer_value(pid) < 0 || json_integer_value(pid) > UINT32_MAX)
+		goto done;
+	char *clean = text_dup_n(id, strlen(id), sizeof(out->id) - 1, NULL);
+	if (!clean)
+		goto done;
+	snprintf(out->id, sizeof(out->id), "%s", clean);
+	free(clean);
+	out->init_pid = (uint32_t)json_integer_value(pid);
+	const char *created = jstr(root, "created");
+	if (created)
+		text_parse_rfc3339(created, &out->created_ns);
+	out->runtime = VIGIL__V1__RUNTIME__RUNTIME_RUNC;
+	const char *bundle = jstr(root, "bundle");
+	json_t *cfg = json_object_get(root, "config");
+	json_t *labels = json_object_get(cfg, "labels");
+	size_t i;
+	json_t *l;
+	json_array_foreach(labels, i, l)
+	{
+		const char *s = json_string_value(l);
+		if (!s)
+			continue;
+		if (strncmp(s, "bundle=", 7) == 0 && !bundle)
+			bundle = s + 7;
+		else if (strcmp(s, "io.container.manager=libpod") == 0)
+			out->runtime = VIGIL__V1__RUNTIME__RUNTIME_PODMAN;
+		else if (strncmp(s, "io.kubernetes.cri-o.", 20) == 0 &&
+			 out->runtime != VIGIL__V1__RUNTIME__RUNTIME_PODMAN)
+			out->runtime = VIGIL__V1__RUNTIME__RUNTIME_CRIO;
+	}
+	if (bundle && strlen(bundle) < sizeof(out->bundle) && bundle[0] == '/' &&
+	    !strstr(bundle, "/../"))
+		snprintf(out->bundle, sizeof(out->bundle), "%s", bundle);
+	rc = 0;
+done:
+	json_decref(root);
+	return rc;
+}
+
+static int push_json_strs(ctr_strv_t *v, json_t *arr, bool *trunc)
+{
+	size_t i;
+	json_t *s;
+	json_array_foreach(arr, i, s)
+	{
+		if (i >= 256) {
+			*trunc = true;
+			break;
+		}
+		if (json_is_string(s) &&
+		    ctr_strv_push(v, json_string_value(s), json_string_length(s), trunc) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
+{
+	json_error_t e;
+	json_t *root = json_loadb(json, len, 0, &e);
+	if (!json_is_object(root) || !json_is_object(json_object_get(root, "process"))) {
+		json_decref(root);
+		return -1;
+	}
+	int rc = -1;
+	json_t *proc = json_object_get(root, "process");
+	json_t *args = json_object_get(proc, "args");
+	if (json_is_array(args)) {
+		ctr_strv_clear(&c->command);
+		if (push_json_strs(&c->command, args, &c->truncated) != 0)
+			goto done;
+		c->have |= CTR_HAVE_COMMAND;
+	}
+	json_t *user = json_object_get(proc, "user");
+	if (json_is_object(user)) {
+		c->uid = (uint32_t)json_integer_value(json_object_get(user, "uid"));
+		c->gid = (uint32_t)json_integer_value(json_object_get(user, "gid"));
+		c->have |= CTR_HAVE_USER;
+	}
+	json_t *caps = json_object_get(proc, "capabilities");
+	if (json_is_object(caps)) {
+		ctr_strv_clear(&c->cap_eff);
+		ctr_strv_clear(&c->cap_bnd);
+		if (push_json_strs(&c->cap_eff, json_object_get(caps, "effective"),
+				   &c->truncated) ||
+		    push_json_strs(&c->cap_bnd, json_object_get(caps, "bounding"), &c->truncated))
+			goto done;
+		c->have |= CTR_HAVE_CAPS;
+	}
+	const char *aa = jstr(proc, "apparmorProfile");
+	json_t *linux_ = json_object_get(root, "linux");
+	json_t *seccomp = json_object_get(linux_, "seccomp");
+	if (ctr_set_str(&c->apparmor, aa ? aa : "", &c->truncated) != 0)
+		goto done;
+	const char *sc = "unconfined";
+	if (json_is_object(seccomp)) {
+		const char *def = jstr(seccomp, "defaultAction");
+		sc = def ? def : "filter";
+	}
+	if (ctr_set_str(&c->seccomp, sc, &c->truncated) != 0)
+		goto done;
+	c->have |= CTR_HAVE_PROFILES;
+	json_t *rootfs = json_object_get(root, "root");
+	if (json_is_object(rootfs)) {
+		c->ro_rootfs = json_is_true(json_object_get(rootfs, "readonly"));
+		c->have |= CTR_HAVE_ROFS;
+	}
+	json_t *mounts = json_object_get(root, "mounts");
+	if (json_is_array(mounts)) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(mounts, i, m)
+		{
+			const char *type = jstr(m, "type");
+			const char *src = jstr(m, "source");
+			const char *dst = jstr(m, "destination");
+			if (!dst)
+				continue;
+			/* the kernel file systems every container gets are noise */
+			if (type && strcmp(type, "bind") != 0 && !(src && src[0] == '/'))
+				continue;
+			bool ro = false;
+			size_t k;
+			json_t *opt;
+			json_array_foreach(json_object_get(m, "options"), k, opt)
+			{
+				const char *o = json_string_value(opt);
+				if (o && strcmp(o, "ro") == 0)
+					ro = true;
+			}
+			if (ctr_add_mount(c, src ? src : "", dst, type ? type : "bind", ro) != 0)
+				goto done;
+		}
+		c->have |= CTR_HAVE_MOUNTS;
+	}
+	json_t *nss = json_object_get(linux_, "namespaces");
+	if (json_is_array(nss)) {
+		bool pid = false, net = false, ipc = false, uts = false;
+		size_t i;
+		json_t *ns;
+		json_array_foreach(nss, i, ns)
+		{
+			const char *t = jstr(ns, "type");
+			const char *path = jstr(ns, "path");
+			/* joining /proc/1/ns/X is sharing the host's */
+			bool host = path && strncmp(path, "/proc/1/ns/", 11) == 0;
+			if (!t || host)
+				continue;
+			if (strcmp(t, "pid") == 0)
+				pid = true;
+			else if (strcmp(t, "network") == 0)
+				net = true;
+			else if (strcmp(t, "ipc") == 0)
+				ipc = true;
+			else if (strcmp(t, "uts") == 0)
+				uts = true;
+		}
+		c->host_pid = !pid;
+		c->host_net = !net;
+		c->host_ipc = !ipc;
+		c->host_uts = !uts;
+		c->have |= CTR_HAVE_NS;
+	}
+	json_t *ann = json_object_get(root, "annotations");
+	if (json_is_object(ann)) {
+		const char *priv = jstr(ann, "io.podman.annotations.privileged");
+		if (priv) {
+			c->privileged = strcasecmp(priv, "true") == 0;
+			c->have |= CTR_HAVE_PRIV;
+		}
+		const char *name = jstr(ann, "io.kubernetes.cri.container-name");
+		if (!name)
+			name = jstr(ann, "io.kubernetes.container.name");
+		if (name) {
+			if (ctr_set_str(&c->name, name, &c->truncated) != 0)
+				goto done;
+			c->have |= CTR_HAVE_NAME;
+		}
+		const char *image = jstr(ann, "io.kubernetes.cri.image-name");
+		if (image) {
+			if (ctr_set_str(&c->image, image, &c->truncated) != 0)
+				goto done;
+			c->have |= CTR_HAVE_IMAGE;
+		}
+		(void)max_labels;
+	}
+	rc = 0;
+done:
+	json_decref(root);
+	return rc;
+}
+
+/* Read a whole small file. Caller frees. */
+static char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > OCI_FILE_MAX) {
+		close(fd);
+		return NULL;
+	}
+	size_t cap = (size_t)st.st_size + 1, have = 0;
+	char *buf = malloc(cap);
+	while (buf && have < cap - 1) {
+		ssize_t n = read(fd, buf + have, cap - 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	close(fd);
+	if (buf)
+		buf[have] = '\0';
+	*len = have;
+	return buf;
+}
+
+int oci_load_bundle(const char *bundle, ctr_t *c, size_t max_labels)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/config.json", bundle);
+	size_t len;
+	char *buf = slurp(path, &len);
+	if (!buf)
+		return -1;
+	int rc = oci_parse_spec(buf, len, c, max_labels);
+	free(buf);
+	return rc;
+}
+
+/* Call fn(dir) for each comma-separated entry of list. */
+static int each_dir(const char *list, int (*fn)(const char *dir, oci_found_cb cb, void *arg),
+		    oci_found_cb cb, void *arg)
+{
+	int total = -1;
+	const char *p = list;
+	while (p && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char dir[512];
+		if (n > 0 && n < sizeof(dir)) {
+			memcpy(dir, p, n);
+			dir[n] = '\0';
+			int r = fn(dir, cb, arg);
+			if (r >= 0)
+				total = (total < 0 ? 0 : total) + r;
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	return total;
+}
+
+static int scan_state_dir(const char *dir, oci_found_cb cb, void *arg)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s/state.json", dir, de->d_name);
+		size_t len;
+		char *buf = slurp(path, &len);
+		if (!buf)
+			continue; /* vanished, or not a container */
+		oci_state_t st;
+		if (oci_parse_state(buf, len, &st) == 0) {
+			n++;
+			cb(arg, &st);
+		}
+		free(buf);
+	}
+	closedir(d);
+	return n;
+}
+
+int oci_scan_state_dirs(const char *dirs, oci_found_cb cb, void *arg)
+{
+	return each_dir(dirs, scan_state_dir, cb, arg);
+}
+
+static int scan_containerd_dir(const char *dir, oci_found_cb cb, void *arg)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *ns;
+	while ((ns = readdir(d)) != NULL) {
+		if (ns->d_name[0] == '.')
+			continue;
+		char nsdir[400];
+		if (strlen(dir) + strlen(ns->d_name) + 2 > sizeof(nsdir))
+			continue;
+		snprintf(nsdir, sizeof(nsdir), "%.200s/%.190s", dir, ns->d_name);
+		DIR *d2 = opendir(nsdir);
+		if (!d2)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d2)) != NULL) {
+			if (de->d_name[0] == '.' ||
+			    strlen(de->d_name) >= sizeof(((oci_state_t *)0)->id))
+				continue;
+			oci_state_t st;
+			memset(&st, 0, sizeof(st));
+			snprintf(st.id, sizeof(st.id), "%s", de->d_name);
+			if (strlen(nsdir) + strlen(de->d_name) + 2 > sizeof(st.bundle))
+				continue;
+			snprintf(st.bundle, sizeof(st.bundle), "%.400s/%.120s", nsdir, de->d_name);
+			st.runtime = VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD;
+			char path[1100];
+			snprintf(path, sizeof(path), "%s/init.pid", st.bundle);
+			size_t len;
+			char *pid = slurp(path, &len);
+			if (pid) {
+				st.init_pid = (uint32_t)strtoul(pid, NULL, 10);
+				free(pid);
+			}
+			n++;
+			cb(arg, &st);
+		}
+		closedir(d2);
+	}
+	closedir(d);
+	return n;
+}
+
+int oci_scan_containerd(const char *dirs, oci_found_cb cb, void *arg)
+{
+	return each_dir(dirs, scan_containerd_dir, cb, arg);
+}

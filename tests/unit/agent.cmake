@@ -1,0 +1,9 @@
+# Unit tests of vigil-agent (included from tests/unit/CMakeLists.txt after
+# vigil_test is defined). The agent's modules are in vigil_agent_core.
+if(TARGET vigil_agent_core)
+  vigil_test(test_agent_cgroup vigil_agent_core)
+  vigil_test(test_agent_spool vigil_agent_core)
+  vigil_test(test_agent_parsers vigil_agent_core)
+  add_custom_target(agent-unit-tests DEPENDS test_agent_cgroup test_agent_spool
+    test_agent_parsers)
+endif()
