@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything needed to see Vigil run on one machine (Quick start, command 1):
 # installs missing Debian packages, builds, makes a development PKI in
-# var/pki, starts a throwaway PostgreSQL in var/pg, the collector, and
-# simulated agents (vigil-loadgen) feeding it, then prints where to look.
+# var/pki, starts a throwaway PostgreSQL in var/pg, the collector, Podman's
+# Docker-compatible API socket, a real vigil-agent for this node, and
+# simulated agents (vigil-loadgen) next to it, then prints where to look.
 # Runs until Ctrl-C, then stops everything it started.
 #
 #   scripts/demo.sh          start (foreground)
@@ -21,7 +22,7 @@ agents=${DEMO_AGENTS:-20}
 rate=${DEMO_RATE:-500}
 
 stop_all() {
-  for f in "$var"/loadgen.pid "$var"/collector.pid; do
+  for f in "$var"/loadgen.pid "$var"/agent.pid "$var"/podman.pid "$var"/collector.pid; do
     if [ -f "$f" ]; then
       kill "$(cat "$f")" 2>/dev/null || true
       rm -f "$f"
@@ -39,10 +40,11 @@ fi
 
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target vigil-collector vigil-loadgen
+cmake --build build -j "$(nproc)" --target vigil-collector vigil-loadgen vigil-agent
 mkdir -p "$var"
 stop_all
-bash scripts/dev-pki.sh "$var/pki" >/dev/null
+node=$(hostname)
+bash scripts/dev-pki.sh "$var/pki" "$node" >/dev/null
 bash scripts/pg.sh start "$var/pg" "$pg_port" >/dev/null
 db="host=$var/pg/sock port=$pg_port dbname=vigil user=postgres"
 
@@ -62,16 +64,27 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# Podman's Docker-compatible API, for container names, images and labels.
+podman system service --time=0 "unix://$var/podman.sock" >"$var/podman.log" 2>&1 &
+echo $! >"$var/podman.pid"
+build/bin/vigil-agent --collectors "127.0.0.1:$port" --server-name localhost \
+  --tls-cert "$var/pki/agents/$node.crt" --tls-key "$var/pki/agents/$node.key" \
+  --ca "$var/pki/ca.crt" --spool-dir "$var/agent-spool" \
+  --docker-socket "$var/podman.sock" >"$var/agent.log" 2>&1 &
+echo $! >"$var/agent.pid"
+
 build/bin/vigil-loadgen --connect "127.0.0.1:$port" --ca "$var/pki/ca.crt" \
   --server-name localhost --issuer-cert "$var/pki/ca.crt" --issuer-key "$var/pki/ca.key" \
   --agents "$agents" --agent-prefix demo-node- --batch-events 100 --rate "$rate" \
-  --duration 86400 --timeout 86400 --quiet >"$var/loadgen.log" 2>&1 &
+  --duration 86400 --timeout 90000 --quiet >"$var/loadgen.log" 2>&1 &
 echo $! >"$var/loadgen.pid"
 
 cat <<INFO
 
 Vigil demo is running.
   collector (agents):  127.0.0.1:$port   log: var/collector.log
+  agent for this node: $node   log: var/agent.log   spool: var/agent-spool
+                       (start a container to see it: podman run --runtime runc ...)
   simulated agents:    $agents sending $rate events/s   log: var/loadgen.log
   PostgreSQL:          $db
   development PKI:     var/pki (ca.crt, collector.crt, agents/)
