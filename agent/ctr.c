@@ -298,8 +298,7 @@ bool ctr_settings_differ(const ctr_t *a, const ctr_t *b)
 	    a->host_ipc != b->host_ipc || a->host_uts != b->host_uts ||
 	    a->n_mounts != b->n_mounts || a->ro_rootfs != b->ro_rootfs ||
 	    str_differ(a->seccomp, b->seccomp) || str_differ(a->apparmor, b->apparmor) ||
-	    str_differ(a->restart_policy, b->restart_policy) ||
-	    a->init_pid != b->init_pid)
+	    str_differ(a->restart_policy, b->restart_policy) || a->init_pid != b->init_pid)
 		return true;
 	for (size_t i = 0; i < a->n_labels; i++)
 		if (strcmp(a->labels[i].key, b->labels[i].key) != 0 ||
