@@ -98,6 +98,26 @@ void collector_unregister(collector_t *col, const char *name, uint64_t conn_id)
 	pthread_mutex_unlock(&col->reg_lock);
 }
 
+int collector_connected_count(collector_t *col)
+{
+	int n = 0;
+	pthread_mutex_lock(&col->reg_lock);
+	for (int i = 0; i < REGISTRY_BUCKETS; i++)
+		for (struct registry_entry *e = col->registry[i]; e; e = e->next)
+			n++;
+	pthread_mutex_unlock(&col->reg_lock);
+	return n;
+}
+
+void collector_each_connected(collector_t *col, void (*fn)(const char *name, void *arg), void *arg)
+{
+	pthread_mutex_lock(&col->reg_lock);
+	for (int i = 0; i < REGISTRY_BUCKETS; i++)
+		for (struct registry_entry *e = col->registry[i]; e; e = e->next)
+			fn(e->name, arg);
+	pthread_mutex_unlock(&col->reg_lock);
+}
+
 void collector_registry_clear(collector_t *col)
 {
 	pthread_mutex_lock(&col->revoked_lock);

@@ -91,6 +91,12 @@ int collector_load_revoked(collector_t *col, const char *path);
 /* True if the identity is revoked. */
 bool collector_is_revoked(collector_t *col, const char *name);
 
+/* Number of agents with a live connection to this collector. */
+int collector_connected_count(collector_t *col);
+/* Call fn for the name of every agent connected here, under the registry
+ * lock: fn must be quick and must not call back into the collector. */
+void collector_each_connected(collector_t *col, void (*fn)(const char *name, void *arg), void *arg);
+
 /* Forget every registration (at exit). */
 void collector_registry_clear(collector_t *col);
 

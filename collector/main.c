@@ -16,11 +16,13 @@
 
 #include "collector.h"
 #include "config.h"
+#include "http.h"
 #include "ingest.h"
 #include "listener.h"
 #include "log.h"
 #include "settings.h"
 #include "store.h"
+#include "token_cmd.h"
 #include "tls.h"
 #include "vtime.h"
 #include "worker.h"
@@ -36,6 +38,9 @@ typedef struct {
 	size_t n_flags;
 	bool print_config;
 	const char *command;
+	token_opts_t token; /* token subcommand options */
+	int cmd_argc;	    /* arguments after "token" */
+	char **cmd_argv;
 } cli_t;
 
 typedef struct {
@@ -43,6 +48,7 @@ typedef struct {
 	cli_t *cli;
 	struct event_base *base;
 	listener_t *listener;
+	http_t *http;
 	struct event *drain_ev;
 	int64_t drain_deadline_ns;
 	bool drained;
@@ -60,6 +66,10 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: vigil-collector [run] [options]\n"
 		     "       vigil-collector migrate [options]   apply the schema and exit\n"
+		     "       vigil-collector token create --name NAME --role viewer|admin "
+		     "[--expires 30d] [options]\n"
+		     "       vigil-collector token list [options]\n"
+		     "       vigil-collector token revoke NAME [options]\n"
 		     "\n"
 		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
 		     "      --print-config           print the effective settings and exit\n"
@@ -74,11 +84,10 @@ static void usage(FILE *out)
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
 	static const struct option extra[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"print-config", no_argument, NULL, 'P'},
-		{NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},  {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	   {"print-config", no_argument, NULL, 'P'},
+		{"name", required_argument, NULL, 'n'},	   {"role", required_argument, NULL, 'r'},
+		{"expires", required_argument, NULL, 'e'}, {NULL, 0, NULL, 0},
 	};
 	struct option *opts = cfg_long_options(settings_table, extra);
 	if (!opts)
@@ -97,6 +106,12 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 			break;
 		} else if (ch == 'P') {
 			cli->print_config = true;
+		} else if (ch == 'n') {
+			cli->token.name = optarg;
+		} else if (ch == 'r') {
+			cli->token.role = optarg;
+		} else if (ch == 'e') {
+			cli->token.expires = optarg;
 		} else if (ch >= CFG_OPT_BASE) {
 			flag_t *f = realloc(cli->flags, (cli->n_flags + 1) * sizeof(*f));
 			if (!f) {
@@ -114,9 +129,20 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 		}
 	}
 	cfg_long_options_free(opts, extra);
+	bool token_opts = cli->token.name || cli->token.role || cli->token.expires;
+	if (rc == 0 && token_opts && (optind >= argc || strcmp(argv[optind], "token") != 0)) {
+		fprintf(stderr, "vigil-collector: --name, --role and --expires go with "
+				"'token create'\n");
+		rc = -1;
+	}
 	if (rc == 0 && optind < argc) {
 		cli->command = argv[optind++];
-		if (strcmp(cli->command, "run") != 0 && strcmp(cli->command, "migrate") != 0) {
+		if (strcmp(cli->command, "token") == 0) {
+			cli->cmd_argc = argc - optind;
+			cli->cmd_argv = argv + optind;
+			optind = argc;
+		} else if (strcmp(cli->command, "run") != 0 &&
+			   strcmp(cli->command, "migrate") != 0) {
 			fprintf(stderr, "vigil-collector: unknown command '%s'\n", cli->command);
 			rc = -1;
 		} else if (optind < argc) {
@@ -226,6 +252,7 @@ static void on_reload(app_t *app)
 	cfg_free(settings_table, &fresh);
 	if (collector_load_revoked(app->col, app->col->settings->revoked_agents) != 0)
 		log_error("reload: keeping the previous revoked_agents list");
+	http_reload(app->http);
 	apply_log_level(app->col->settings);
 	SSL_CTX *ctx = build_tls(app->col->settings);
 	if (ctx) {
@@ -329,7 +356,8 @@ int main(int argc, char **argv)
 		free(cli.flags);
 		return 0;
 	}
-	bool migrate_only = cli.command && strcmp(cli.command, "migrate") == 0;
+	bool token_cmd = cli.command && strcmp(cli.command, "token") == 0;
+	bool migrate_only = (cli.command && strcmp(cli.command, "migrate") == 0) || token_cmd;
 	if (!migrate_only && settings_validate(&settings, err, sizeof(err)) != 0) {
 		fprintf(stderr, "vigil-collector: %s\n", err);
 		cfg_free(settings_table, &settings);
@@ -366,6 +394,10 @@ int main(int argc, char **argv)
 		exit_code = early_stop ? 0 : 1;
 		goto out_col;
 	}
+	if (token_cmd) {
+		exit_code = token_command(&settings, cli.cmd_argc, cli.cmd_argv, &cli.token);
+		goto out_col;
+	}
 	if (migrate_only) {
 		log_info("schema is up to date");
 		exit_code = 0;
@@ -399,6 +431,16 @@ int main(int argc, char **argv)
 		event_base_free(app.base);
 		goto out_threads;
 	}
+	if (settings.http_listen[0]) {
+		app.http = http_new(col, err, sizeof(err));
+		if (!app.http || http_start(app.http) != 0) {
+			log_error("HTTPS: %s", app.http ? "cannot start the thread" : err);
+			http_free(app.http);
+			listener_free(app.listener);
+			event_base_free(app.base);
+			goto out_threads;
+		}
+	}
 	struct event *sig_term = evsignal_new(app.base, SIGTERM, signal_cb, &app);
 	struct event *sig_int = evsignal_new(app.base, SIGINT, signal_cb, &app);
 	struct event *sig_hup = evsignal_new(app.base, SIGHUP, signal_cb, &app);
@@ -416,6 +458,8 @@ int main(int argc, char **argv)
 			 col->n_workers, (long long)settings.db_writers);
 		event_base_dispatch(app.base);
 	}
+	http_free(app.http);
+	app.http = NULL;
 	/* Writers finish what is queued unless the drain timed out. */
 	ingest_stop(col->ingest, !app.drained);
 	if (!app.drained && ingest_join(col->ingest, 5000) != 0) {

@@ -38,6 +38,28 @@ typedef struct {
 	int64_t db_timeout_ms;
 	char *log_level;
 	char *revoked_agents; /* file: one revoked identity per line */
+	/* HTTPS query API and status page */
+	char *http_listen; /* host:port; empty = off */
+	char *http_tls_cert;
+	char *http_tls_key;
+	char *http_operator_ca; /* CA of operator client certificates */
+	char *http_admin_cns;	/* comma-separated CNs with the admin role */
+	char *web_root;		/* directory of the status page */
+	int64_t http_max_connections;
+	int64_t http_max_header_bytes;
+	int64_t http_max_body_bytes;
+	int64_t http_timeout_ms;
+	int64_t http_request_timeout_ms;
+	int64_t http_rate_limit;
+	int64_t http_rate_burst;
+	int64_t http_db_connections;
+	int64_t http_query_timeout_ms;
+	int64_t http_max_limit;
+	int64_t http_default_window_ms;
+	int64_t http_max_window_ms;
+	int64_t http_export_max_rows;
+	int64_t http_token_cache_ttl_ms;
+	int64_t http_online_window_ms;
 } settings_t;
 
 extern const cfg_setting_t settings_table[];

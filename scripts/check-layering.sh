@@ -9,8 +9,8 @@
 set -euo pipefail
 
 # --- allow-lists ---------------------------------------------------------------
-LIBPQ_ALLOWED=(collector/store.c 'collector/migrate*.c')
-OPENSSL_SSL_ALLOWED=('common/*' 'bench/loadgen/*' collector/conn.c)
+LIBPQ_ALLOWED=(collector/store.c 'collector/migrate*.c' collector/apidb.c)
+OPENSSL_SSL_ALLOWED=('common/*' 'bench/loadgen/*' collector/conn.c collector/http.c)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -9,7 +9,8 @@
 #   scripts/demo.sh          start (foreground)
 #   scripts/demo.sh stop     stop what an earlier run left behind
 #
-# Environment: VIGIL_PORT (agents, default 7443), VIGIL_PG_PORT (55432),
+# Environment: VIGIL_PORT (agents, default 7443), VIGIL_HTTP_PORT (dashboard
+# and API, 8443), VIGIL_PG_PORT (55432),
 # DEMO_AGENTS (20), DEMO_RATE (events/s, 500).
 set -euo pipefail
 
@@ -17,6 +18,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 var=$here/var
 port=${VIGIL_PORT:-7443}
+http_port=${VIGIL_HTTP_PORT:-8443}
 pg_port=${VIGIL_PG_PORT:-55432}
 agents=${DEMO_AGENTS:-20}
 rate=${DEMO_RATE:-500}
@@ -50,7 +52,9 @@ db="host=$var/pg/sock port=$pg_port dbname=vigil user=postgres"
 
 build/bin/vigil-collector --listen "127.0.0.1:$port" \
   --tls-cert "$var/pki/collector.crt" --tls-key "$var/pki/collector.key" \
-  --agent-ca "$var/pki/ca.crt" --db "$db" >"$var/collector.log" 2>&1 &
+  --agent-ca "$var/pki/ca.crt" --db "$db" \
+  --http-listen "127.0.0.1:$http_port" --http-tls-cert "$var/pki/collector.crt" \
+  --http-tls-key "$var/pki/collector.key" >"$var/collector.log" 2>&1 &
 echo $! >"$var/collector.pid"
 trap 'echo; echo "demo: stopping"; stop_all; exit 0' INT TERM
 for _ in $(seq 100); do
@@ -63,6 +67,10 @@ for _ in $(seq 100); do
   fi
   sleep 0.1
 done
+
+# An admin token for the dashboard and the API (only its hash is stored).
+token=$(build/bin/vigil-collector token create --name "demo-$(date +%s)" --role admin \
+  --expires 7d --db "$db" 2>>"$var/collector.log")
 
 # Podman's Docker-compatible API, for container names, images and labels.
 podman system service --time=0 "unix://$var/podman.sock" >"$var/podman.log" 2>&1 &
@@ -88,8 +96,9 @@ Vigil demo is running.
   simulated agents:    $agents sending $rate events/s   log: var/loadgen.log
   PostgreSQL:          $db
   development PKI:     var/pki (ca.crt, collector.crt, agents/)
-  dashboard and API token: not part of this build yet; look at the data with
-    bash scripts/pg.sh psql var/pg $pg_port -c 'SELECT a.name, count(*) FROM events e JOIN agents a ON a.id = e.agent_id GROUP BY 1'
+  dashboard:           https://127.0.0.1:$http_port/   (certificate: var/pki/ca.crt)
+  API token (admin):   $token
+    curl --cacert var/pki/ca.crt -H "Authorization: Bearer $token" https://127.0.0.1:$http_port/api/v1/agents
 Ctrl-C stops everything.
 INFO
 wait "$(cat "$var/collector.pid")" || true

@@ -16,6 +16,8 @@ PACKAGES=(
   python3-cryptography python3-psycopg2
   # the agent's integration tests and benchmark: real containers
   podman runc busybox-static
+  # the status page's browser test and the API benchmark
+  chromium chromium-driver python3-selenium wrk
   # scripts, demo and benchmarks
   procps iproute2 curl ca-certificates
 )

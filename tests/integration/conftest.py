@@ -38,8 +38,9 @@ def pytest_configure(config):
 
 
 # Quick, basic tests first; the long fault test last.
-_ORDER = ["test_happy", "test_bad_input", "test_duplicate", "test_reload",
-          "test_dead_letters", "test_drain", "test_faults"]
+_ORDER = ["test_config", "test_happy", "test_bad_input", "test_duplicate", "test_reload",
+          "test_api", "test_agent", "test_agent_faults", "test_dead_letters", "test_drain",
+          "test_faults"]
 
 
 def pytest_collection_modifyitems(session, config, items):

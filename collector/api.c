@@ -1,0 +1,957 @@
+/*
+ * The query API's handlers (see api.h): parameters are checked here (a bad
+ * one is a 400 that names it), turned into one parameterized statement,
+ * and run on the pool; PostgreSQL renders each row as JSON (row_to_json),
+ * so every string from an agent reaches the client JSON-escaped. Every
+ * read of stored data writes its audit_log row in the same statement.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ingest.h"
+#include "log.h"
+
+#define EXPORT_PAGE 2000
+#define CONTAINER_DEFAULT_WINDOW_US (INT64_C(7) * 86400 * 1000000)
+#define IMAGE_DEFAULT_WINDOW_US (INT64_C(7) * 86400 * 1000000)
+
+static const char SEVERITY_SQL[] =
+	"CASE e.severity WHEN 1 THEN 'info' WHEN 2 THEN 'low' WHEN 3 THEN 'medium' "
+	"WHEN 4 THEN 'high' WHEN 5 THEN 'critical' ELSE 'unspecified' END";
+
+/* A time as a timestamptz parameter (RFC 3339, microseconds). A constant
+ * lets the planner prune the daily partitions itself, instead of planning
+ * every partition and pruning at run time. */
+static void qb_time(qb_t *q, int64_t us)
+{
+	char t[40];
+	api_format_time(us, t, sizeof(t));
+	qb_param(q, t);
+	qb_sql(q, "::timestamptz");
+}
+
+/* ---- parameters -------------------------------------------------------------------- */
+
+static bool bad_param(hreq_t *r, const char *name, const char *why)
+{
+	hreq_error(r, 400, "bad_parameter", name, "parameter '%s': %s", name, why);
+	return false;
+}
+
+static bool no_unknown(hreq_t *r)
+{
+	const char *k = qparams_unused(hreq_params(r));
+	if (!k)
+		return true;
+	return bad_param(r, k, "unknown parameter");
+}
+
+static bool get_limit(hreq_t *r, int64_t def, int64_t *out)
+{
+	const char *v = qparams_get(hreq_params(r), "limit");
+	int64_t max = SETTING(hreq_col(r), http_max_limit);
+	if (!v) {
+		*out = def < max ? def : max;
+		return true;
+	}
+	int64_t n;
+	if (api_parse_int(v, 1, INT64_MAX / 2, &n) != 0)
+		return bad_param(r, "limit", "must be a positive integer");
+	*out = n < max ? n : max; /* capped, not refused */
+	return true;
+}
+
+/* since/until; a missing since is until minus def_us. */
+static bool get_window(hreq_t *r, int64_t def_us, int64_t *since, int64_t *until)
+{
+	qparams_t *q = hreq_params(r);
+	const char *s = qparams_get(q, "since"), *u = qparams_get(q, "until");
+	int64_t now = hreq_now_us(r);
+	*until = now + 60 * INT64_C(1000000); /* a little ahead: agent clocks */
+	if (u && api_parse_time(u, now, until) != 0)
+		return bad_param(r, "until", "not a time (RFC 3339, Unix seconds, or 24h ago)");
+	if (!s)
+		*since = *until - def_us;
+	else if (api_parse_time(s, now, since) != 0)
+		return bad_param(r, "since", "not a time (RFC 3339, Unix seconds, or 24h ago)");
+	if (*since >= *until)
+		return bad_param(r, "until", "must be after since");
+	int64_t max = SETTING(hreq_col(r), http_max_window_ms) * 1000;
+	if (*until - *since > max)
+		return bad_param(r, "since", "window wider than http_max_window");
+	return true;
+}
+
+static bool get_bool(hreq_t *r, const char *name, int *out)
+{
+	const char *v = qparams_get(hreq_params(r), name);
+	*out = -1;
+	if (!v)
+		return true;
+	bool b;
+	if (api_parse_bool(v, &b) != 0)
+		return bad_param(r, name, "must be true or false");
+	*out = b;
+	return true;
+}
+
+/* A plain string filter: at most 512 bytes. */
+static bool get_str(hreq_t *r, const char *name, const char **out)
+{
+	*out = qparams_get(hreq_params(r), name);
+	if (*out && (!**out || strlen(*out) > 512))
+		return bad_param(r, name, "must be 1 to 512 bytes");
+	return true;
+}
+
+typedef enum {
+	FMT_JSON,
+	FMT_NDJSON,
+	FMT_CSV,
+} fmt_t;
+
+static bool get_format(hreq_t *r, bool streams, fmt_t *out)
+{
+	const char *v = qparams_get(hreq_params(r), "format");
+	*out = FMT_JSON;
+	if (!v || !strcmp(v, "json"))
+		return true;
+	if (!strcmp(v, "csv")) {
+		*out = FMT_CSV;
+		return true;
+	}
+	if (streams && !strcmp(v, "ndjson")) {
+		*out = FMT_NDJSON;
+		return true;
+	}
+	return bad_param(r, "format",
+			 streams ? "must be json, ndjson or csv" : "must be json or csv");
+}
+
+/* ---- common answers -------------------------------------------------------------------- */
+
+/* {"<key>": [rows...], <extra>} from column 0 of every row. */
+static void reply_rows(hreq_t *r, apidb_job_t *job, const char *key, size_t n, const char *extra)
+{
+	sbuf_t b;
+	sbuf_init(&b);
+	sbuf_printf(&b, "{\"%s\":[", key);
+	for (size_t i = 0; i < n && i < job->n_rows; i++) {
+		if (i)
+			sbuf_add(&b, ",");
+		const char *c = apidb_cell(job, i, 0);
+		sbuf_add(&b, c ? c : "null");
+	}
+	sbuf_printf(&b, "],\"count\":%zu%s%s}", n < job->n_rows ? n : job->n_rows, extra ? "," : "",
+		    extra ? extra : "");
+	if (b.oom)
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+	else
+		hreq_reply(r, 200, "application/json", b.s, b.len);
+	sbuf_free(&b);
+}
+
+static void json_str_or_empty(sbuf_t *b, json_t *v)
+{
+	if (json_is_string(v)) {
+		api_csv_cell(b, json_string_value(v));
+	} else if (json_is_null(v) || !v) {
+		api_csv_cell(b, "");
+	} else if (json_is_array(v)) {
+		sbuf_t t;
+		sbuf_init(&t);
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x)
+		{
+			if (i)
+				sbuf_add(&t, " ");
+			if (json_is_string(x))
+				sbuf_add(&t, json_string_value(x));
+		}
+		api_csv_cell(b, t.s ? t.s : "");
+		sbuf_free(&t);
+	} else {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		api_csv_cell(b, s ? s : "");
+		free(s);
+	}
+}
+
+/* One CSV line of the fields cols of a row (JSON text). */
+static void csv_row(sbuf_t *b, const char *row, const char *const *cols)
+{
+	json_t *o = json_loads(row ? row : "{}", 0, NULL);
+	for (int i = 0; cols[i]; i++) {
+		if (i)
+			sbuf_add(b, ",");
+		json_str_or_empty(b, o ? json_object_get(o, cols[i]) : NULL);
+	}
+	sbuf_add(b, "\r\n");
+	json_decref(o);
+}
+
+static void csv_header(sbuf_t *b, const char *const *cols)
+{
+	for (int i = 0; cols[i]; i++) {
+		if (i)
+			sbuf_add(b, ",");
+		api_csv_cell(b, cols[i]);
+	}
+	sbuf_add(b, "\r\n");
+}
+
+/* ---- agents ------------------------------------------------------------------------------- */
+
+static void add_name(const char *name, void *arg)
+{
+	json_array_append_new(arg, json_string(name));
+}
+
+static void agents_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK)
+		hreq_db_error(r, job);
+	else if (hreq_state(r)) /* one agent */
+		job->n_rows ? hreq_reply(r, 200, "application/json", apidb_cell(job, 0, 0),
+					 strlen(apidb_cell(job, 0, 0)))
+			    : hreq_error(r, 404, "not_found", NULL, "no such agent");
+	else
+		reply_rows(r, job, "agents", job->n_rows, NULL);
+	apidb_job_free(job);
+}
+
+static void h_agents(hreq_t *r, const char *one)
+{
+	const char *status;
+	int64_t limit;
+	if (!get_str(r, "status", &status) || !get_limit(r, 10000, &limit) || !no_unknown(r))
+		return;
+	if (status && strcmp(status, "online") != 0 && strcmp(status, "offline") != 0) {
+		bad_param(r, "status", "must be online or offline");
+		return;
+	}
+	json_t *names = json_array();
+	collector_each_connected(hreq_col(r), add_name, names);
+	char *connected = json_dumps(names, JSON_COMPACT);
+	json_decref(names);
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, ", conn AS (SELECT jsonb_array_elements_text(");
+	qb_param(&q, connected ? connected : "[]");
+	free(connected);
+	qb_sql(&q, "::jsonb) AS name) "
+		   "SELECT row_to_json(x)::text FROM (SELECT a.name, a.hostname, a.agent_version, "
+		   "a.os, a.kernel, a.boot_id, a.protocol_version, a.clock_skew_ms, a.first_seen, "
+		   "a.last_seen, a.last_hello, a.committed_seq, "
+		   "(a.name IN (SELECT name FROM conn)) AS connected_here, "
+		   "(a.name IN (SELECT name FROM conn) OR a.last_seen > now() - ");
+	qb_param_int(&q, SETTING(hreq_col(r), http_online_window_ms));
+	qb_sql(&q, "::bigint * interval '1 millisecond') AS online, "
+		   "st.details->'sources' AS sources, st.ts AS status_at, "
+		   "(SELECT count(*) FROM containers c WHERE c.agent_id = a.id "
+		   "AND c.state = 'running') AS containers_running "
+		   "FROM agents a LEFT JOIN LATERAL (SELECT e.ts, e.details FROM events e "
+		   "WHERE e.agent_id = a.id AND e.kind = 5 AND e.ts > ");
+	qb_time(&q, hreq_now_us(r) - INT64_C(3600) * 1000000);
+	qb_sql(&q, " ORDER BY e.ts DESC LIMIT 1) st ON true");
+	if (one) {
+		qb_sql(&q, " WHERE a.name = ");
+		qb_param(&q, one);
+		hreq_set_state(r, (void *)1, NULL);
+	}
+	qb_sql(&q, ") x WHERE true");
+	if (status)
+		qb_sql(&q, strcmp(status, "online") == 0 ? " AND x.online" : " AND NOT x.online");
+	qb_sql(&q, " ORDER BY x.name LIMIT ");
+	qb_param_int(&q, limit);
+	hreq_run(r, &q, agents_done);
+}
+
+/* ---- containers ---------------------------------------------------------------------------- */
+
+static const char *const CONTAINER_CSV[] = {
+	"agent",	"hostname",	 "id",	      "name",	    "image",
+	"image_digest", "runtime",	 "state",     "privileged", "labels",
+	"command",	"cap_effective", "host_pid",  "host_net",   "started_at",
+	"stopped_at",	"first_seen",	 "last_seen", NULL};
+
+typedef struct {
+	fmt_t fmt;
+} list_state_t;
+
+static void containers_done(hreq_t *r, apidb_job_t *job)
+{
+	list_state_t *st = hreq_state(r);
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+	} else if (st->fmt == FMT_CSV) {
+		sbuf_t b;
+		sbuf_init(&b);
+		csv_header(&b, CONTAINER_CSV);
+		for (size_t i = 0; i < job->n_rows; i++)
+			csv_row(&b, apidb_cell(job, i, 0), CONTAINER_CSV);
+		hreq_stream_start(r, "text/csv; charset=utf-8", "containers.csv");
+		hreq_stream_chunk(r, &b, NULL);
+		sbuf_free(&b);
+	} else {
+		reply_rows(r, job, "containers", job->n_rows, NULL);
+	}
+	apidb_job_free(job);
+}
+
+static void h_containers(hreq_t *r)
+{
+	const char *agent, *image, *digest, *name, *label, *id, *text;
+	int priv, running;
+	int64_t limit, since, until;
+	list_state_t *st = calloc(1, sizeof(*st));
+	if (!st) {
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	hreq_set_state(r, st, free);
+	if (!get_str(r, "agent", &agent) || !get_str(r, "image", &image) ||
+	    !get_str(r, "digest", &digest) || !get_str(r, "name", &name) ||
+	    !get_str(r, "label", &label) || !get_str(r, "id", &id) || !get_str(r, "q", &text) ||
+	    !get_bool(r, "privileged", &priv) || !get_bool(r, "running", &running) ||
+	    !get_limit(r, 100, &limit) ||
+	    !get_window(r, CONTAINER_DEFAULT_WINDOW_US, &since, &until) ||
+	    !get_format(r, false, &st->fmt) || !no_unknown(r))
+		return;
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT a.name AS agent, a.hostname, c.id, "
+		   "c.name, c.runtime, c.image, c.image_digest, c.labels, c.command, c.uid, c.gid, "
+		   "c.privileged, c.cap_effective, c.cap_bounding, c.host_pid, c.host_net, "
+		   "c.host_ipc, c.host_uts, c.mounts, c.read_only_rootfs, c.seccomp_profile, "
+		   "c.apparmor_profile, c.init_pid, c.state, c.created_at, c.started_at, "
+		   "c.stopped_at, c.exit_code, c.first_seen, c.last_seen "
+		   "FROM containers c JOIN agents a ON a.id = c.agent_id WHERE c.last_seen >= ");
+	qb_time(&q, since);
+	qb_sql(&q, " AND c.first_seen < ");
+	qb_time(&q, until);
+	if (agent) {
+		qb_sql(&q, " AND a.name = ");
+		qb_param(&q, agent);
+	}
+	if (image) {
+		qb_sql(&q, " AND c.image = ");
+		qb_param(&q, image);
+	}
+	if (digest) {
+		qb_sql(&q, " AND c.image_digest = ");
+		qb_param(&q, digest);
+	}
+	if (name) {
+		qb_sql(&q, " AND c.name = ");
+		qb_param(&q, name);
+	}
+	if (id) {
+		qb_sql(&q, " AND c.id = ");
+		qb_param(&q, id);
+	}
+	if (text) {
+		qb_sql(&q,
+		       " AND (strpos(lower(coalesce(c.name, '') || ' ' || coalesce(c.image, '') "
+		       "|| ' ' || c.id || ' ' || a.name), lower(");
+		qb_param(&q, text);
+		qb_sql(&q, ")) > 0)");
+	}
+	if (label) {
+		const char *eq = strchr(label, '=');
+		if (eq) {
+			char *k = strndup(label, (size_t)(eq - label));
+			qb_sql(&q, " AND c.labels @> jsonb_build_object(");
+			qb_param(&q, k ? k : "");
+			qb_sql(&q, "::text, ");
+			qb_param(&q, eq + 1);
+			qb_sql(&q, "::text)");
+			free(k);
+		} else {
+			qb_sql(&q, " AND c.labels ? ");
+			qb_param(&q, label);
+		}
+	}
+	if (priv >= 0)
+		qb_sql(&q, priv ? " AND c.privileged" : " AND NOT coalesce(c.privileged, false)");
+	if (running >= 0)
+		qb_sql(&q, running ? " AND c.state = 'running'"
+				   : " AND c.state IS DISTINCT FROM 'running'");
+	qb_sql(&q, " ORDER BY c.last_seen DESC, a.name, c.id LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, ") x");
+	hreq_run(r, &q, containers_done);
+}
+
+/* ---- events and findings --------------------------------------------------------------------- */
+
+static const char *const EVENT_CSV[] = {"ts",  "agent", "kind",	   "severity", "container_id",
+					"pid", "ppid",	"uid",	   "exe",      "argv",
+					"cwd", "rule",	"summary", NULL};
+
+typedef struct {
+	bool findings;
+	fmt_t fmt;
+	int64_t since, until, limit;
+	const char *agent, *container, *exe, *argv;
+	char kinds[64];
+	int severity;
+	bool has_cursor;
+	api_cursor_t cursor;
+	int64_t sent; /* streaming: rows sent so far */
+	bool header_sent;
+} events_state_t;
+
+static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limit);
+
+static void events_stream_more(hreq_t *r);
+
+static void events_stream_done(hreq_t *r, apidb_job_t *job)
+{
+	events_state_t *st = hreq_state(r);
+	if (job->status != APIDB_OK) {
+		if (!st->header_sent) {
+			hreq_db_error(r, job);
+		} else {
+			/* mid-stream: end it; the client sees a short export */
+			log_warn("export ended early: %s", job->error);
+			hreq_stream_end(r);
+		}
+		apidb_job_free(job);
+		return;
+	}
+	sbuf_t b;
+	sbuf_init(&b);
+	if (!st->header_sent) {
+		st->header_sent = true;
+		hreq_stream_start(
+			r, st->fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
+			st->fmt == FMT_CSV ? "events.csv" : NULL);
+		if (st->fmt == FMT_CSV)
+			csv_header(&b, EVENT_CSV);
+	}
+	for (size_t i = 0; i < job->n_rows; i++) {
+		if (st->fmt == FMT_CSV) {
+			csv_row(&b, apidb_cell(job, i, 0), EVENT_CSV);
+		} else {
+			sbuf_add(&b, apidb_cell(job, i, 0));
+			sbuf_add(&b, "\n");
+		}
+	}
+	st->sent += (int64_t)job->n_rows;
+	bool more = job->n_rows == EXPORT_PAGE && st->sent < st->limit &&
+		    api_cursor_parse(apidb_cell(job, job->n_rows - 1, 1), &st->cursor) == 0;
+	st->has_cursor = true;
+	apidb_job_free(job);
+	hreq_stream_chunk(r, &b, more ? events_stream_more : NULL);
+	sbuf_free(&b);
+}
+
+static void events_stream_more(hreq_t *r)
+{
+	events_state_t *st = hreq_state(r);
+	int64_t left = st->limit - st->sent;
+	events_query(r, st, false, left < EXPORT_PAGE ? left : EXPORT_PAGE);
+}
+
+static void events_done(hreq_t *r, apidb_job_t *job)
+{
+	events_state_t *st = hreq_state(r);
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+		apidb_job_free(job);
+		return;
+	}
+	size_t n = job->n_rows > (size_t)st->limit ? (size_t)st->limit : job->n_rows;
+	char since[40], until[40], extra[400];
+	api_format_time(st->since, since, sizeof(since));
+	api_format_time(st->until, until, sizeof(until));
+	const char *cur = job->n_rows > n && n ? apidb_cell(job, n - 1, 1) : NULL;
+	snprintf(extra, sizeof(extra),
+		 "\"limit\":%lld,\"since\":\"%s\",\"until\":\"%s\",\"next_cursor\":%s%s%s",
+		 (long long)st->limit, since, until, cur ? "\"" : "", cur ? cur : "null",
+		 cur ? "\"" : "");
+	reply_rows(r, job, st->findings ? "findings" : "events", n, extra);
+	apidb_job_free(job);
+}
+
+static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limit)
+{
+	qb_t q;
+	qb_init(&q, audit);
+	qb_sql(&q, "SELECT row_to_json(x)::text, (extract(epoch FROM x.ts) * 1000000)::bigint "
+		   "|| '.' || x.agent_id || '.' || x.seq || '.' || x.idx FROM (SELECT e.ts, "
+		   "e.recv_ts, a.name AS agent, e.agent_id, e.seq, e.idx, k.name AS kind, ");
+	qb_sql(&q, SEVERITY_SQL);
+	qb_sql(&q, " AS severity, e.container_id, e.pid, e.ppid, e.uid, e.exe, e.argv, e.cwd, "
+		   "e.details->>'rule' AS rule, e.details->>'summary' AS summary, e.details "
+		   "FROM events e JOIN agents a ON a.id = e.agent_id "
+		   "LEFT JOIN event_kinds k ON k.kind = e.kind WHERE e.ts >= ");
+	qb_time(&q, st->since);
+	qb_sql(&q, " AND e.ts < ");
+	qb_time(&q, st->until);
+	if (st->agent) {
+		qb_sql(&q, " AND e.agent_id = (SELECT id FROM agents WHERE name = ");
+		qb_param(&q, st->agent);
+		qb_sql(&q, ")");
+	}
+	if (st->container) {
+		qb_sql(&q, " AND e.container_key = vigil_container_key(");
+		qb_param(&q, st->container);
+		qb_sql(&q, ") AND e.container_id = ");
+		qb_param(&q, st->container);
+	}
+	if (st->kinds[0]) {
+		qb_sql(&q, " AND e.kind = ANY(");
+		qb_param(&q, st->kinds);
+		qb_sql(&q, "::smallint[])");
+	}
+	if (st->severity > 0) {
+		qb_sql(&q, " AND e.severity >= ");
+		qb_param_int(&q, st->severity);
+	}
+	if (st->exe) {
+		qb_sql(&q, " AND e.exe = ");
+		qb_param(&q, st->exe);
+	}
+	if (st->argv) {
+		qb_sql(&q, " AND strpos(array_to_string(e.argv, ' '), ");
+		qb_param(&q, st->argv);
+		qb_sql(&q, ") > 0");
+	}
+	if (st->has_cursor) {
+		qb_sql(&q, " AND (e.ts, e.agent_id, e.seq, e.idx) < (");
+		qb_time(&q, st->cursor.ts_us);
+		qb_sql(&q, ", ");
+		qb_param_int(&q, st->cursor.agent_id);
+		qb_sql(&q, "::integer, ");
+		qb_param_int(&q, st->cursor.seq);
+		qb_sql(&q, "::bigint, ");
+		qb_param_int(&q, st->cursor.idx);
+		qb_sql(&q, "::integer)");
+	}
+	qb_sql(&q, " ORDER BY e.ts DESC, e.agent_id DESC, e.seq DESC, e.idx DESC LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, ") x");
+	hreq_run(r, &q, st->fmt == FMT_JSON ? events_done : events_stream_done);
+}
+
+static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
+{
+	/* a comma-separated list of kind names or numbers -> "{4,6}" */
+	size_t o = 0;
+	out[o++] = '{';
+	const char *p = v;
+	int n = 0;
+	while (*p) {
+		size_t l = strcspn(p, ",");
+		char one[32];
+		if (l == 0 || l >= sizeof(one) || n >= 8)
+			return bad_param(r, "kind", "must be a comma-separated list of kinds");
+		memcpy(one, p, l);
+		one[l] = '\0';
+		int k = api_kind_parse(one);
+		if (k < 0)
+			return bad_param(r, "kind", "unknown event kind");
+		o += (size_t)snprintf(out + o, outlen - o, "%s%d", n ? "," : "", k);
+		n++;
+		p += l;
+		if (*p == ',')
+			p++;
+	}
+	snprintf(out + o, outlen - o, "}");
+	return true;
+}
+
+static void h_events(hreq_t *r, bool findings)
+{
+	events_state_t *st = calloc(1, sizeof(*st));
+	if (!st) {
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	hreq_set_state(r, st, free);
+	st->findings = findings;
+	qparams_t *qp = hreq_params(r);
+	const char *kind = findings ? NULL : qparams_get(qp, "kind");
+	const char *sev = qparams_get(qp, "severity");
+	const char *cursor = qparams_get(qp, "cursor");
+	if (!get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &st->since,
+			&st->until) ||
+	    !get_str(r, "agent", &st->agent) || !get_str(r, "container", &st->container) ||
+	    !get_str(r, "exe", &st->exe) || !get_str(r, "argv", &st->argv) ||
+	    !get_format(r, true, &st->fmt))
+		return;
+	if (findings)
+		snprintf(st->kinds, sizeof(st->kinds), "{6}");
+	else if (kind && !parse_kinds(r, kind, st->kinds, sizeof(st->kinds)))
+		return;
+	if (sev && (st->severity = api_severity_parse(sev)) < 0) {
+		bad_param(r, "severity", "must be info, low, medium, high or critical");
+		return;
+	}
+	if (cursor) {
+		if (st->fmt != FMT_JSON || api_cursor_parse(cursor, &st->cursor) != 0) {
+			bad_param(r, "cursor", "not a cursor from next_cursor");
+			return;
+		}
+		st->has_cursor = true;
+	}
+	if (st->fmt == FMT_JSON) {
+		if (!get_limit(r, 100, &st->limit) || !no_unknown(r))
+			return;
+		events_query(r, st, true, st->limit + 1);
+		return;
+	}
+	/* exports stream pages until done or http_export_max_rows */
+	const char *lim = qparams_get(qp, "limit");
+	int64_t max = SETTING(hreq_col(r), http_export_max_rows);
+	st->limit = max;
+	if (lim) {
+		if (api_parse_int(lim, 1, INT64_MAX / 2, &st->limit) != 0) {
+			bad_param(r, "limit", "must be a positive integer");
+			return;
+		}
+		if (st->limit > max)
+			st->limit = max;
+	}
+	if (!no_unknown(r))
+		return;
+	events_query(r, st, true, st->limit < EXPORT_PAGE ? st->limit : EXPORT_PAGE);
+}
+
+/* ---- image search -------------------------------------------------------------------------------- */
+
+static void images_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK)
+		hreq_db_error(r, job);
+	else
+		reply_rows(r, job, "nodes", job->n_rows, NULL);
+	apidb_job_free(job);
+}
+
+static void h_images(hreq_t *r)
+{
+	const char *image, *digest;
+	int64_t since, until, limit;
+	if (!get_str(r, "image", &image) || !get_str(r, "digest", &digest) ||
+	    !get_window(r, IMAGE_DEFAULT_WINDOW_US, &since, &until) ||
+	    !get_limit(r, 1000, &limit) || !no_unknown(r))
+		return;
+	if (!image && !digest) {
+		bad_param(r, "image", "give image= or digest=");
+		return;
+	}
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT a.name AS agent, a.hostname, "
+		   "count(*) AS containers, min(coalesce(c.started_at, c.first_seen)) AS "
+		   "first_started, "
+		   "max(coalesce(c.stopped_at, c.last_seen)) AS last_seen, "
+		   "json_agg(json_build_object('id', c.id, 'name', c.name, 'image', c.image, "
+		   "'image_digest', c.image_digest, 'state', c.state, 'started_at', c.started_at, "
+		   "'stopped_at', c.stopped_at) ORDER BY c.started_at DESC) AS container_list "
+		   "FROM containers c JOIN agents a ON a.id = c.agent_id WHERE ");
+	if (image) {
+		qb_sql(&q, "c.image = ");
+		qb_param(&q, image);
+	} else {
+		qb_sql(&q, "c.image_digest = ");
+		qb_param(&q, digest);
+	}
+	if (image && digest) {
+		qb_sql(&q, " AND c.image_digest = ");
+		qb_param(&q, digest);
+	}
+	qb_sql(&q, " AND coalesce(c.started_at, c.first_seen) < ");
+	qb_time(&q, until);
+	qb_sql(&q, " AND coalesce(c.stopped_at, c.last_seen) >= ");
+	qb_time(&q, since);
+	qb_sql(&q, " GROUP BY a.name, a.hostname ORDER BY a.name LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, ") x");
+	hreq_run(r, &q, images_done);
+}
+
+/* ---- stats, metrics, audit, tokens ---------------------------------------------------------------- */
+
+static double rate_between(const api_sample_t *a, const api_sample_t *b)
+{
+	double dt = (double)(b->t_us - a->t_us) / 1e6;
+	if (dt <= 0 || b->events_stored < a->events_stored)
+		return 0;
+	return (double)(b->events_stored - a->events_stored) / dt;
+}
+
+static void stats_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+		apidb_job_free(job);
+		return;
+	}
+	collector_t *col = hreq_col(r);
+	api_server_stats_t s;
+	hreq_server_stats(r, &s);
+	counters_t *k = &col->counters;
+	json_t *hist = json_array();
+	for (size_t i = 1; i < s.n_samples; i++) {
+		char t[40];
+		api_format_time(s.samples[i].t_us, t, sizeof(t));
+		json_array_append_new(hist,
+				      json_pack("{s:s, s:f, s:i}", "t", t, "events_per_s",
+						rate_between(&s.samples[i - 1], &s.samples[i]),
+						"agents_connected", s.samples[i].agents_connected));
+	}
+	double rate = s.n_samples >= 2 ? rate_between(&s.samples[s.n_samples - 2],
+						      &s.samples[s.n_samples - 1])
+				       : 0;
+	const char *agents = apidb_cell(job, 0, 0), *running = apidb_cell(job, 0, 1);
+	json_t *o = json_pack(
+		"{s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:I, s:I}, s:o}",
+		"events_per_s", rate, "agents_connected", collector_connected_count(col),
+		"agents_known", (json_int_t)(agents ? atoll(agents) : 0), "containers_running",
+		(json_int_t)(running ? atoll(running) : 0), "queue_bytes",
+		(json_int_t)ingest_queued_bytes(col->ingest), "queue_jobs",
+		(json_int_t)ingest_queued_jobs(col->ingest), "connections",
+		(json_int_t)atomic_load(&col->n_conns), "counters", "events_stored",
+		(json_int_t)atomic_load(&k->events_stored), "batches_acked",
+		(json_int_t)atomic_load(&k->batches_acked), "events_dead",
+		(json_int_t)atomic_load(&k->events_dead), "handshakes_failed",
+		(json_int_t)atomic_load(&k->handshakes_failed), "protocol_errors",
+		(json_int_t)atomic_load(&k->protocol_errors), "timeouts",
+		(json_int_t)atomic_load(&k->timeouts), "db_errors",
+		(json_int_t)atomic_load(&k->db_errors), "conns_accepted",
+		(json_int_t)atomic_load(&k->conns_accepted), "conns_refused",
+		(json_int_t)atomic_load(&k->conns_refused), "events_clamped",
+		(json_int_t)atomic_load(&k->events_clamped), "history", hist);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (body)
+		hreq_reply(r, 200, "application/json", body, strlen(body));
+	else
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+	free(body);
+	apidb_job_free(job);
+}
+
+static void h_stats(hreq_t *r)
+{
+	if (!no_unknown(r))
+		return;
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, "SELECT (SELECT count(*) FROM agents), "
+		   "(SELECT count(*) FROM containers WHERE state = 'running')");
+	hreq_run(r, &q, stats_done);
+}
+
+static void h_metrics(hreq_t *r)
+{
+	collector_t *col = hreq_col(r);
+	counters_t *k = &col->counters;
+	api_server_stats_t s;
+	hreq_server_stats(r, &s);
+	sbuf_t b;
+	sbuf_init(&b);
+#define COUNTER(name, help, v)                                                        \
+	sbuf_printf(&b,                                                               \
+		    "# HELP vigil_" name " " help "\n# TYPE vigil_" name " counter\n" \
+		    "vigil_" name " %llu\n",                                          \
+		    (unsigned long long)(v))
+#define GAUGE(name, help, v)                                                        \
+	sbuf_printf(&b,                                                             \
+		    "# HELP vigil_" name " " help "\n# TYPE vigil_" name " gauge\n" \
+		    "vigil_" name " %llu\n",                                        \
+		    (unsigned long long)(v))
+	COUNTER("connections_accepted_total", "Agent connections accepted.",
+		atomic_load(&k->conns_accepted));
+	COUNTER("connections_refused_total", "Agent connections refused over max_connections.",
+		atomic_load(&k->conns_refused));
+	COUNTER("handshakes_failed_total", "Agent TLS handshakes refused or failed.",
+		atomic_load(&k->handshakes_failed));
+	COUNTER("protocol_errors_total", "Bad frames, messages or sequences from agents.",
+		atomic_load(&k->protocol_errors));
+	COUNTER("timeouts_total", "Agent connections closed by a timeout.",
+		atomic_load(&k->timeouts));
+	COUNTER("batches_acked_total", "Batches committed and acknowledged.",
+		atomic_load(&k->batches_acked));
+	COUNTER("batches_replayed_total", "Batches acknowledged that were already stored.",
+		atomic_load(&k->batches_replayed));
+	COUNTER("events_stored_total", "Events stored in PostgreSQL.",
+		atomic_load(&k->events_stored));
+	COUNTER("events_dead_lettered_total", "Events kept in dead_letters.",
+		atomic_load(&k->events_dead));
+	COUNTER("events_clamped_total", "Events whose time was outside the partitions.",
+		atomic_load(&k->events_clamped));
+	COUNTER("db_errors_total", "PostgreSQL errors of the storage writers.",
+		atomic_load(&k->db_errors));
+	COUNTER("group_commits_total", "Group-commit transactions.",
+		atomic_load(&k->groups_committed));
+	GAUGE("connections", "Agent connections open.", atomic_load(&col->n_conns));
+	GAUGE("agents_connected", "Agents with a live connection here.",
+	      collector_connected_count(col));
+	GAUGE("queue_bytes", "Batch bytes queued for PostgreSQL.",
+	      ingest_queued_bytes(col->ingest));
+	GAUGE("queue_jobs", "Jobs queued for PostgreSQL.", ingest_queued_jobs(col->ingest));
+	GAUGE("http_connections", "HTTPS connections open.", s.connections);
+	GAUGE("http_db_pending", "API database jobs queued or running.", s.db_pending);
+	sbuf_add(&b, "# HELP vigil_http_requests_total HTTPS requests answered, by status class.\n"
+		     "# TYPE vigil_http_requests_total counter\n");
+	static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+	for (int i = 0; i < 6; i++)
+		sbuf_printf(&b, "vigil_http_requests_total{code=\"%s\"} %llu\n", cls[i],
+			    (unsigned long long)s.requests[i]);
+	COUNTER("http_rate_limited_total", "HTTPS requests refused by the rate limit.",
+		s.rate_limited);
+	COUNTER("http_auth_failures_total", "HTTPS requests without valid credentials.",
+		s.auth_failures);
+#undef COUNTER
+#undef GAUGE
+	if (b.oom)
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+	else
+		hreq_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
+	sbuf_free(&b);
+}
+
+static void ready_done(hreq_t *r, apidb_job_t *job)
+{
+	static const char ok[] = "{\"status\":\"ready\"}";
+	if (job->status == APIDB_OK && job->n_rows == 1)
+		hreq_reply(r, 200, "application/json", ok, sizeof(ok) - 1);
+	else
+		hreq_error(r, 503, "not_ready", NULL, "the database is not reachable");
+	apidb_job_free(job);
+}
+
+static void h_readyz(hreq_t *r)
+{
+	qb_t q;
+	qb_init(&q, false);
+	qb_sql(&q, "SELECT 1 WHERE to_regclass('api_tokens') IS NOT NULL");
+	hreq_run(r, &q, ready_done);
+}
+
+static void audit_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK)
+		hreq_db_error(r, job);
+	else
+		reply_rows(r, job, hreq_state(r) ? "tokens" : "entries", job->n_rows, NULL);
+	apidb_job_free(job);
+}
+
+static bool need_admin(hreq_t *r)
+{
+	if (hreq_role(r) == AUTH_ROLE_ADMIN)
+		return true;
+	hreq_error(r, 403, "forbidden", NULL, "this endpoint needs the admin role");
+	return false;
+}
+
+static void h_audit(hreq_t *r)
+{
+	const char *principal;
+	int64_t since, until, limit;
+	if (!need_admin(r) || !get_str(r, "principal", &principal) ||
+	    !get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &since, &until) ||
+	    !get_limit(r, 100, &limit) || !no_unknown(r))
+		return;
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT id, ts, principal, role, peer, "
+		   "method, path, query FROM audit_log WHERE ts >= ");
+	qb_time(&q, since);
+	qb_sql(&q, " AND ts < ");
+	qb_time(&q, until);
+	if (principal) {
+		qb_sql(&q, " AND principal = ");
+		qb_param(&q, principal);
+	}
+	qb_sql(&q, " ORDER BY ts DESC, id DESC LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, ") x");
+	hreq_run(r, &q, audit_done);
+}
+
+static void h_tokens(hreq_t *r)
+{
+	if (!need_admin(r) || !no_unknown(r))
+		return;
+	hreq_set_state(r, (void *)1, NULL);
+	qb_t q;
+	qb_init(&q, true);
+	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT name, role, created_at, expires_at, "
+		   "revoked_at FROM api_tokens ORDER BY name, created_at) x");
+	hreq_run(r, &q, audit_done);
+}
+
+static void h_whoami(hreq_t *r, const char *principal)
+{
+	if (!no_unknown(r))
+		return;
+	json_t *o = json_pack("{s:s, s:s}", "principal", principal, "role",
+			      auth_role_name(hreq_role(r)));
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (s)
+		hreq_reply(r, 200, "application/json", s, strlen(s));
+	else
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+	free(s);
+}
+
+/* ---- routing ------------------------------------------------------------------------------------------ */
+
+bool api_dispatch(hreq_t *r, const char *path)
+{
+	if (!strcmp(path, "/metrics")) {
+		h_metrics(r);
+	} else if (!strcmp(path, "/readyz")) {
+		h_readyz(r);
+	} else if (!strcmp(path, "/api/v1/openapi.json")) {
+		size_t len = 0;
+		const char *doc = hreq_openapi(r, &len);
+		if (doc)
+			hreq_reply(r, 200, "application/json", doc, len);
+		else
+			hreq_error(r, 404, "not_found", NULL, "openapi.json is not installed");
+	} else if (!strcmp(path, "/api/v1/agents")) {
+		h_agents(r, NULL);
+	} else if (!strncmp(path, "/api/v1/agents/", 15)) {
+		char name[256];
+		if (api_path_segment(path + 15, strlen(path + 15), name, sizeof(name)) != 0) {
+			hreq_error(r, 404, "not_found", NULL, "no such agent");
+			return true;
+		}
+		h_agents(r, name);
+	} else if (!strcmp(path, "/api/v1/containers")) {
+		h_containers(r);
+	} else if (!strcmp(path, "/api/v1/events")) {
+		h_events(r, false);
+	} else if (!strcmp(path, "/api/v1/findings")) {
+		h_events(r, true);
+	} else if (!strcmp(path, "/api/v1/images")) {
+		h_images(r);
+	} else if (!strcmp(path, "/api/v1/stats")) {
+		h_stats(r);
+	} else if (!strcmp(path, "/api/v1/audit")) {
+		h_audit(r);
+	} else if (!strcmp(path, "/api/v1/tokens")) {
+		h_tokens(r);
+	} else if (!strcmp(path, "/api/v1/whoami")) {
+		h_whoami(r, hreq_principal(r));
+	} else {
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,481 @@
+/* Parsers and text builders of the query API (see api_util.h). */
+#include "api_util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "utf8.h"
+
+/* ---- string buffer ---------------------------------------------------------- */
+
+void sbuf_init(sbuf_t *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void sbuf_free(sbuf_t *b)
+{
+	free(b->s);
+	sbuf_init(b);
+}
+
+static bool grow(sbuf_t *b, size_t extra)
+{
+	if (b->oom)
+		return false;
+	if (b->len + extra + 1 <= b->cap)
+		return true;
+	size_t nc = b->cap ? b->cap : 256;
+	while (nc < b->len + extra + 1)
+		nc *= 2;
+	char *ns = realloc(b->s, nc);
+	if (!ns) {
+		b->oom = true;
+		return false;
+	}
+	b->s = ns;
+	b->cap = nc;
+	return true;
+}
+
+void sbuf_addn(sbuf_t *b, const char *s, size_t n)
+{
+	if (!grow(b, n))
+		return;
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+void sbuf_add(sbuf_t *b, const char *s)
+{
+	sbuf_addn(b, s, strlen(s));
+}
+
+void sbuf_printf(sbuf_t *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !grow(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* ---- query strings -------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode n bytes of s ('+' is a space when plus). NULL if malformed. */
+static char *pct_decode(const char *s, size_t n, bool plus)
+{
+	char *out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			int h, l;
+			if (i + 2 >= n)
+				goto bad;
+			h = hexval((unsigned char)s[i + 1]);
+			l = hexval((unsigned char)s[i + 2]);
+			if (h < 0 || l < 0)
+				goto bad;
+			out[o++] = (char)(h * 16 + l);
+			i += 2;
+		} else if (s[i] == '+' && plus) {
+			out[o++] = ' ';
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	if (strlen(out) != o || !utf8_valid(out, o))
+		goto bad;
+	for (size_t i = 0; i < o; i++)
+		if ((unsigned char)out[i] < 0x20 && out[i] != '\t')
+			goto bad;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+static void set_bad(char *bad, size_t badlen, const char *k, size_t kn)
+{
+	char *d = k ? pct_decode(k, kn, true) : NULL;
+	bool printable = d && d[0] && strlen(d) <= 64;
+	snprintf(bad, badlen, "%s", printable ? d : "query");
+	free(d);
+}
+
+int qparams_parse(const char *query, qparams_t *out, char *bad, size_t badlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!query || !*query)
+		return 0;
+	const char *p = query;
+	while (*p) {
+		const char *amp = strchr(p, '&');
+		size_t n = amp ? (size_t)(amp - p) : strlen(p);
+		if (n) {
+			const char *eq = memchr(p, '=', n);
+			size_t kn = eq ? (size_t)(eq - p) : n;
+			if (out->n >= QP_MAX) {
+				snprintf(bad, badlen, "query");
+				goto fail;
+			}
+			char *k = pct_decode(p, kn, true);
+			char *v = eq ? pct_decode(eq + 1, n - kn - 1, true) : strdup("");
+			if (!k || !v || !k[0] || strlen(v) > QP_MAX_VALUE || strlen(k) > 64) {
+				free(k);
+				free(v);
+				set_bad(bad, badlen, p, kn);
+				goto fail;
+			}
+			for (int i = 0; i < out->n; i++) {
+				if (strcmp(out->key[i], k) == 0) {
+					snprintf(bad, badlen, "%s", k);
+					free(k);
+					free(v);
+					goto fail;
+				}
+			}
+			out->key[out->n] = k;
+			out->val[out->n] = v;
+			out->n++;
+		}
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	return 0;
+fail:
+	qparams_free(out);
+	return -1;
+}
+
+void qparams_free(qparams_t *q)
+{
+	for (int i = 0; i < q->n; i++) {
+		free(q->key[i]);
+		free(q->val[i]);
+	}
+	memset(q, 0, sizeof(*q));
+}
+
+const char *qparams_get(qparams_t *q, const char *key)
+{
+	for (int i = 0; i < q->n; i++) {
+		if (strcmp(q->key[i], key) == 0) {
+			q->used[i] = true;
+			return q->val[i];
+		}
+	}
+	return NULL;
+}
+
+const char *qparams_unused(const qparams_t *q)
+{
+	for (int i = 0; i < q->n; i++)
+		if (!q->used[i])
+			return q->key[i];
+	return NULL;
+}
+
+/* ---- values ------------------------------------------------------------------------ */
+
+int api_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (!s || !*s || strlen(s) > 19)
+		return -1;
+	const char *p = s;
+	bool neg = false;
+	if (*p == '-') {
+		neg = true;
+		p++;
+	}
+	if (!*p)
+		return -1;
+	int64_t v = 0;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		if (v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (neg)
+		v = -v;
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int api_parse_bool(const char *s, bool *out)
+{
+	if (!s)
+		return -1;
+	if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "yes")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "no")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+/* Exactly n digits at s. */
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int parse_rfc3339(const char *s, int64_t *out_us)
+{
+	int Y, M, D, h, m, sec;
+	size_t n = strlen(s);
+	if (n < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
+	    digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
+	    digits(s + 17, 2, &sec))
+		return -1;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 ||
+	    m > 59 || sec > 60)
+		return -1;
+	const char *p = s + 19;
+	int64_t frac = 0;
+	if (*p == '.') {
+		p++;
+		int nd = 0;
+		while (isdigit((unsigned char)*p)) {
+			if (nd < 6) {
+				frac = frac * 10 + (*p - '0');
+				nd++;
+			}
+			p++;
+		}
+		if (nd == 0)
+			return -1;
+		while (nd++ < 6)
+			frac *= 10;
+	}
+	int64_t off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om;
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
+		    om > 59)
+			return -1;
+		off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	int64_t t = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec - off;
+	*out_us = t * 1000000 + frac;
+	return 0;
+}
+
+int api_parse_time(const char *s, int64_t now_us, int64_t *out_us)
+{
+	if (!s || !*s)
+		return -1;
+	size_t n = strlen(s);
+	if (n > 40)
+		return -1;
+	if (strchr(s, 'T') || strchr(s, 't') || (n >= 10 && s[4] == '-'))
+		return parse_rfc3339(s, out_us);
+	const char *p = s[0] == '-' ? s + 1 : s;
+	size_t pn = strlen(p);
+	if (pn == 0)
+		return -1;
+	char unit = p[pn - 1];
+	if (isdigit((unsigned char)unit)) {
+		if (s[0] == '-')
+			return -1;
+		int64_t secs;
+		if (api_parse_int(p, 0, INT64_C(253402300799), &secs) != 0)
+			return -1;
+		*out_us = secs * 1000000;
+		return 0;
+	}
+	int64_t mult;
+	switch (unit) {
+	case 's':
+		mult = 1;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	case 'w':
+		mult = 7 * 86400;
+		break;
+	default:
+		return -1;
+	}
+	char num[24];
+	if (pn - 1 == 0 || pn - 1 >= sizeof(num))
+		return -1;
+	memcpy(num, p, pn - 1);
+	num[pn - 1] = '\0';
+	int64_t v;
+	if (api_parse_int(num, 0, INT64_C(100) * 366 * 86400, &v) != 0 ||
+	    v * mult > INT64_C(100) * 366 * 86400)
+		return -1;
+	*out_us = now_us - v * mult * 1000000;
+	return 0;
+}
+
+static const char *const kinds[] = {
+	NULL,		"inventory",	"container_started", "container_stopped",
+	"process_exec", "agent_status", "finding",	     "container_changed"};
+static const char *const severities[] = {NULL, "info", "low", "medium", "high", "critical"};
+
+static int name_or_number(const char *s, const char *const *names, int n)
+{
+	if (!s)
+		return -1;
+	for (int i = 1; i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	int64_t v;
+	if (api_parse_int(s, 1, n - 1, &v) == 0)
+		return (int)v;
+	return -1;
+}
+
+int api_kind_parse(const char *s)
+{
+	return name_or_number(s, kinds, (int)(sizeof(kinds) / sizeof(kinds[0])));
+}
+
+int api_severity_parse(const char *s)
+{
+	return name_or_number(s, severities, (int)(sizeof(severities) / sizeof(severities[0])));
+}
+
+void api_format_time(int64_t us, char *out, size_t outlen)
+{
+	time_t secs = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+	int64_t frac = us - (int64_t)secs * 1000000;
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)frac);
+}
+
+/* ---- cursors ------------------------------------------------------------------------- */
+
+int api_cursor_parse(const char *s, api_cursor_t *out)
+{
+	if (!s || strlen(s) > 80)
+		return -1;
+	int64_t v[4];
+	const char *p = s;
+	for (int i = 0; i < 4; i++) {
+		const char *dot = strchr(p, '.');
+		if ((i < 3) != (dot != NULL))
+			return -1;
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		char num[24];
+		if (n == 0 || n >= sizeof(num))
+			return -1;
+		memcpy(num, p, n);
+		num[n] = '\0';
+		if (api_parse_int(num, i == 0 ? INT64_MIN / 2 : 0, INT64_MAX / 2, &v[i]) != 0)
+			return -1;
+		p += n + (dot ? 1 : 0);
+	}
+	out->ts_us = v[0];
+	out->agent_id = v[1];
+	out->seq = v[2];
+	out->idx = v[3];
+	return 0;
+}
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+int api_path_segment(const char *s, size_t n, char *out, size_t outlen)
+{
+	if (n == 0 || n >= outlen * 3)
+		return -1;
+	char *d = pct_decode(s, n, false);
+	if (!d)
+		return -1;
+	size_t dn = strlen(d);
+	int rc = -1;
+	if (dn > 0 && dn < outlen && !strchr(d, '/') && !strchr(d, '\\') && strcmp(d, ".") != 0 &&
+	    strcmp(d, "..") != 0) {
+		memcpy(out, d, dn + 1);
+		rc = 0;
+	}
+	free(d);
+	return rc;
+}
+
+/* ---- CSV ------------------------------------------------------------------------------------ */
+
+void api_csv_cell(sbuf_t *b, const char *s)
+{
+	sbuf_add(b, "\"");
+	if (s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
+		  s[0] == '\r'))
+		sbuf_add(b, "'");
+	for (const char *p = s ? s : ""; *p; p++) {
+		if (*p == '"')
+			sbuf_add(b, "\"\"");
+		else
+			sbuf_addn(b, p, 1);
+	}
+	sbuf_add(b, "\"");
+}

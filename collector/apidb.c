@@ -1,0 +1,452 @@
+/*
+ * The query API's PostgreSQL pool (see apidb.h). Each thread owns one
+ * connection in non-blocking mode and runs one job at a time under a
+ * deadline; a connection that fails or times out is dropped and made again
+ * for the next job. Sessions run in UTC with a statement_timeout.
+ */
+#include "apidb.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "vtime.h"
+
+struct apidb_conn {
+	char *conninfo;
+	int64_t timeout_ms;
+	PGconn *pg;
+	int64_t deadline_ns;
+};
+
+struct apidb {
+	struct event_base *base;
+	struct event *done_ev;
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t cond;
+	apidb_job_t *queue_head, *queue_tail;
+	apidb_job_t *done_head, *done_tail;
+	size_t pending;
+	bool stopping;
+	int n_threads; /* started */
+	int n_conns;
+	pthread_t *threads;
+	apidb_conn_t **conns;
+};
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+apidb_job_t *apidb_job_new(const char *sql)
+{
+	apidb_job_t *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->sql = strdup(sql);
+	if (!j->sql) {
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+int apidb_job_param(apidb_job_t *job, const char *value)
+{
+	if (job->n_params >= APIDB_MAX_PARAMS)
+		return -1;
+	char *v = NULL;
+	if (value && !(v = strdup(value)))
+		return -1;
+	job->params[job->n_params++] = v;
+	return 0;
+}
+
+const char *apidb_cell(const apidb_job_t *job, size_t r, int c)
+{
+	if (r >= job->n_rows || c < 0 || c >= job->n_cols)
+		return NULL;
+	return job->cells[r * (size_t)job->n_cols + (size_t)c];
+}
+
+static void clear_results(apidb_job_t *j)
+{
+	if (j->cells) {
+		for (size_t i = 0; i < j->n_rows * (size_t)j->n_cols; i++)
+			free(j->cells[i]);
+		free(j->cells);
+	}
+	j->cells = NULL;
+	j->n_rows = 0;
+	j->n_cols = 0;
+}
+
+void apidb_job_free(apidb_job_t *job)
+{
+	if (!job)
+		return;
+	clear_results(job);
+	for (int i = 0; i < job->n_params; i++)
+		free(job->params[i]);
+	free(job->sql);
+	free(job);
+}
+
+/* ---- one connection ------------------------------------------------------- */
+
+static void conn_drop(apidb_conn_t *c)
+{
+	if (c->pg)
+		PQfinish(c->pg);
+	c->pg = NULL;
+}
+
+static void notice_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int wait_io(apidb_conn_t *c, bool want_write)
+{
+	for (;;) {
+		int64_t left = (c->deadline_ns - vtime_mono_ns()) / 1000000;
+		if (left <= 0)
+			return -1;
+		struct pollfd p = {.fd = PQsocket(c->pg),
+				   .events = POLLIN | (want_write ? POLLOUT : 0)};
+		int r = poll(&p, 1, left > 1000 ? 1000 : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static void set_error(apidb_job_t *j, apidb_status_t st, const char *msg)
+{
+	j->status = st;
+	snprintf(j->error, sizeof(j->error), "%s", msg ? msg : "");
+	size_t l = strlen(j->error);
+	while (l && (j->error[l - 1] == '\n' || j->error[l - 1] == ' '))
+		j->error[--l] = '\0';
+}
+
+/* Connect without blocking past the deadline. Return 0 or -1. */
+static int conn_open(apidb_conn_t *c, char *err, size_t errlen)
+{
+	if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	conn_drop(c);
+	char opts[96];
+	snprintf(opts, sizeof(opts), "-c TimeZone=UTC -c statement_timeout=%lld",
+		 (long long)c->timeout_ms);
+	const char *keys[] = {"dbname", "application_name", "options", NULL};
+	const char *vals[] = {c->conninfo, "vigil-collector-api", opts, NULL};
+	c->deadline_ns = vtime_mono_ns() + c->timeout_ms * 1000000;
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD)
+		goto fail;
+	PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+	while (ps != PGRES_POLLING_OK) {
+		if (ps == PGRES_POLLING_FAILED)
+			goto fail;
+		if (wait_io(c, ps == PGRES_POLLING_WRITING) != 0) {
+			snprintf(err, errlen, "timed out connecting to PostgreSQL");
+			conn_drop(c);
+			return -1;
+		}
+		ps = PQconnectPoll(c->pg);
+	}
+	PQsetNoticeProcessor(c->pg, notice_cb, NULL);
+	if (PQsetnonblocking(c->pg, 1) != 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+	conn_drop(c);
+	return -1;
+}
+
+static void keep_result(apidb_job_t *j, PGresult *r)
+{
+	clear_results(j);
+	size_t rows = (size_t)PQntuples(r);
+	int cols = PQnfields(r);
+	if (j->max_rows && rows > j->max_rows)
+		rows = j->max_rows;
+	if (rows == 0 || cols == 0) {
+		j->n_cols = cols;
+		return;
+	}
+	j->cells = calloc(rows * (size_t)cols, sizeof(char *));
+	if (!j->cells) {
+		set_error(j, APIDB_ERR_QUERY, "out of memory");
+		return;
+	}
+	j->n_rows = rows;
+	j->n_cols = cols;
+	for (size_t r_ = 0; r_ < rows; r_++) {
+		for (int c = 0; c < cols; c++) {
+			if (PQgetisnull(r, (int)r_, c))
+				continue;
+			char *v = strdup(PQgetvalue(r, (int)r_, c));
+			if (!v) {
+				set_error(j, APIDB_ERR_QUERY, "out of memory");
+				return;
+			}
+			j->cells[r_ * (size_t)cols + (size_t)c] = v;
+		}
+	}
+}
+
+void apidb_run(apidb_conn_t *c, apidb_job_t *j)
+{
+	char err[256];
+	j->status = APIDB_OK;
+	j->sqlstate[0] = '\0';
+	j->error[0] = '\0';
+	if (conn_open(c, err, sizeof(err)) != 0) {
+		set_error(j, APIDB_ERR_CONN, err);
+		return;
+	}
+	c->deadline_ns = vtime_mono_ns() + (c->timeout_ms + 2000) * 1000000;
+	if (!PQsendQueryParams(c->pg, j->sql, j->n_params, NULL, (const char *const *)j->params,
+			       NULL, NULL, 0))
+		goto lost;
+	for (;;) {
+		int f = PQflush(c->pg);
+		if (f == 0)
+			break;
+		if (f < 0 || wait_io(c, true) != 0 || !PQconsumeInput(c->pg))
+			goto lost;
+	}
+	bool failed = false;
+	for (;;) {
+		while (PQisBusy(c->pg)) {
+			if (wait_io(c, false) != 0 || !PQconsumeInput(c->pg))
+				goto lost;
+		}
+		PGresult *r = PQgetResult(c->pg);
+		if (!r)
+			break;
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_TUPLES_OK && !failed) {
+			keep_result(j, r);
+		} else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !failed) {
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+			failed = true;
+			clear_results(j);
+			snprintf(j->sqlstate, sizeof(j->sqlstate), "%s", state ? state : "");
+			set_error(j, APIDB_ERR_QUERY, msg ? msg : PQresultErrorMessage(r));
+			if (PQstatus(c->pg) != CONNECTION_OK || !state ||
+			    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+				j->status = APIDB_ERR_CONN;
+		}
+		PQclear(r);
+	}
+	if (j->status == APIDB_ERR_CONN)
+		conn_drop(c);
+	return;
+lost:
+	clear_results(j);
+	set_error(j, APIDB_ERR_CONN,
+		  PQstatus(c->pg) == CONNECTION_OK ? "PostgreSQL did not answer in time"
+						   : PQerrorMessage(c->pg));
+	conn_drop(c);
+}
+
+apidb_conn_t *apidb_connect(const char *conninfo, int64_t timeout_ms, char *err, size_t errlen)
+{
+	apidb_conn_t *c = calloc(1, sizeof(*c));
+	if (!c || !(c->conninfo = strdup(conninfo))) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->timeout_ms = timeout_ms;
+	if (conn_open(c, err, errlen) != 0) {
+		apidb_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+void apidb_close(apidb_conn_t *c)
+{
+	if (!c)
+		return;
+	conn_drop(c);
+	free(c->conninfo);
+	free(c);
+}
+
+/* ---- the pool -------------------------------------------------------------- */
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	apidb_t *db = arg;
+	pthread_mutex_lock(&db->lock);
+	apidb_job_t *j = db->done_head;
+	db->done_head = db->done_tail = NULL;
+	pthread_mutex_unlock(&db->lock);
+	while (j) {
+		apidb_job_t *next = j->next;
+		j->next = NULL;
+		pthread_mutex_lock(&db->lock);
+		db->pending--;
+		pthread_mutex_unlock(&db->lock);
+		j->done(j, j->arg);
+		j = next;
+	}
+}
+
+typedef struct {
+	apidb_t *db;
+	int idx;
+} thread_arg_t;
+
+static void *pool_main(void *arg)
+{
+	apidb_t *db = ((thread_arg_t *)arg)->db;
+	int idx = ((thread_arg_t *)arg)->idx;
+	free(arg);
+	apidb_conn_t *c = db->conns[idx];
+	bool warned = false;
+	pthread_mutex_lock(&db->lock);
+	for (;;) {
+		while (!db->stopping && !db->queue_head)
+			pthread_cond_wait(&db->cond, &db->lock);
+		if (db->stopping)
+			break;
+		apidb_job_t *j = db->queue_head;
+		db->queue_head = j->next;
+		if (!db->queue_head)
+			db->queue_tail = NULL;
+		j->next = NULL;
+		pthread_mutex_unlock(&db->lock);
+		apidb_run(c, j);
+		if (j->status == APIDB_ERR_CONN && !warned) {
+			log_warn("[api-db] %s", j->error);
+			warned = true;
+		} else if (j->status == APIDB_OK) {
+			warned = false;
+		}
+		pthread_mutex_lock(&db->lock);
+		if (db->done_tail)
+			db->done_tail->next = j;
+		else
+			db->done_head = j;
+		db->done_tail = j;
+		event_active(db->done_ev, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&db->lock);
+	return NULL;
+}
+
+apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t timeout_ms)
+{
+	apidb_t *db = calloc(1, sizeof(*db));
+	if (!db)
+		return NULL;
+	db->base = base;
+	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->cond, NULL);
+	db->done_ev = event_new(base, -1, 0, deliver_cb, db);
+	db->threads = calloc((size_t)n, sizeof(*db->threads));
+	db->conns = calloc((size_t)n, sizeof(*db->conns));
+	if (!db->done_ev || !db->threads || !db->conns)
+		goto fail;
+	db->n_conns = n;
+	for (int i = 0; i < n; i++) {
+		apidb_conn_t *c = calloc(1, sizeof(*c));
+		if (!c || !(c->conninfo = strdup(conninfo))) {
+			free(c);
+			goto fail;
+		}
+		c->timeout_ms = timeout_ms;
+		db->conns[i] = c;
+	}
+	for (int i = 0; i < n; i++) {
+		thread_arg_t *ta = malloc(sizeof(*ta));
+		if (!ta)
+			goto fail;
+		ta->db = db;
+		ta->idx = i;
+		if (pthread_create(&db->threads[i], NULL, pool_main, ta) != 0) {
+			free(ta);
+			goto fail;
+		}
+		db->n_threads++;
+	}
+	return db;
+fail:
+	log_error("cannot start the API database pool");
+	apidb_free(db, NULL);
+	return NULL;
+}
+
+void apidb_submit(apidb_t *db, apidb_job_t *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&db->lock);
+	if (db->queue_tail)
+		db->queue_tail->next = job;
+	else
+		db->queue_head = job;
+	db->queue_tail = job;
+	db->pending++;
+	pthread_cond_signal(&db->cond);
+	pthread_mutex_unlock(&db->lock);
+}
+
+size_t apidb_pending(apidb_t *db)
+{
+	pthread_mutex_lock(&db->lock);
+	size_t n = db->pending;
+	pthread_mutex_unlock(&db->lock);
+	return n;
+}
+
+static void drop_list(apidb_job_t *j, void (*on_drop)(void *))
+{
+	while (j) {
+		apidb_job_t *next = j->next;
+		if (on_drop)
+			on_drop(j->arg);
+		apidb_job_free(j);
+		j = next;
+	}
+}
+
+void apidb_free(apidb_t *db, void (*on_drop)(void *arg))
+{
+	if (!db)
+		return;
+	pthread_mutex_lock(&db->lock);
+	db->stopping = true;
+	pthread_cond_broadcast(&db->cond);
+	pthread_mutex_unlock(&db->lock);
+	for (int i = 0; i < db->n_threads; i++)
+		pthread_join(db->threads[i], NULL);
+	drop_list(db->queue_head, on_drop);
+	drop_list(db->done_head, on_drop);
+	for (int i = 0; db->conns && i < db->n_conns; i++)
+		apidb_close(db->conns[i]);
+	if (db->done_ev)
+		event_free(db->done_ev);
+	free(db->threads);
+	free(db->conns);
+	pthread_mutex_destroy(&db->lock);
+	pthread_cond_destroy(&db->cond);
+	free(db);
+}

@@ -1,0 +1,80 @@
+/*
+ * PostgreSQL access for the query API: a small pool of threads, each with
+ * its own connection, that run jobs (one parameterized statement each) and
+ * hand them back to the HTTP thread's event loop. The only API module that
+ * includes libpq-fe.h; the HTTP loop itself never waits on PostgreSQL.
+ * Also a synchronous connection for operator subcommands (token ...).
+ */
+#ifndef VIGIL_APIDB_H
+#define VIGIL_APIDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+#define APIDB_MAX_PARAMS 32
+
+typedef enum {
+	APIDB_OK = 0,
+	APIDB_ERR_CONN,	   /* PostgreSQL unreachable, or no answer in time */
+	APIDB_ERR_QUERY,   /* PostgreSQL refused the statement (sqlstate set) */
+	APIDB_ERR_ABANDON, /* shutting down */
+} apidb_status_t;
+
+typedef struct apidb_job apidb_job_t;
+typedef void (*apidb_done_fn)(apidb_job_t *job, void *arg);
+
+struct apidb_job {
+	apidb_job_t *next;
+	/* input, owned by the job */
+	char *sql;
+	int n_params;
+	char *params[APIDB_MAX_PARAMS]; /* NULL is SQL NULL */
+	size_t max_rows;		/* rows kept from the result; 0 = all */
+	/* output */
+	apidb_status_t status;
+	char sqlstate[6];
+	char error[256];
+	int n_cols;
+	size_t n_rows;
+	char **cells; /* n_rows * n_cols, row-major; NULL cell = SQL NULL */
+	/* completion: runs on the loop thread; the callee frees the job */
+	apidb_done_fn done;
+	void *arg;
+};
+
+/* A new job for sql (copied), with no parameters yet. NULL when out of
+ * memory. Free with apidb_job_free. */
+apidb_job_t *apidb_job_new(const char *sql);
+/* Append a parameter (copied; NULL for SQL NULL). Return 0, or -1 when full
+ * or out of memory. */
+int apidb_job_param(apidb_job_t *job, const char *value) __attribute__((warn_unused_result));
+/* Cell (row r, column c) or NULL. */
+const char *apidb_cell(const apidb_job_t *job, size_t r, int c);
+/* Free the job and its results. Accepts NULL. */
+void apidb_job_free(apidb_job_t *job);
+
+typedef struct apidb apidb_t;
+
+/* Start n threads with one connection each to conninfo; finished jobs are
+ * delivered on base's thread. timeout_ms bounds every statement. Return
+ * NULL on failure. */
+apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t timeout_ms);
+/* Queue job (the pool owns it until done runs). Any thread. */
+void apidb_submit(apidb_t *db, apidb_job_t *job);
+/* Jobs queued or running. */
+size_t apidb_pending(apidb_t *db);
+/* Stop the threads, and free the jobs not delivered without calling their
+ * done callbacks (on_drop is called for each job's arg first, if set). */
+void apidb_free(apidb_t *db, void (*on_drop)(void *arg));
+
+/* ---- synchronous use, for subcommands (not on an event loop) ---- */
+typedef struct apidb_conn apidb_conn_t;
+/* Connect. Return NULL with err set. */
+apidb_conn_t *apidb_connect(const char *conninfo, int64_t timeout_ms, char *err, size_t errlen);
+/* Run job on conn now; its results are filled in (done is not called). */
+void apidb_run(apidb_conn_t *conn, apidb_job_t *job);
+void apidb_close(apidb_conn_t *conn);
+
+#endif

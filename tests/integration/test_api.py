@@ -1,0 +1,625 @@
+"""The query API against a real collector and PostgreSQL holding known data
+(sent through the real ingest path): authentication and roles, every
+endpoint and its filters, pagination and exports, bad input, the audit log,
+static files, and the server's limits."""
+
+import json
+import os
+import time
+import urllib.parse
+
+import pytest
+
+import apitest as at
+import vigiltest as vt
+
+F = at.Fleet
+
+
+@pytest.fixture(scope="module")
+def opca(pki):
+    """An operator CA (not the agents' CA) and two operator certificates."""
+    d = os.path.join(pki.dir, "operators")
+    os.makedirs(d, exist_ok=True)
+    ca, ca_key = pki.other_ca()
+    from cryptography.hazmat.primitives import serialization
+    path = os.path.join(d, "opca.crt")
+    with open(path, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    viewer = pki.issue(os.path.join(d, "ops-viewer"), "ops-viewer", issuer=ca,
+                       issuer_key=ca_key)
+    admin = pki.issue(os.path.join(d, "ops-admin"), "ops-admin", issuer=ca, issuer_key=ca_key)
+    return {"ca": path, "viewer": viewer[:2], "admin": admin[:2]}
+
+
+@pytest.fixture(scope="module")
+def env(module_collector_factory, module_db, pki, collector_bin, opca):
+    hport = vt.free_port()
+    coll = module_collector_factory(module_db, flags={
+        "--http-listen": "127.0.0.1:%d" % hport,
+        "--http-operator-ca": opca["ca"],
+        "--http-admin-cns": "ops-admin",
+        "--http-token-cache-ttl": "300ms",
+        "--http-online-window": "1s",
+        "--http-request-timeout": "2s",
+        "--http-rate-limit": "0",
+        "--http-max-limit": "50",
+    })
+    fleet = F()
+    keep = fleet.load(coll.port, pki)
+    admin = at.create_token(collector_bin, module_db, "it-admin", "admin")
+    viewer = at.create_token(collector_bin, module_db, "it-viewer", "viewer")
+    yield {
+        "coll": coll, "port": hport, "db": module_db, "fleet": fleet,
+        "admin": at.Api(hport, pki, admin), "viewer": at.Api(hport, pki, viewer),
+        "anon": at.Api(hport, pki), "pki": pki, "bin": collector_bin, "opca": opca,
+    }
+    keep.close()
+
+
+AUTHED = ["/api/v1/agents", "/api/v1/agents/api-node-1", "/api/v1/containers",
+          "/api/v1/events", "/api/v1/findings", "/api/v1/images?image=x", "/api/v1/stats",
+          "/api/v1/audit", "/api/v1/tokens", "/api/v1/openapi.json", "/api/v1/whoami",
+          "/metrics", "/readyz", "/api/v1/nope"]
+
+
+def test_healthz_needs_no_token(env):
+    r = env["anon"].get("/healthz")
+    assert r.status == 200 and r.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", AUTHED)
+def test_everything_else_needs_credentials(env, path):
+    anon = env["anon"]
+    r = anon.get(path)
+    assert r.status == 401, r
+    assert r.json()["error"] == "unauthorized"
+    assert r.header("www-authenticate").startswith("Bearer")
+    assert anon.get(path, token="vgl_" + "0" * 64).status == 401
+    assert anon.get(path, token="not-a-token").status == 401
+    assert anon.get(path, headers={"Authorization": "Basic YWRtaW46YWRtaW4="}).status == 401
+
+
+def test_roles(env):
+    v, a = env["viewer"], env["admin"]
+    assert v.ok("/api/v1/whoami") == {"principal": "token:it-viewer", "role": "viewer"}
+    assert a.ok("/api/v1/whoami") == {"principal": "token:it-admin", "role": "admin"}
+    for path in ("/api/v1/audit", "/api/v1/tokens"):
+        r = v.get(path)
+        assert r.status == 403 and r.json()["error"] == "forbidden"
+        assert a.get(path).status == 200
+    toks = a.ok("/api/v1/tokens")["tokens"]
+    assert {t["name"] for t in toks} >= {"it-admin", "it-viewer"}
+    assert all("hash" not in t for t in toks)
+    stored = env["db"].query("SELECT hash FROM api_tokens")
+    assert all(len(h) == 64 and not h.startswith("vgl_") for (h,) in stored)
+
+
+def test_expired_and_revoked_tokens(env):
+    b, db, pki, port = env["bin"], env["db"], env["pki"], env["port"]
+    short = at.create_token(b, db, "it-short", "viewer", expires="1s")
+    doomed = at.create_token(b, db, "it-doomed", "viewer")
+    api = at.Api(port, pki)
+    assert api.get("/api/v1/whoami", token=doomed).status == 200
+    time.sleep(1.5)
+    assert api.get("/api/v1/whoami", token=short).status == 401
+    r = at.token_cmd(b, db, "revoke", "it-doomed")
+    assert r.returncode == 0, r.stderr
+    time.sleep(0.5)  # the token cache lives 300 ms here
+    assert api.get("/api/v1/whoami", token=doomed).status == 401
+    lst = at.token_cmd(b, db, "list")
+    assert lst.returncode == 0
+    lines = {ln.split()[0]: ln.split()[-1] for ln in lst.stdout.splitlines()[1:]}
+    assert lines["it-doomed"] == "revoked" and lines["it-short"] == "expired"
+    assert lines["it-admin"] == "active"
+    # bad usage of the subcommand
+    assert at.token_cmd(b, db, "create", "--name", "x y", "--role", "viewer").returncode == 2
+    assert at.token_cmd(b, db, "create", "--name", "ok", "--role", "root").returncode == 2
+    assert at.token_cmd(b, db, "revoke", "nobody").returncode == 1
+
+
+def test_operator_certificates(env, pki):
+    o = env["opca"]
+    viewer = at.Api(env["port"], pki, cert=o["viewer"][0], key=o["viewer"][1])
+    admin = at.Api(env["port"], pki, cert=o["admin"][0], key=o["admin"][1])
+    assert viewer.ok("/api/v1/whoami") == {"principal": "cert:ops-viewer", "role": "viewer"}
+    assert viewer.get("/api/v1/audit").status == 403
+    assert admin.ok("/api/v1/whoami")["role"] == "admin"
+    assert admin.get("/api/v1/audit").status == 200
+    # an agent certificate (agents' CA) is no operator credential
+    cert, key = pki.agent(F.NODE1)
+    agent_api = at.Api(env["port"], pki, cert=cert, key=key)
+    with pytest.raises(OSError):
+        agent_api.get("/api/v1/whoami")
+
+
+def test_agents(env):
+    v = env["viewer"]
+    time.sleep(1.1)  # node-2 disconnected: offline once http_online_window (1s) has passed
+    agents = {a["name"]: a for a in v.ok("/api/v1/agents")["agents"]}
+    assert set(agents) == {F.NODE1, F.NODE2}
+    n1, n2 = agents[F.NODE1], agents[F.NODE2]
+    assert n1["online"] is True and n1["connected_here"] is True
+    assert n2["online"] is False
+    assert n1["agent_version"] == "itest/1" and n1["hostname"] == "itest-host"
+    assert n1["containers_running"] == 1 and n2["containers_running"] == 3
+    assert "last_seen" in n1
+    assert n1["sources"] == [{"name": "procfs", "ok": True, "error": ""},
+                             {"name": "docker-api", "ok": False, "error": "no socket"}]
+    assert n2["sources"] is None
+    online = v.ok("/api/v1/agents", {"status": "online"})["agents"]
+    assert [a["name"] for a in online] == [F.NODE1]
+    one = v.ok("/api/v1/agents/" + F.NODE2)
+    assert one["name"] == F.NODE2
+    assert v.get("/api/v1/agents/nobody").status == 404
+    assert v.get("/api/v1/agents", {"status": "sleeping"}).json()["parameter"] == "status"
+
+
+def names(rows):
+    return sorted(r["name"] for r in rows)
+
+
+def test_containers_and_filters(env):
+    v = env["viewer"]
+    allc = v.ok("/api/v1/containers")["containers"]
+    assert names(allc) == sorted(["web-1", "web-2", at.XSS_NAME, at.FORMULA_NAME])
+    web1 = [c for c in allc if c["id"] == F.C1][0]
+    assert web1["privileged"] is True and web1["agent"] == F.NODE1
+    assert web1["labels"] == {"app": "web", "tier": "front"}
+    q = lambda **p: names(v.ok("/api/v1/containers", p)["containers"])  # noqa: E731
+    assert q(image=at.IMAGE) == ["web-1", "web-2"]
+    assert q(privileged="true") == ["web-1"]
+    assert q(privileged="false") == sorted(["web-2", at.XSS_NAME, at.FORMULA_NAME])
+    assert q(label="tier=front") == ["web-1"]
+    assert q(label="tier") == ["web-1"]
+    assert q(label="note=" + at.XSS_LABEL) == [at.XSS_NAME]
+    assert q(agent=F.NODE2) == sorted(["web-2", at.XSS_NAME, at.FORMULA_NAME])
+    assert q(name="web-2") == ["web-2"]
+    assert q(q="WEB-") == ["web-1", "web-2"]
+    assert q(id=F.C3) == [at.XSS_NAME]
+    assert q(running="true", agent=F.NODE1) == ["web-1"]
+    assert q(running="false") == []
+    assert q(digest="sha256:" + "ab" * 32, image=at.IMAGE) == ["web-1", "web-2"]
+    # the XSS strings come back as data, JSON-escaped
+    xss = [c for c in allc if c["id"] == F.C3][0]
+    assert xss["name"] == at.XSS_NAME and xss["labels"]["note"] == at.XSS_LABEL
+
+
+def test_containers_csv_neutralizes_formulas(env):
+    r = env["viewer"].get("/api/v1/containers", {"format": "csv"})
+    assert r.status == 200
+    assert r.header("content-type").startswith("text/csv")
+    assert "attachment" in r.header("content-disposition")
+    text = r.body.decode()
+    lines = text.strip("\r\n").split("\r\n")
+    assert lines[0].startswith('"agent","hostname","id","name"')
+    assert len(lines) == 5
+    formula = [ln for ln in lines if F.C4 in ln][0]
+    assert '"\'=HYPERLINK(""http://x"",""y"")"' in formula
+    # no cell of the file starts with a formula character
+    import csv
+    import io
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@")), cell
+
+
+def test_events_filters_and_order(env):
+    v, f = env["viewer"], env["fleet"]
+    d = v.ok("/api/v1/events", {"container": F.C1})
+    evs = d["events"]
+    ts = [e["ts"] for e in evs]
+    assert ts == sorted(ts, reverse=True)                 # newest first
+    assert all(e["container_id"] == F.C1 for e in evs)
+    # the 3-day-old event is outside the default 24 h window
+    assert "/usr/bin/old-tool" not in [e["exe"] for e in evs]
+    kinds = {e["kind"] for e in evs}
+    assert kinds == {"container_started", "process_exec", "finding"}
+    status = v.ok("/api/v1/events", {"kind": "agent_status"})["events"]
+    assert len(status) == 1 and status[0]["details"]["sources"][1]["name"] == "docker-api"
+    old = v.ok("/api/v1/events", {"container": F.C1, "since": "4d"})["events"]
+    assert "/usr/bin/old-tool" in [e["exe"] for e in old]
+    assert len(old) == len(evs) + 1
+    ex = v.ok("/api/v1/events", {"container": F.C1, "kind": "process_exec",
+                                 "exe": "/bin/sh"})["events"]
+    assert [e["argv"] for e in reversed(ex)] == f.exec_c1
+    hi = v.ok("/api/v1/events", {"severity": "high"})["events"]
+    assert {(e["exe"] or e["kind"]) for e in hi} == {"/usr/bin/curl", "finding"}
+    assert v.ok("/api/v1/events", {"argv": "evil.test"})["events"][0]["pid"] == 4000
+    n2 = v.ok("/api/v1/events", {"agent": F.NODE2, "kind": "process_exec"})["events"]
+    assert [e["exe"] for e in n2] == ["/bin/ls"]
+    both = v.ok("/api/v1/events", {"kind": "finding,container_started"})["events"]
+    assert len(both) == 5
+    rfc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.t0 - 95))
+    recent = v.ok("/api/v1/events", {"container": F.C1, "since": rfc})["events"]
+    assert {e["pid"] for e in recent if e["pid"]} == {4001}
+
+
+def test_findings(env):
+    fs = env["viewer"].ok("/api/v1/findings")["findings"]
+    assert len(fs) == 1
+    f = fs[0]
+    assert f["rule"] == "shell-in-container" and f["severity"] == "critical"
+    assert f["agent"] == F.NODE1 and f["container_id"] == F.C1
+    assert env["viewer"].ok("/api/v1/findings", {"severity": "critical"})["count"] == 1
+    r = env["viewer"].get("/api/v1/findings", {"kind": "process_exec"})
+    assert r.status == 400 and r.json()["parameter"] == "kind"
+
+
+def test_cursor_pagination(env):
+    v = env["viewer"]
+    full = v.ok("/api/v1/events", {"since": "4d", "limit": 50})
+    assert full["next_cursor"] is None
+    want = [(e["agent_id"], e["seq"], e["idx"]) for e in full["events"]]
+    got, cursor, pages = [], None, 0
+    while True:
+        p = {"since": "4d", "limit": 2}
+        if cursor:
+            p["cursor"] = cursor
+        d = v.ok("/api/v1/events", p)
+        assert d["count"] <= 2
+        got += [(e["agent_id"], e["seq"], e["idx"]) for e in d["events"]]
+        cursor = d["next_cursor"]
+        pages += 1
+        if not cursor:
+            break
+        assert pages < 50
+    assert got == want and len(set(got)) == len(got) == 15
+
+
+def test_ndjson_and_csv_export(env):
+    v = env["viewer"]
+    r = v.get("/api/v1/events", {"since": "4d", "format": "ndjson"})
+    assert r.status == 200 and r.header("content-type") == "application/x-ndjson"
+    lines = [json.loads(ln) for ln in r.body.decode().splitlines()]
+    assert len(lines) == 15
+    assert [x["ts"] for x in lines] == sorted([x["ts"] for x in lines], reverse=True)
+    r = v.get("/api/v1/events", {"since": "4d", "format": "ndjson", "limit": 3})
+    assert len(r.body.decode().splitlines()) == 3
+    r = v.get("/api/v1/events", {"since": "4d", "format": "csv"})
+    assert r.status == 200 and r.header("content-type").startswith("text/csv")
+    rows = r.body.decode().strip("\r\n").split("\r\n")
+    assert rows[0].startswith('"ts","agent","kind"') and len(rows) == 16
+
+
+def test_image_search(env):
+    v = env["viewer"]
+    nodes = v.ok("/api/v1/images", {"image": at.IMAGE})["nodes"]
+    assert [n["agent"] for n in nodes] == [F.NODE1, F.NODE2]
+    assert nodes[0]["containers"] == 1 and nodes[0]["container_list"][0]["id"] == F.C1
+    by_digest = v.ok("/api/v1/images", {"digest": "sha256:" + "ab" * 32})["nodes"]
+    assert len(by_digest) == 2
+    past = v.ok("/api/v1/images", {"image": at.IMAGE, "since": "2020-01-01T00:00:00Z",
+                                   "until": "2020-01-02T00:00:00Z"})
+    assert past["nodes"] == []
+    r = v.get("/api/v1/images")
+    assert r.status == 400 and r.json()["parameter"] == "image"
+
+
+def test_stats_and_metrics(env):
+    v = env["viewer"]
+    s = v.ok("/api/v1/stats")
+    assert s["agents_connected"] == 1 and s["agents_known"] == 2
+    assert s["counters"]["events_stored"] >= 15
+    assert isinstance(s["history"], list) and "queue_bytes" in s
+    m = v.get("/metrics")
+    assert m.status == 200 and m.header("content-type").startswith("text/plain")
+    text = m.body.decode()
+    assert "# TYPE vigil_events_stored_total counter" in text
+    val = [ln for ln in text.splitlines() if ln.startswith("vigil_events_stored_total ")]
+    assert int(val[0].split()[1]) >= 15
+    assert 'vigil_http_requests_total{code="2xx"}' in text
+    assert v.ok("/readyz") == {"status": "ready"}
+
+
+def test_openapi(env):
+    doc = env["viewer"].ok("/api/v1/openapi.json")
+    assert doc["openapi"].startswith("3.")
+    for p in ("/api/v1/agents", "/api/v1/agents/{name}", "/api/v1/containers",
+              "/api/v1/events", "/api/v1/findings", "/api/v1/images", "/api/v1/stats",
+              "/api/v1/audit", "/api/v1/tokens", "/api/v1/whoami", "/metrics", "/healthz",
+              "/readyz"):
+        assert p in doc["paths"], p
+    assert "bearerAuth" in doc["components"]["securitySchemes"]
+
+
+BAD = [
+    ("/api/v1/events", {"since": "yesterday"}, "since"),
+    ("/api/v1/events", {"until": "2024-13-01T00:00:00Z"}, "until"),
+    ("/api/v1/events", {"since": "1h", "until": "2h"}, "until"),
+    ("/api/v1/events", {"since": "400d"}, "since"),
+    ("/api/v1/events", {"limit": "ten"}, "limit"),
+    ("/api/v1/events", {"limit": "0"}, "limit"),
+    ("/api/v1/events", {"limit": "-5"}, "limit"),
+    ("/api/v1/events", {"kind": "reboot"}, "kind"),
+    ("/api/v1/events", {"severity": "9"}, "severity"),
+    ("/api/v1/events", {"cursor": "abc"}, "cursor"),
+    ("/api/v1/events", {"cursor": "1.2.3"}, "cursor"),
+    ("/api/v1/events", {"format": "xml"}, "format"),
+    ("/api/v1/events", {"colour": "red"}, "colour"),
+    ("/api/v1/events", {"exe": ""}, "exe"),
+    ("/api/v1/events", {"argv": "x" * 600}, "argv"),
+    ("/api/v1/containers", {"privileged": "maybe"}, "privileged"),
+    ("/api/v1/containers", {"running": "2"}, "running"),
+    ("/api/v1/containers", {"format": "ndjson"}, "format"),
+    ("/api/v1/audit", {"since": "-"}, "since"),
+]
+
+
+@pytest.mark.parametrize("path,params,param", BAD)
+def test_bad_parameters_name_the_parameter(env, path, params, param):
+    r = env["admin"].get(path, params)
+    assert r.status == 400, r
+    d = r.json()
+    assert d["error"] == "bad_parameter" and d["parameter"] == param, d
+    assert param in d["message"]
+
+
+def test_bad_query_strings(env):
+    a = env["admin"]
+    for raw in ("since=%zz", "since=a%00b", "limit=1&limit=2", "x=%ff%fe"):
+        r = a.get("/api/v1/events?" + raw)
+        assert r.status == 400, (raw, r)
+        assert r.json()["error"] == "bad_parameter"
+
+
+def test_limit_is_capped_and_window_default(env):
+    d = env["viewer"].ok("/api/v1/events", {"limit": 100000})
+    assert d["limit"] == 50                       # http_max_limit in this module
+    span = (time.mktime(time.strptime(d["until"][:19], "%Y-%m-%dT%H:%M:%S")) -
+            time.mktime(time.strptime(d["since"][:19], "%Y-%m-%dT%H:%M:%S")))
+    assert span == 24 * 3600
+
+
+def test_sql_injection_is_data(env):
+    v, db = env["viewer"], env["db"]
+    evil = ["' OR 1=1 --", "x'); DROP TABLE events; --", "\\' OR ''='", "%' OR '%'='",
+            "1; SELECT pg_sleep(5)", "{1,2}", "$1", "web-1' UNION SELECT * FROM api_tokens --"]
+    for s in evil:
+        for path, key in (("/api/v1/events", "agent"), ("/api/v1/events", "container"),
+                          ("/api/v1/events", "exe"), ("/api/v1/containers", "name"),
+                          ("/api/v1/containers", "image"), ("/api/v1/containers", "label"),
+                          ("/api/v1/containers", "q"), ("/api/v1/images", "image"),
+                          ("/api/v1/agents/" + urllib.parse.quote(s, safe=""), None)):
+            r = v.get(path, {key: s} if key else None)
+            assert r.status in (200, 404), (path, key, s, r)
+            if r.status == 200:
+                body = r.json()
+                lists = [x for x in body.values() if isinstance(x, list)]
+                assert lists and lists[0] == [], (path, key, s, body)
+    hit = v.ok("/api/v1/events", {"argv": at.INJECTION})["events"]
+    assert len(hit) == 1 and hit[0]["argv"] == ["/bin/echo", at.INJECTION]
+    assert db.scalar("SELECT count(*) FROM events") >= 14
+    assert db.scalar("SELECT count(*) FROM api_tokens") >= 2
+
+
+def test_audit_log_records_reads(env):
+    a, v, db = env["admin"], env["viewer"], env["db"]
+    v.ok("/api/v1/events", {"container": F.C2, "kind": "process_exec"})
+    rows = db.query("SELECT principal, role, peer, method, path, query FROM audit_log "
+                    "ORDER BY id DESC LIMIT 1")
+    assert rows[0][:5] == ("token:it-viewer", "viewer", "127.0.0.1", "GET", "/api/v1/events")
+    assert "container=" + F.C2 in rows[0][5] and "kind=process_exec" in rows[0][5]
+    entries = a.ok("/api/v1/audit", {"principal": "token:it-viewer"})["entries"]
+    assert entries and all(e["principal"] == "token:it-viewer" for e in entries)
+    assert entries[0]["path"] == "/api/v1/events" and F.C2 in entries[0]["query"]
+    paths = {p for (p,) in db.query("SELECT DISTINCT path FROM audit_log "
+                                    "WHERE principal = 'token:it-viewer'")}
+    assert {"/api/v1/events", "/api/v1/containers", "/api/v1/agents", "/api/v1/images",
+            "/api/v1/findings", "/api/v1/stats"} <= paths
+    # a refused request reads nothing and is not an audited read
+    n = db.scalar("SELECT count(*) FROM audit_log")
+    assert v.get("/api/v1/events", {"limit": "x"}).status == 400
+    assert env["anon"].get("/api/v1/events").status == 401
+    assert db.scalar("SELECT count(*) FROM audit_log") == n
+
+
+def test_static_files_headers_and_traversal(env):
+    anon = env["anon"]
+    r = anon.get("/")
+    assert r.status == 200 and r.header("content-type").startswith("text/html")
+    csp = r.header("content-security-policy")
+    assert "unsafe-inline" not in csp and "script-src 'self'" in csp
+    assert "default-src 'none'" in csp
+    assert r.header("x-content-type-options") == "nosniff"
+    for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/app.js/../../schema",
+                 "/..%2f..%2fetc%2fpasswd", "/%2F%2Fetc%2Fpasswd", "//etc/passwd",
+                 "/openapi.json", "/index.html%00.js", "/.git/config", "/vendor/../index.html"):
+        r = anon.get(path)
+        assert r.status == 404, (path, r)
+        assert r.header("x-content-type-options") == "nosniff"
+    api = env["viewer"].get("/api/v1/stats")
+    assert api.header("content-security-policy") == csp
+    assert api.header("cache-control") == "no-store"
+
+
+def test_oversized_requests_are_refused(env):
+    """A body above http_max_body_bytes: 413. Headers above
+    http_max_header_bytes: libevent 2.1's evhttp answers 400 and closes."""
+    port, pki = env["port"], env["pki"]
+    s = at.tls_socket(port, pki)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+    out = at.read_all(s, 10)
+    assert out.startswith(b"HTTP/1.1 400"), out[:100]
+    s.close()
+    s = at.tls_socket(port, pki)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+              b"b" * 1000)
+    out = at.read_all(s, 10)
+    assert out.startswith(b"HTTP/1.1 413"), out[:100]
+    s.close()
+
+
+def test_slow_client_is_closed(env):
+    """One header byte every 0.5 s: closed at http_request_timeout (2 s)."""
+    s = at.tls_socket(env["port"], env["pki"])
+    req = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"z" * 40
+    t0 = time.monotonic()
+    closed = False
+    for b in req:
+        try:
+            s.sendall(bytes([b]))
+        except OSError:
+            closed = True
+            break
+        s.settimeout(0.5)
+        try:
+            if s.recv(1) == b"":
+                closed = True
+                break
+        except OSError as e:
+            if "timed out" not in str(e):
+                closed = True
+                break
+        if time.monotonic() - t0 > 8:
+            break
+    s.close()
+    assert closed, "the server kept a dribbling client for %.1fs" % (time.monotonic() - t0)
+    assert time.monotonic() - t0 < 6
+    # a silent connection (no TLS handshake at all) is closed too
+    import socket
+    raw = socket.create_connection(("127.0.0.1", env["port"]), timeout=10)
+    raw.settimeout(6)
+    t0 = time.monotonic()
+    assert raw.recv(1) == b""
+    assert time.monotonic() - t0 < 5
+    raw.close()
+
+
+def test_keepalive_connection_serves_many(env, pki):
+    import http.client
+    c = http.client.HTTPSConnection("localhost", env["port"], context=at.https_context(pki),
+                                    timeout=10)
+    tok = env["viewer"].token
+    for _ in range(20):
+        c.request("GET", "/api/v1/whoami", headers={"Authorization": "Bearer " + tok})
+        r = c.getresponse()
+        assert r.status == 200
+        r.read()
+    c.close()
+
+
+def test_rate_limit_by_socket_peer(collector_factory, db, pki, collector_bin):
+    hport = vt.free_port()
+    collector_factory(db, flags={"--http-listen": "127.0.0.1:%d" % hport,
+                                 "--http-rate-limit": "1", "--http-rate-burst": "10"})
+    api = at.Api(hport, pki)
+    codes, limited = [], None
+    t0 = time.monotonic()
+    for i in range(30):
+        # X-Forwarded-For changes nothing: the key is the socket peer
+        r = api.get("/healthz", headers={"X-Forwarded-For": "10.0.0.%d" % i})
+        codes.append(r.status)
+        if r.status == 429:
+            limited = r
+    took = time.monotonic() - t0
+    # 10 at once, then about 1 a second however slow this machine is
+    assert codes[:10] == [200] * 10, codes
+    assert codes.count(200) <= 10 + int(took) + 1, (codes, took)
+    assert limited is not None and limited.header("retry-after") == "1"
+    assert limited.json()["error"] == "rate_limited"
+    time.sleep(1.5)
+    assert api.get("/healthz").status == 200
+
+
+def test_database_down_is_503_not_a_hang(collector_factory, pg, pki, collector_bin):
+    d = pg.create_db("vt_api_dbdown")
+    try:
+        hport = vt.free_port()
+        tok = at.create_token(collector_bin, d, "it-dbdown", "viewer")
+        c = collector_factory(d, flags={"--http-listen": "127.0.0.1:%d" % hport,
+                                        "--http-token-cache-ttl": "60s"})
+        api = at.Api(hport, pki, tok)
+        assert api.get("/api/v1/stats").status == 200
+        pg._admin("ALTER DATABASE vt_api_dbdown ALLOW_CONNECTIONS false")
+        pg._admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = 'vt_api_dbdown'")
+        r = api.get("/api/v1/events")
+        assert r.status == 503 and r.json()["error"] == "database_unavailable"
+        assert api.get("/readyz").status == 503
+        assert api.get("/healthz").status == 200
+        pg._admin("ALTER DATABASE vt_api_dbdown ALLOW_CONNECTIONS true")
+        vt.wait_for(lambda: api.get("/api/v1/stats").status == 200, 15, 0.3,
+                    "API back after the database")
+        c.terminate()
+    finally:
+        pg._admin("ALTER DATABASE vt_api_dbdown ALLOW_CONNECTIONS true")
+        pg.drop_db("vt_api_dbdown")
+
+
+def test_exports_stream_many_pages(collector_factory, db, pki, collector_bin):
+    """Exports cross the server's 2000-row pages without loss or repeats; an
+    empty export is a 200 with no rows."""
+    hport = vt.free_port()
+    c = collector_factory(db, flags={"--http-listen": "127.0.0.1:%d" % hport,
+                                     "--http-rate-limit": "0"})
+    cert, key = pki.agent("api-bulk")
+    now = vt.now_ns()
+    with vt.RawAgent(c.port, vt.client_context(pki, cert, key)).connect() as a:
+        a.hello()
+        for seq in range(1, 10):
+            a.batch(seq, [vt.exec_event(seq * 1000 + i, ["/bin/true", str(seq), str(i)],
+                                        ts=now - (seq * 1000 + i) * 10**6)
+                          for i in range(500)])
+    api = at.Api(hport, pki, at.create_token(collector_bin, db, "it-bulk", "viewer"))
+    r = api.get("/api/v1/events", {"format": "ndjson"})
+    assert r.status == 200
+    rows = [json.loads(ln) for ln in r.body.decode().splitlines()]
+    assert len(rows) == 4500
+    keys = [(x["seq"], x["idx"]) for x in rows]
+    assert len(set(keys)) == 4500
+    assert [x["ts"] for x in rows] == sorted([x["ts"] for x in rows], reverse=True)
+    r = api.get("/api/v1/events", {"format": "ndjson", "limit": 2500})
+    assert len(r.body.decode().splitlines()) == 2500
+    r = api.get("/api/v1/events", {"format": "csv"})
+    assert len(r.body.decode().strip("\r\n").split("\r\n")) == 4501
+    r = api.get("/api/v1/events", {"format": "ndjson", "agent": "nobody"})
+    assert r.status == 200 and r.body == b""
+    r = api.get("/api/v1/events", {"format": "csv", "agent": "nobody"})
+    assert r.status == 200 and r.body.decode().count("\r\n") == 1
+    # JSON pages of the same data, through next_cursor
+    seen, cursor = 0, None
+    while True:
+        p = {"limit": 1000}
+        if cursor:
+            p["cursor"] = cursor
+        d = api.ok("/api/v1/events", p)
+        seen += d["count"]
+        cursor = d["next_cursor"]
+        if not cursor:
+            break
+    assert seen == 4500
+
+
+def test_connection_limit_and_methods(collector_factory, db, pki):
+    """Above http_max_connections a connection is closed at accept; only GET
+    is served."""
+    import socket
+    hport = vt.free_port()
+    collector_factory(db, flags={"--http-listen": "127.0.0.1:%d" % hport,
+                                 "--http-max-connections": "2",
+                                 "--http-request-timeout": "3s"})
+    held = [at.tls_socket(hport, pki) for _ in range(2)]
+    raw = socket.create_connection(("127.0.0.1", hport), timeout=10)
+    raw.settimeout(2)
+    t0 = time.monotonic()
+    try:
+        closed = raw.recv(1) == b""
+    except ConnectionResetError:
+        closed = True
+    assert closed and time.monotonic() - t0 < 1.5, "third connection was not refused"
+    raw.close()
+    for s in held:
+        s.close()
+
+    def served():
+        try:
+            return at.Api(hport, pki).get("/healthz").status == 200
+        except OSError:
+            return False
+    vt.wait_for(served, 10, 0.2, "a connection slot after the others closed")
+    s = at.tls_socket(hport, pki)
+    s.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    out = s.recv(4096)
+    assert out.startswith(b"HTTP/1.1 405"), out[:80]
+    s.close()

@@ -1,0 +1,288 @@
+/*
+ * Vigil status page: signs in with an API token (kept in sessionStorage, sent
+ * as a bearer token) and renders what the query API returns. Every string
+ * that comes from the API is put into the page with textContent (never as
+ * HTML): container names, labels, command lines and host names are chosen by
+ * whoever controls a container or a node.
+ */
+"use strict";
+
+(function () {
+  const REFRESH_MS = 10000;
+  const KEY = "vigil.token";
+  let token = sessionStorage.getItem(KEY) || "";
+  let timer = null;
+  let chart = null;
+  let search = "";
+  let selected = null; // container shown in the timeline: {id, name}
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function fmtTime(s) {
+    if (!s) return "";
+    const d = new Date(s);
+    return isNaN(d) ? String(s) : d.toISOString().replace("T", " ").slice(0, 19);
+  }
+
+  function ago(s) {
+    if (!s) return "never";
+    const secs = Math.max(0, (Date.now() - new Date(s).getTime()) / 1000);
+    if (secs < 90) return Math.round(secs) + " s ago";
+    if (secs < 5400) return Math.round(secs / 60) + " min ago";
+    if (secs < 172800) return Math.round(secs / 3600) + " h ago";
+    return Math.round(secs / 86400) + " d ago";
+  }
+
+  class AuthError extends Error {}
+
+  async function api(path, params) {
+    const q = params ? "?" + new URLSearchParams(params).toString() : "";
+    const r = await fetch(path + q, {
+      headers: { Authorization: "Bearer " + token },
+      cache: "no-store",
+      credentials: "omit",
+    });
+    if (r.status === 401) throw new AuthError("token refused");
+    if (!r.ok) {
+      let msg = r.status + " " + r.statusText;
+      try { msg = (await r.json()).message || msg; } catch (e) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    return r;
+  }
+
+  async function getJSON(path, params) {
+    return (await api(path, params)).json();
+  }
+
+  function fill(tbody, rows, cells, onClick) {
+    const frag = document.createDocumentFragment();
+    for (const row of rows) {
+      const tr = el("tr");
+      for (const c of cells) {
+        const v = c(row);
+        if (v instanceof Node) {
+          const td = el("td");
+          td.appendChild(v);
+          tr.appendChild(td);
+        } else {
+          tr.appendChild(el("td", v));
+        }
+      }
+      if (onClick) {
+        tr.className = "click";
+        tr.addEventListener("click", () => onClick(row));
+      }
+      frag.appendChild(tr);
+    }
+    tbody.replaceChildren(frag);
+  }
+
+  function sevCell(s) {
+    return el("span", s, "sev-" + String(s).replace(/[^a-z]/g, ""));
+  }
+
+  function what(e) {
+    if (e.kind === "process_exec") return (e.argv && e.argv.length ? e.argv.join(" ") : e.exe) || "";
+    if (e.kind === "finding") return (e.rule || "") + ": " + (e.summary || "");
+    if (e.details && e.details.container && e.details.container.name)
+      return e.details.container.name;
+    return e.container_id || "";
+  }
+
+  function labels(obj) {
+    const span = el("span");
+    for (const [k, v] of Object.entries(obj || {})) span.appendChild(el("span", k + "=" + v, "pill"));
+    return span;
+  }
+
+  /* ---- rendering ---- */
+
+  function renderStats(s, agents) {
+    const online = agents.filter((a) => a.online).length;
+    $("t-online").textContent = online;
+    $("t-offline").textContent = agents.length - online;
+    $("t-rate").textContent = Math.round(s.events_per_s);
+    $("t-queue").textContent = s.queue_jobs + " jobs / " + Math.round(s.queue_bytes / 1024) + " KiB";
+    $("t-running").textContent = s.containers_running;
+    const h = s.history || [];
+    $("chart-empty").hidden = h.length > 0;
+    const data = [
+      h.map((p) => new Date(p.t).getTime() / 1000),
+      h.map((p) => p.events_per_s),
+      h.map((p) => p.agents_connected),
+    ];
+    if (typeof uPlot === "undefined") return;
+    const width = Math.max(300, $("chart").clientWidth || 800);
+    if (!chart) {
+      chart = new uPlot({
+        width: width,
+        height: 240,
+        series: [
+          {},
+          { label: "events/s", stroke: "#5aa0e0", width: 2, scale: "rate" },
+          { label: "agents online", stroke: "#4caf7a", width: 2, scale: "agents" },
+        ],
+        axes: [
+          { stroke: "#8a96a3", grid: { stroke: "#2a3440" } },
+          { scale: "rate", stroke: "#5aa0e0", grid: { stroke: "#2a3440" } },
+          { scale: "agents", side: 1, stroke: "#4caf7a", grid: { show: false } },
+        ],
+        scales: { x: { time: true }, rate: { range: (u, lo, hi) => [0, Math.max(1, hi)] },
+                  agents: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
+      }, data, $("chart"));
+    } else {
+      chart.setData(data);
+    }
+  }
+
+  function renderAgents(agents) {
+    fill($("agents").tBodies[0], agents, [
+      (a) => a.name,
+      (a) => a.hostname,
+      (a) => el("span", a.online ? "online" : "offline", a.online ? "ok" : "warn"),
+      (a) => ago(a.last_seen),
+      (a) => a.agent_version,
+      (a) => a.containers_running,
+    ]);
+  }
+
+  function renderEvents(id, rows, findings) {
+    fill($(id).tBodies[0], rows, findings
+      ? [(e) => fmtTime(e.ts), (e) => e.agent, (e) => sevCell(e.severity), (e) => e.rule, (e) => e.summary]
+      : [(e) => fmtTime(e.ts), (e) => e.agent, (e) => sevCell(e.severity), (e) => e.kind, what]);
+  }
+
+  function renderContainers(rows) {
+    fill($("containers").tBodies[0], rows, [
+      (c) => c.name || c.id.slice(0, 12),
+      (c) => c.agent,
+      (c) => c.image,
+      (c) => c.state,
+      (c) => (c.privileged ? el("span", "yes", "bad") : "no"),
+      (c) => labels(c.labels),
+      (c) => ago(c.last_seen),
+    ], (c) => { selected = { id: c.id, name: c.name || c.id }; loadTimeline(); });
+  }
+
+  async function loadTimeline() {
+    if (!selected) return;
+    $("timeline-card").hidden = false;
+    $("timeline-name").textContent = selected.name;
+    $("timeline-id").textContent = selected.id;
+    const d = await getJSON("/api/v1/events", { container: selected.id, limit: 200 });
+    const frag = document.createDocumentFragment();
+    for (const e of d.events) {
+      const li = el("li");
+      li.appendChild(el("span", fmtTime(e.ts) + " ", "muted"));
+      li.appendChild(sevCell(e.severity));
+      li.appendChild(el("span", " " + e.kind + " "));
+      li.appendChild(el("code", what(e)));
+      frag.appendChild(li);
+    }
+    $("timeline").replaceChildren(frag);
+  }
+
+  async function loadContainers() {
+    const p = { limit: 200 };
+    if (search) p.q = search;
+    renderContainers((await getJSON("/api/v1/containers", p)).containers);
+  }
+
+  async function refresh() {
+    try {
+      const [stats, agents, high, findings] = await Promise.all([
+        getJSON("/api/v1/stats"),
+        getJSON("/api/v1/agents"),
+        getJSON("/api/v1/events", { severity: "high", limit: 20 }),
+        getJSON("/api/v1/findings", { limit: 20 }),
+      ]);
+      renderStats(stats, agents.agents);
+      renderAgents(agents.agents);
+      renderEvents("high", high.events, false);
+      renderEvents("findings", findings.findings, true);
+      await loadContainers();
+      if (selected) await loadTimeline();
+      $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      if (!document.body.dataset.loaded) // time from navigation start to everything rendered
+        document.body.dataset.loadedMs = String(Math.round(performance.now()));
+      document.body.dataset.loaded = "1";
+    } catch (e) {
+      if (e instanceof AuthError) return signOut("The token was refused; sign in again.");
+      $("updated").textContent = "refresh failed: " + e.message;
+    }
+  }
+
+  /* ---- sign in / out ---- */
+
+  function showDash(who) {
+    $("signin").hidden = true;
+    $("dash").hidden = false;
+    $("signout").hidden = false;
+    $("who").textContent = who.principal + " (" + who.role + ")";
+    refresh();
+    timer = setInterval(refresh, REFRESH_MS);
+  }
+
+  function signOut(msg) {
+    token = "";
+    sessionStorage.removeItem(KEY);
+    if (timer) clearInterval(timer);
+    timer = null;
+    $("dash").hidden = true;
+    $("signout").hidden = true;
+    $("signin").hidden = false;
+    $("who").textContent = "";
+    $("signin-error").textContent = msg || "";
+    delete document.body.dataset.loaded;
+    delete document.body.dataset.loadedMs;
+  }
+
+  async function signIn(t) {
+    token = t.trim();
+    try {
+      const who = await getJSON("/api/v1/whoami");
+      sessionStorage.setItem(KEY, token);
+      $("signin-error").textContent = "";
+      showDash(who);
+    } catch (e) {
+      signOut(e instanceof AuthError ? "That token was not accepted." : "Sign-in failed: " + e.message);
+    }
+  }
+
+  async function exportCsv() {
+    const p = { format: "csv", limit: 100000 };
+    if (search) p.q = search;
+    const blob = await (await api("/api/v1/containers", p)).blob();
+    const a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "containers.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("signin-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      signIn($("token").value);
+      $("token").value = "";
+    });
+    $("signout").addEventListener("click", () => signOut(""));
+    $("search-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      search = $("search").value.trim();
+      loadContainers().catch((e) => { $("updated").textContent = e.message; });
+    });
+    $("export").addEventListener("click", () => exportCsv().catch((e) => { $("updated").textContent = e.message; }));
+    if (token) signIn(token);
+  });
+})();
