@@ -94,9 +94,18 @@ int ctr_set_str(char **field, const char *s, bool *truncated)
 	return 0;
 }
 
+/* Labels and mounts together may take this much text in one record, so
+ * a container's record always fits in a batch (each string is capped too). */
+#define CTR_LIST_TEXT_MAX (256 * 1024)
+
+static size_t list_text(const ctr_t *c)
+{
+	return c->list_bytes;
+}
+
 int ctr_add_label(ctr_t *c, const char *k, const char *v, size_t max_labels)
 {
-	if (c->n_labels >= max_labels) {
+	if (c->n_labels >= max_labels || list_text(c) >= CTR_LIST_TEXT_MAX) {
 		c->truncated = true;
 		return 0;
 	}
@@ -107,6 +116,8 @@ int ctr_add_label(ctr_t *c, const char *k, const char *v, size_t max_labels)
 	ctr_label_t *l = &nl[c->n_labels];
 	l->key = text_dup(k, &c->truncated);
 	l->value = text_dup(v, &c->truncated);
+	if (l->key && l->value)
+		c->list_bytes += strlen(l->key) + strlen(l->value);
 	if (!l->key || !l->value) {
 		free(l->key);
 		free(l->value);
@@ -118,7 +129,7 @@ int ctr_add_label(ctr_t *c, const char *k, const char *v, size_t max_labels)
 
 int ctr_add_mount(ctr_t *c, const char *src, const char *dst, const char *type, bool ro)
 {
-	if (c->n_mounts >= 1024) {
+	if (c->n_mounts >= 1024 || list_text(c) >= CTR_LIST_TEXT_MAX) {
 		c->truncated = true;
 		return 0;
 	}
@@ -130,6 +141,8 @@ int ctr_add_mount(ctr_t *c, const char *src, const char *dst, const char *type, 
 	m->source = text_dup(src, &c->truncated);
 	m->destination = text_dup(dst, &c->truncated);
 	m->type = text_dup(type, &c->truncated);
+	if (m->source && m->destination && m->type)
+		c->list_bytes += strlen(m->source) + strlen(m->destination) + strlen(m->type);
 	m->read_only = ro;
 	if (!m->source || !m->destination || !m->type) {
 		free(m->source);

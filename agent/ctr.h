@@ -64,6 +64,7 @@ typedef struct {
 	bool ro_rootfs;
 	char *seccomp, *apparmor;
 	char *restart_policy;
+	size_t list_bytes; /* text added by ctr_add_label/ctr_add_mount (a bound) */
 	uint32_t init_pid;
 	int64_t created_ns, started_ns;
 	char *state;

@@ -26,7 +26,7 @@ const cfg_setting_t settings_table[] = {
 	 "directory of the disk spool (batches are written here before they are sent)"},
 	{"spool_max_bytes", CFG_T_BYTES, "256MiB", false, S(spool_max_bytes), 64 * KiB,
 	 1024 * 1024 * MiB, "spool size; when full the oldest batches are dropped and reported"},
-	{"spool_fsync", CFG_T_MS, "1s", true, S(spool_fsync_ms), 0, HOUR_MS,
+	{"spool_fsync", CFG_T_MS, "1s", false, S(spool_fsync_ms), 0, HOUR_MS,
 	 "fsync the spool at most this often; 0 = after every batch"},
 	{"batch_max_events", CFG_T_INT, "1000", true, S(batch_max_events), 1, 100000,
 	 "most events in one batch"},

@@ -45,7 +45,9 @@ struct spool {
 	spool_drops_t total;
 	uint64_t torn;
 	uint64_t write_errors;
-	bool in_error; /* a write failed; logged once until one succeeds */
+	bool in_error;		/* a write failed; logged once until one succeeds */
+	uint64_t run_first_seq; /* first seq appended since open, 0 if none */
+	bool welcomed;		/* spool_set_committed was called since open */
 	/* read cursor: the record after seq cur_seq starts at cur_off of segment cur_no */
 	bool cur_valid;
 	uint64_t cur_no, cur_off, cur_seq;
@@ -563,6 +565,8 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 	s->last_seq = h.seq;
 	sp->bytes += need;
 	sp->last_seq = h.seq;
+	if (!sp->run_first_seq)
+		sp->run_first_seq = h.seq;
 	sp->dirty = true;
 	sp->meta_dirty = true;
 	if (sp->fsync_ms == 0)
@@ -668,6 +672,15 @@ void spool_ack(spool_t *sp, uint64_t seq)
 
 void spool_set_committed(spool_t *sp, uint64_t committed)
 {
+	/* Batches appended since open, before the collector first answered,
+	 * were never sent. If their numbers are already committed, the spool
+	 * lost records the collector has (a wiped spool, or a power cut within
+	 * fsync_ms): they must go out again under new numbers, not be taken
+	 * as acknowledged. */
+	uint64_t lo = sp->run_first_seq;
+	uint64_t hi = committed < sp->last_seq ? committed : sp->last_seq;
+	bool renumber = !sp->welcomed && lo && lo <= hi;
+	sp->welcomed = true;
 	if (committed > sp->last_seq) {
 		log_warn("spool: the collector has committed up to seq %" PRIu64
 			 " but this spool only reached %" PRIu64
@@ -676,6 +689,21 @@ void spool_set_committed(spool_t *sp, uint64_t committed)
 		sp->last_seq = committed;
 		sp->meta_dirty = true;
 		write_meta(sp);
+	}
+	if (renumber) {
+		log_warn("spool: batches %" PRIu64 "..%" PRIu64
+			 " were written before the collector answered, under numbers it has "
+			 "already committed; they are sent again as new batches",
+			 lo, hi);
+		uint64_t after = lo - 1;
+		spool_rec_t r;
+		while (after < hi && spool_read_after(sp, after, &r) == 1) {
+			after = r.seq;
+			if (r.seq <= hi)
+				(void)spool_append(sp, r.data, r.len, r.n_events, r.first_ns,
+						   r.last_ns);
+			free(r.data);
+		}
 	}
 	spool_ack(sp, committed);
 }

@@ -76,7 +76,10 @@ int spool_read_after(spool_t *sp, uint64_t after, spool_rec_t *out);
 void spool_ack(spool_t *sp, uint64_t seq);
 
 /* The collector says committed_seq: acknowledge up to it, and if it is
- * above our last seq (a wiped spool), continue numbering after it. */
+ * above our last seq (a wiped spool), continue numbering after it. On the
+ * first call after open, batches appended since open whose numbers the
+ * collector already committed (so they were never sent) are appended again
+ * under new numbers. */
 void spool_set_committed(spool_t *sp, uint64_t committed);
 
 /* fdatasync what was appended since the last sync. */

@@ -506,7 +506,7 @@ static void connect_now(uplink_t *u)
 	u->bev = bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
 						BEV_OPT_CLOSE_ON_FREE);
 	if (!u->bev) {
-		SSL_free(ssl);
+		/* out of memory; libevent may have freed ssl already (see conn.c) */
 		evutil_freeaddrinfo(res);
 		uplink_fail(u, "cannot create a connection");
 		return;

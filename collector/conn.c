@@ -28,6 +28,7 @@
 
 #define CLOSE_FLUSH_NS (INT64_C(5) * 1000000000)
 #define READ_HIGH_WATER (256 * 1024)
+#define UNPACK_BUDGET(n) ((size_t)1024 * 1024 + (size_t)(n)*32)
 
 struct conn {
 	conn_t *next, *prev; /* the worker's list */
@@ -243,8 +244,9 @@ static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 		copy_field(claimed, sizeof(claimed), h->claimed_agent_id);
 		log_msg(LOG_LVL_WARN, c->prefix, "Hello claims agent id '%s'; ignored", claimed);
 	}
-	if (h->agent_time_ns)
-		j->clock_skew_ms = (h->agent_time_ns - vtime_now_ns()) / 1000000;
+	int64_t skew_ns;
+	if (h->agent_time_ns && !__builtin_sub_overflow(h->agent_time_ns, vtime_now_ns(), &skew_ns))
+		j->clock_skew_ms = skew_ns / 1000000;
 	snprintf(j->agent_name, sizeof(j->agent_name), "%s", c->agent);
 	j->conn = c;
 	j->worker_idx = worker_index(c->w);
@@ -402,8 +404,10 @@ static void process_input(conn_t *c)
 			return;
 		}
 		wire_arena_t *arena = worker_arena(c->w);
-		Vigil__V1__AgentMessage *msg =
-			wire_agent_unpack_in(arena, frame + FRAME_HEADER_BYTES, n);
+		/* Unpacked, a frame of tiny events is many times its size on the
+		 * wire: the arena refuses to grow past a budget. */
+		Vigil__V1__AgentMessage *msg = wire_agent_unpack_in(
+			arena, frame + FRAME_HEADER_BYTES, n, UNPACK_BUDGET(n));
 		c->last_rx_ns = vtime_mono_ns();
 		c->frame_start_ns = 0;
 		on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
@@ -438,16 +442,9 @@ static void on_handshake_done(conn_t *c)
 		conn_close(c, LOG_LVL_WARN, 0, "handshake refused: no verified client certificate");
 		return;
 	}
-	utf8_sanitize(c->agent);
 	snprintf(c->prefix, sizeof(c->prefix), "[%s %.150s]", c->peer, c->agent);
 	c->ready_ns = c->last_rx_ns = vtime_mono_ns();
 	set_state(c, CONN_ST_WAIT_HELLO);
-	if (collector_is_revoked(c->col, c->agent)) {
-		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
-		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
-			   "handshake refused: agent identity is revoked");
-		return;
-	}
 	int ow = 0;
 	uint64_t oid = 0;
 	reg_result_t r = collector_register(c->col, c->agent, worker_index(c->w), c->id, &ow, &oid);
@@ -457,6 +454,14 @@ static void on_handshake_done(conn_t *c)
 		return;
 	}
 	c->registered = true;
+	/* Checked after registering: a revocation list loaded meanwhile either
+	 * sees this registration (and kicks it) or is seen here. */
+	if (collector_is_revoked(c->col, c->agent)) {
+		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+			   "handshake refused: agent identity is revoked");
+		return;
+	}
 	if (r == REG_REPLACED) {
 		log_msg(LOG_LVL_INFO, c->prefix, "replaces the agent's older connection");
 		worker_kick(c->col->workers[ow], oid, VIGIL__V1__ERROR_CODE__ERROR_CODE_REPLACED,
@@ -539,8 +544,9 @@ conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *s
 	c->bev = bufferevent_openssl_socket_new(worker_base(w), fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev) {
-		SSL_free(ssl);
-		evutil_closesocket(fd);
+		/* Only out of memory gets here, and libevent may already have
+		 * freed the SSL and closed fd, depending on where it failed:
+		 * leaking them is better than freeing them twice. */
 		free(c);
 		return NULL;
 	}

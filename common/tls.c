@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "utf8.h"
 
 static void fill_err(char *err, size_t errlen, const char *what)
 {
@@ -144,7 +145,17 @@ int tls_peer_identity(SSL *ssl, char *out, size_t outlen)
 		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
 		unsigned char *utf8 = NULL;
 		int n = ASN1_STRING_to_UTF8(&utf8, d);
-		if (n > 0 && (size_t)n < outlen && !memchr(utf8, '\0', (size_t)n)) {
+		/* A CN that is not clean printable UTF-8 is not used: repairing it
+		 * could make two certificates one identity. */
+		char probe[512];
+		bool clean = n > 0 && (size_t)n < outlen && (size_t)n < sizeof(probe) &&
+			     utf8_valid((const char *)utf8, (size_t)n);
+		if (clean) {
+			memcpy(probe, utf8, (size_t)n);
+			probe[n] = '\0';
+			clean = utf8_sanitize(probe) == 0;
+		}
+		if (clean) {
 			memcpy(out, utf8, (size_t)n);
 			out[n] = '\0';
 			OPENSSL_free(utf8);

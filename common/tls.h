@@ -31,7 +31,8 @@ SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen);
 SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host);
 
 /* Write the peer's identity into out: the subject CN of its certificate,
- * or "sha256:<hex>" of the certificate when no CN is set.
+ * or "sha256:<hex>" of the certificate when no CN is set or the CN is not
+ * printable UTF-8.
  * Return 0, or -1 if there is no verified peer certificate. */
 int tls_peer_identity(SSL *ssl, char *out, size_t outlen);
 

@@ -31,8 +31,12 @@ typedef struct arena_chunk {
 	_Alignas(ARENA_ALIGN) uint8_t data[];
 } arena_chunk_t;
 
+#define ARENA_KEEP_MAX (1024 * 1024) /* a larger chunk is not kept for reuse */
+
 struct wire_arena {
 	arena_chunk_t *chunks; /* current first */
+	size_t used;	       /* bytes handed out since the last reset */
+	size_t budget;	       /* most bytes to hand out before a reset */
 };
 
 wire_arena_t *wire_arena_new(void)
@@ -44,6 +48,9 @@ static void *arena_alloc(void *ad, size_t n)
 {
 	wire_arena_t *a = ad;
 	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (n > a->budget - a->used)
+		return NULL; /* protobuf-c then fails the unpack */
+	a->used += n;
 	arena_chunk_t *c = a->chunks;
 	if (!c || c->cap - c->used < n) {
 		/* grow geometrically so a big message takes few chunks */
@@ -71,20 +78,23 @@ static void arena_nofree(void *ad, void *p)
 
 void wire_arena_reset(wire_arena_t *a)
 {
-	if (!a || !a->chunks)
+	if (!a)
 		return;
-	/* keep the largest chunk, free the rest */
-	arena_chunk_t *keep = a->chunks;
-	for (arena_chunk_t *c = a->chunks->next; c; c = c->next)
-		if (c->cap > keep->cap)
+	a->used = 0;
+	/* keep the largest chunk of a reasonable size, free the rest */
+	arena_chunk_t *keep = NULL;
+	for (arena_chunk_t *c = a->chunks; c; c = c->next)
+		if (c->cap <= ARENA_KEEP_MAX && (!keep || c->cap > keep->cap))
 			keep = c;
 	for (arena_chunk_t *c = a->chunks, *next; c; c = next) {
 		next = c->next;
 		if (c != keep)
 			free(c);
 	}
-	keep->next = NULL;
-	keep->used = 0;
+	if (keep) {
+		keep->next = NULL;
+		keep->used = 0;
+	}
 	a->chunks = keep;
 }
 
@@ -99,8 +109,10 @@ void wire_arena_free(wire_arena_t *a)
 	free(a);
 }
 
-Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len)
+Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len,
+					      size_t budget)
 {
+	a->budget = a->used + budget;
 	ProtobufCAllocator al = {arena_alloc, arena_nofree, a};
 	Vigil__V1__AgentMessage *m = vigil__v1__agent_message__unpack(&al, len, buf);
 	if (m && m->msg_case == VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET)

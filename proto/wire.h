@@ -27,8 +27,10 @@ void wire_arena_reset(wire_arena_t *a);
 void wire_arena_free(wire_arena_t *a);
 
 /* Like wire_agent_unpack, but the message lives in a until the next
- * wire_arena_reset or wire_arena_free; never free it otherwise. */
-Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len);
+ * wire_arena_reset or wire_arena_free; never free it otherwise. Return NULL
+ * also when unpacking would take more than budget bytes of memory. */
+Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len,
+					      size_t budget);
 
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len);
 void wire_collector_free(Vigil__V1__CollectorMessage *msg);

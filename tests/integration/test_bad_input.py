@@ -173,6 +173,31 @@ def test_batch_with_too_many_events(coll, module_db, agent, guard):
     assert module_db.agent_row(name)[1] == 1
 
 
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def test_frame_of_many_empty_events(coll, module_db, agent, guard):
+    """A frame just under the limit made of empty events (2 bytes each)
+    would unpack to dozens of times its size: the collector refuses it
+    instead of allocating that memory."""
+    _, P = vt.pb()
+    name = "bad-empty-events"
+    a = agent(coll.port, name)
+    a.hello()
+    n = (MAX_FRAME - 64) // 2
+    inner = b"\x08\x01" + b"\x12\x00" * n  # Batch{seq 1, n empty events}
+    a.send_frame(b"\x12" + varint(len(inner)) + inner)  # AgentMessage{batch}
+    expect_error(a, P.ERROR_CODE_BAD_MESSAGE)
+    no_events(module_db, name)
+
+
 def test_frame_length_huge_before_hello(coll, module_db, agent, guard):
     _, P = vt.pb()
     a = agent(coll.port, "bad-huge-first")

@@ -96,6 +96,30 @@ static void test_oci_state_and_spec(void **state)
 	ctr_free(c);
 }
 
+/* Many long mounts and labels: the record stays small enough for a batch. */
+static void test_container_lists_are_bounded(void **state)
+{
+	(void)state;
+	ctr_t *c = ctr_new(ID);
+	assert_non_null(c);
+	char path[4000];
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(ctr_add_mount(c, path, path, "bind", true), 0);
+		assert_int_equal(ctr_add_label(c, path, path, 100000), 0);
+	}
+	assert_true(c->truncated);
+	size_t text = 0;
+	for (size_t i = 0; i < c->n_mounts; i++)
+		text += strlen(c->mounts[i].source) + strlen(c->mounts[i].destination);
+	for (size_t i = 0; i < c->n_labels; i++)
+		text += strlen(c->labels[i].key) + strlen(c->labels[i].value);
+	assert_true(c->n_mounts > 0 && c->n_labels > 0);
+	assert_true(text <= 300 * 1024);
+	ctr_free(c);
+}
+
 static void test_docker_inspect(void **state)
 {
 	(void)state;
@@ -393,6 +417,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_oci_state_and_spec),
+		cmocka_unit_test(test_container_lists_are_bounded),
 		cmocka_unit_test(test_docker_inspect),
 		cmocka_unit_test(test_docker_list_and_events),
 		cmocka_unit_test(test_httpc),

@@ -105,10 +105,52 @@ static void test_append_read_ack_restart(void **state)
 	spool_ack(sp, 11);
 	spool_close(sp);
 	sp = open_sp(1 << 20);
-	assert_int_equal(put(sp, 0, 10), 12);
-	/* a collector that has more than us (a wiped spool): number after it */
+	assert_int_equal(put(sp, 3, 10), 12);
+	/* a collector that has more than us (a wiped spool): number after it;
+	 * batch 12, written before it answered, was never sent: it goes out
+	 * again as 101 instead of being taken as acknowledged */
 	spool_set_committed(sp, 100);
-	assert_int_equal(put(sp, 0, 10), 101);
+	assert_int_equal(spool_read_after(sp, 100, &r), 1);
+	assert_int_equal(r.seq, 101);
+	assert_int_equal(r.data[0], 'a' + 3);
+	free(r.data);
+	assert_int_equal(put(sp, 0, 10), 102);
+	/* only the first answer after open renumbers */
+	spool_set_committed(sp, 101);
+	assert_int_equal(spool_read_after(sp, 101, &r), 1);
+	assert_int_equal(r.seq, 102);
+	free(r.data);
+	assert_int_equal(spool_read_after(sp, 102, &r), 0);
+	spool_close(sp);
+}
+
+/* A power cut lost batches 4..5 after the collector committed them; the
+ * agent restarts at seq 4 and writes 4..6 before it reconnects. The
+ * collector says 5: 4 and 5 must be sent again under new numbers, 6 as is. */
+static void test_reused_numbers_after_power_cut(void **state)
+{
+	(void)state;
+	spool_t *sp = open_sp(1 << 20);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(put(sp, i, 50), (uint64_t)i + 1);
+	spool_ack(sp, 3);
+	spool_close(sp);
+	sp = open_sp(1 << 20);
+	for (int i = 10; i < 13; i++)
+		assert_int_equal(put(sp, i, 50), (uint64_t)i - 6);
+	spool_set_committed(sp, 5);
+	spool_rec_t r;
+	uint64_t after = 5;
+	int want[] = {'a' + 12, 'a' + 10, 'a' + 11}; /* 6 as is, then 4 and 5 renumbered */
+	uint64_t want_seq[] = {6, 7, 8};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(spool_read_after(sp, after, &r), 1);
+		assert_int_equal(r.seq, want_seq[i]);
+		assert_int_equal(r.data[0], want[i]);
+		after = r.seq;
+		free(r.data);
+	}
+	assert_int_equal(spool_read_after(sp, after, &r), 0);
 	spool_close(sp);
 }
 
@@ -257,6 +299,8 @@ static void test_batcher_frames_decode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reused_numbers_after_power_cut, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_append_read_ack_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_record_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_drops_oldest_and_counts, setup,

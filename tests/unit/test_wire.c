@@ -350,6 +350,39 @@ static void test_wire_batch_event(void **state)
 	free(z);
 }
 
+/* The arena unpacks within its budget, refuses past it, and is reusable. */
+static void test_wire_arena_budget(void **state)
+{
+	(void)state;
+	/* AgentMessage{batch{seq 1, 1000 empty events}}: 2 bytes each on the wire */
+	size_t n_events = 1000, inner_len = 2 + 2 * n_events;
+	uint8_t buf[8 + 2 * 1000];
+	size_t len = 0;
+	buf[len++] = 0x12; /* AgentMessage.batch */
+	buf[len++] = (uint8_t)(inner_len | 0x80);
+	buf[len++] = (uint8_t)(inner_len >> 7);
+	buf[len++] = 0x08; /* Batch.seq = 1 */
+	buf[len++] = 0x01;
+	for (size_t i = 0; i < n_events; i++) {
+		buf[len++] = 0x12; /* Batch.events: empty Event */
+		buf[len++] = 0x00;
+	}
+	wire_arena_t *a = wire_arena_new();
+	assert_non_null(a);
+	assert_null(wire_agent_unpack_in(a, buf, len, 4096)); /* far too little */
+	wire_arena_reset(a);
+	Vigil__V1__AgentMessage *m = wire_agent_unpack_in(a, buf, len, 1024 * 1024);
+	assert_non_null(m);
+	assert_int_equal(m->msg_case, VIGIL__V1__AGENT_MESSAGE__MSG_BATCH);
+	assert_int_equal(m->batch->seq, 1);
+	assert_int_equal(m->batch->n_events, n_events);
+	wire_arena_reset(a);
+	m = wire_agent_unpack_in(a, buf, len, 1024 * 1024);
+	assert_non_null(m);
+	assert_int_equal(m->batch->n_events, n_events);
+	wire_arena_free(a);
+}
+
 static void test_wire_free_null(void **state)
 {
 	(void)state;
@@ -367,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_wire_frame_limits),
 		cmocka_unit_test(test_wire_garbage),
 		cmocka_unit_test(test_wire_batch_event),
+		cmocka_unit_test(test_wire_arena_budget),
 		cmocka_unit_test(test_wire_free_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
