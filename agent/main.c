@@ -16,14 +16,7 @@
 #include "settings.h"
 
 typedef struct {
-	int idx; /* index into settings_table */
-	char *value;
-} flag_t;
-
-typedef struct {
-	const char *config_file;
-	flag_t *flags;
-	size_t n_flags;
+	cfg_cli_t cfg; /* config file and --setting flags */
 	bool print_config;
 } cli_t;
 
@@ -67,7 +60,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 	int rc = 0, ch;
 	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		if (ch == 'c') {
-			cli->config_file = optarg;
+			cli->cfg.config_file = optarg;
 		} else if (ch == 'h') {
 			usage(stdout);
 			rc = 1;
@@ -79,15 +72,10 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 		} else if (ch == 'P') {
 			cli->print_config = true;
 		} else if (ch >= CFG_OPT_BASE) {
-			flag_t *f = realloc(cli->flags, (cli->n_flags + 1) * sizeof(*f));
-			if (!f) {
+			if (cfg_cli_flag(&cli->cfg, ch, optarg) != 0) {
 				rc = -1;
 				break;
 			}
-			cli->flags = f;
-			f[cli->n_flags].idx = ch - CFG_OPT_BASE;
-			f[cli->n_flags].value = optarg;
-			cli->n_flags++;
 		} else {
 			usage(stderr);
 			rc = -1;
@@ -112,16 +100,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 static int load_settings(const cli_t *cli, settings_t *s, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
-	if (cfg_defaults(settings_table, s, err, errlen) != 0)
+	if (cfg_cli_load(settings_table, &cli->cfg, s, err, errlen) != 0)
 		return -1;
-	if (cli->config_file &&
-	    cfg_load_file(settings_table, s, cli->config_file, err, errlen) != 0)
-		return -1;
-	for (size_t i = 0; i < cli->n_flags; i++) {
-		const cfg_setting_t *t = &settings_table[cli->flags[i].idx];
-		if (cfg_set(settings_table, s, t->name, cli->flags[i].value, err, errlen) != 0)
-			return -1;
-	}
 	log_level_t lvl;
 	if (log_level_parse(s->log_level, &lvl) != 0) {
 		snprintf(err, errlen, "log_level '%s' is not error, warn, info or debug",
@@ -176,7 +156,7 @@ int main(int argc, char **argv)
 	cli_t cli = {0};
 	int rc = parse_cli(argc, argv, &cli);
 	if (rc != 0) {
-		free(cli.flags);
+		cfg_cli_free(&cli.cfg);
 		return rc > 0 ? 0 : 2;
 	}
 	settings_t s;
@@ -184,13 +164,13 @@ int main(int argc, char **argv)
 	if (load_settings(&cli, &s, err, sizeof(err)) != 0) {
 		fprintf(stderr, "vigil-agent: %s\n", err);
 		cfg_free(settings_table, &s);
-		free(cli.flags);
+		cfg_cli_free(&cli.cfg);
 		return 2;
 	}
 	if (cli.print_config) {
 		cfg_print(settings_table, &s, stdout);
 		cfg_free(settings_table, &s);
-		free(cli.flags);
+		cfg_cli_free(&cli.cfg);
 		return 0;
 	}
 	apply_log_level(&s);
@@ -205,7 +185,7 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		event_base_free(base);
 		cfg_free(settings_table, &s);
-		free(cli.flags);
+		cfg_cli_free(&cli.cfg);
 		return 1;
 	}
 	app_t app = {base, agent, &s, &cli, 0};
@@ -223,7 +203,7 @@ int main(int argc, char **argv)
 	event_free(ev_hup);
 	event_base_free(base);
 	cfg_free(settings_table, &s);
-	free(cli.flags);
+	cfg_cli_free(&cli.cfg);
 	log_info("stopped");
 	return 0;
 }

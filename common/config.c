@@ -365,3 +365,36 @@ void cfg_long_options_free(struct option *opts, const struct option *extra)
 		free((char *)o->name);
 	free(opts);
 }
+
+int cfg_cli_flag(cfg_cli_t *cli, int opt, const char *value)
+{
+	struct cfg_flag *f = realloc(cli->flags, (cli->n_flags + 1) * sizeof(*f));
+	if (!f)
+		return -1;
+	cli->flags = f;
+	f[cli->n_flags].idx = opt - CFG_OPT_BASE;
+	f[cli->n_flags].value = value;
+	cli->n_flags++;
+	return 0;
+}
+
+int cfg_cli_load(const cfg_setting_t *tab, const cfg_cli_t *cli, void *obj, char *err,
+		 size_t errlen)
+{
+	if (cfg_defaults(tab, obj, err, errlen) != 0)
+		return -1;
+	if (cli->config_file && cfg_load_file(tab, obj, cli->config_file, err, errlen) != 0)
+		return -1;
+	for (size_t i = 0; i < cli->n_flags; i++)
+		if (cfg_set(tab, obj, tab[cli->flags[i].idx].name, cli->flags[i].value, err,
+			    errlen) != 0)
+			return -1;
+	return 0;
+}
+
+void cfg_cli_free(cfg_cli_t *cli)
+{
+	free(cli->flags);
+	cli->flags = NULL;
+	cli->n_flags = 0;
+}

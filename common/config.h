@@ -70,6 +70,26 @@ void cfg_apply_reload(const cfg_setting_t *tab, void *dst, const void *src);
 struct option *cfg_long_options(const cfg_setting_t *tab, const struct option *extra);
 void cfg_long_options_free(struct option *opts, const struct option *extra);
 
+/* Settings given on the command line: a config file and --setting flags,
+ * applied over the defaults and the file in cfg_cli_load. */
+typedef struct {
+	const char *config_file; /* borrowed from argv */
+	struct cfg_flag {
+		int idx;	   /* index into the table */
+		const char *value; /* borrowed from argv */
+	} * flags;
+	size_t n_flags;
+} cfg_cli_t;
+
+/* Record the flag getopt_long returned as opt (>= CFG_OPT_BASE) with its
+ * argument. Return 0, or -1 when out of memory. */
+int cfg_cli_flag(cfg_cli_t *cli, int opt, const char *value) __attribute__((warn_unused_result));
+/* Fill obj (zeroed by the caller) with the defaults, then the config file,
+ * then the flags. Return 0, or -1 with err set. */
+int cfg_cli_load(const cfg_setting_t *tab, const cfg_cli_t *cli, void *obj, char *err,
+		 size_t errlen) __attribute__((warn_unused_result));
+void cfg_cli_free(cfg_cli_t *cli);
+
 const char *cfg_type_name(cfg_type_t t);
 
 #endif

@@ -434,6 +434,36 @@ static void test_cfg_load_file(void **state)
 	free(blob);
 }
 
+/* Defaults, then the file, then the flags: the last one wins. */
+static void test_cfg_cli_load(void **state)
+{
+	(void)state;
+	static const char text[] = "port = 9999\ntag = from-file\nverbose = on\n";
+	char *path = tmp_file(text, sizeof(text) - 1);
+	cfg_cli_t cli = {.config_file = path};
+	assert_int_equal(cfg_cli_flag(&cli, CFG_OPT_BASE + 1, "1234"), 0); /* port */
+	assert_int_equal(cfg_cli_flag(&cli, CFG_OPT_BASE + 1, "4321"), 0); /* port again */
+	tconf_t c;
+	memset(&c, 0, sizeof(c));
+	char err[512] = "";
+	assert_int_equal(cfg_cli_load(tab, &cli, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.port, 4321);
+	assert_string_equal(c.tag, "from-file");
+	assert_int_equal(c.verbose, 1);
+	assert_int_equal(c.max_frame_bytes, 4 * MIB); /* default */
+	cfg_free(tab, &c);
+	/* a bad flag value names the setting */
+	assert_int_equal(cfg_cli_flag(&cli, CFG_OPT_BASE + 2, "maybe"), 0); /* verbose */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(cfg_cli_load(tab, &cli, &c, err, sizeof(err)), -1);
+	assert_string_equal(err, "verbose: 'maybe' is not a valid bool");
+	cfg_free(tab, &c);
+	cfg_cli_free(&cli);
+	assert_null(cli.flags);
+	unlink(path);
+	free(path);
+}
+
 static void test_cfg_apply_reload(void **state)
 {
 	tconf_t *dst = *state;
@@ -627,6 +657,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cfg_load_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cfg_apply_reload, setup, teardown),
 		cmocka_unit_test(test_cfg_long_options),
+		cmocka_unit_test(test_cfg_cli_load),
 		cmocka_unit_test_setup_teardown(test_cfg_print, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
