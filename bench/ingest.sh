@@ -261,6 +261,9 @@ case $EPS in
 0 | 0.0) say "3. skipped: no flat-out rate" ;;
 *)
   RATE=$(calc %d "$EPS / 2")
+  # the same starting point as the other runs: no checkpoint due from the
+  # COPY before (its WAL), table statistics up to date
+  psql_ -c "VACUUM (ANALYZE) events" -c "CHECKPOINT" >/dev/null
   say "3. latency: $AGENTS agents at $RATE events/s for $LAT_SECONDS s"
   rc=0
   R2=$(run_loadgen "$WORK/run2.out" --agents "$AGENTS" --rate "$RATE" \

@@ -182,12 +182,27 @@ static void add_op(rows_batch_t *out, json_t *op)
 	json_array_append_new(out->state_ops, op);
 }
 
-static json_t *upsert_op(const Vigil__V1__Container *c)
+/* An upsert op sharing the container object cj (which the caller keeps). */
+static json_t *upsert_op(json_t *cj)
 {
 	json_t *op = json_object();
 	json_object_set_new(op, "op", json_string("upsert"));
-	json_object_set_new(op, "c", rows_container_json(c));
+	json_object_set(op, "c", cj);
 	return op;
+}
+
+/* Put container c into details d under key and add its upsert op: one
+ * JSON object serves both. */
+static void put_container(json_t *d, const char *key, const Vigil__V1__Container *c,
+			  rows_batch_t *out)
+{
+	json_t *cj = rows_container_json(c);
+	if (json_is_array(d))
+		json_array_append(d, cj);
+	else
+		json_object_set(d, key, cj);
+	add_op(out, upsert_op(cj));
+	json_decref(cj);
 }
 
 /* Build the details column and the state ops of one event. */
@@ -203,9 +218,8 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 		json_t *cs = json_array();
 		json_t *ids = json_array();
 		for (size_t i = 0; i < inv->n_containers; i++) {
-			json_array_append_new(cs, rows_container_json(inv->containers[i]));
+			put_container(cs, NULL, inv->containers[i], out);
 			json_array_append_new(ids, JSTR(inv->containers[i]->id));
-			add_op(out, upsert_op(inv->containers[i]));
 		}
 		json_object_set_new(d, "containers", cs);
 		json_object_set_new(d, "full", json_boolean(inv->full));
@@ -222,17 +236,13 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 	case VIGIL__V1__EVENT__BODY_CONTAINER_STARTED:
 		if (e->container_started->container) {
 			d = json_object();
-			json_object_set_new(d, "container",
-					    rows_container_json(e->container_started->container));
-			add_op(out, upsert_op(e->container_started->container));
+			put_container(d, "container", e->container_started->container, out);
 		}
 		break;
 	case VIGIL__V1__EVENT__BODY_CONTAINER_CHANGED:
 		if (e->container_changed->container) {
 			d = json_object();
-			json_object_set_new(d, "container",
-					    rows_container_json(e->container_changed->container));
-			add_op(out, upsert_op(e->container_changed->container));
+			put_container(d, "container", e->container_changed->container, out);
 		}
 		break;
 	case VIGIL__V1__EVENT__BODY_CONTAINER_STOPPED: {

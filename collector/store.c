@@ -486,21 +486,46 @@ static res_t insert_rejects(store_t *st, job_t *j)
 	return rc;
 }
 
-static res_t apply_state(store_t *st, job_t *j)
+/* Apply the container state changes of the stored batches among jobs in
+ * one statement: [{"a": agent_id, "o": ops}, ...] in queue order. */
+static res_t apply_state(store_t *st, job_t **jobs, size_t n)
 {
-	if (!j->rows.state_ops)
+	json_t *all = json_array();
+	if (!all)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		job_t *j = jobs[i];
+		if (j->kind != JOB_BATCH || j->replay || !j->rows.state_ops)
+			continue;
+		json_t *e = json_pack("{s:i, s:O}", "a", (json_int_t)j->agent_id, "o",
+				      j->rows.state_ops);
+		if (!e || json_array_append_new(all, e) != 0) {
+			json_decref(all);
+			goto oom;
+		}
+	}
+	if (json_array_size(all) == 0) {
+		json_decref(all);
 		return R_OK;
-	char *ops = json_dumps(j->rows.state_ops, JSON_COMPACT);
-	if (!ops) {
+	}
+	char *text = json_dumps(all, JSON_COMPACT);
+	json_decref(all);
+	if (!text) {
 		snprintf(st->err, sizeof(st->err), "cannot encode container state");
 		return R_DATA;
 	}
-	char a[16];
-	snprintf(a, sizeof(a), "%d", j->agent_id);
-	const char *vals[] = {a, ops};
-	res_t rc = run(st, "SELECT vigil_apply_state($1, $2::jsonb)", 2, vals, NULL, NULL, NULL);
-	free(ops);
+	const char *vals[] = {text};
+	res_t rc = run(st,
+		       /* a function scan yields the array in order: jobs of one
+			* agent are applied in queue order */
+		       "SELECT vigil_apply_state((e->>'a')::integer, e->'o') "
+		       "FROM jsonb_array_elements($1::jsonb) AS e",
+		       1, vals, NULL, NULL, NULL);
+	free(text);
 	return rc;
+oom:
+	snprintf(st->err, sizeof(st->err), "out of memory");
+	return R_OTHER;
 }
 
 static res_t set_committed(store_t *st, agent_seq_t *agents, size_t n)
@@ -662,13 +687,11 @@ static res_t commit_fast(store_t *st, job_t **jobs, size_t n)
 		} else if (ns) {
 			rc = run_copy(st, spans, ns);
 		}
-		for (size_t i = 0; rc == R_OK && i < n; i++) {
-			if (jobs[i]->kind == JOB_BATCH && !jobs[i]->replay) {
+		for (size_t i = 0; rc == R_OK && i < n; i++)
+			if (jobs[i]->kind == JOB_BATCH && !jobs[i]->replay)
 				rc = insert_rejects(st, jobs[i]);
-				if (rc == R_OK)
-					rc = apply_state(st, jobs[i]);
-			}
-		}
+		if (rc == R_OK)
+			rc = apply_state(st, jobs, n);
 		if (rc == R_OK)
 			rc = set_committed(st, agents, na);
 	}
@@ -729,7 +752,7 @@ static res_t commit_isolating(store_t *st, job_t *j)
 	if (rc == R_OK && j->rows.state_ops) {
 		rc = simple(st, "SAVEPOINT vigil_state");
 		if (rc == R_OK)
-			rc = apply_state(st, j);
+			rc = apply_state(st, &j, 1);
 		if (rc == R_DATA) {
 			char reason[600];
 			snprintf(reason, sizeof(reason), "container state: %s", st->err);

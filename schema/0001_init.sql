@@ -197,7 +197,23 @@ BEGIN
                 created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
                 state = EXCLUDED.state, last_seen = now(),
                 stopped_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.stopped_at END,
-                exit_code = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.exit_code END;
+                exit_code = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.exit_code END
+            -- Periodic snapshots repeat what is known: write only what
+            -- changed, and refresh last_seen at most every 10 minutes.
+            WHERE (t.name, t.runtime, t.image, t.image_digest, t.labels, t.command, t.uid,
+                   t.gid, t.privileged, t.cap_effective, t.cap_bounding, t.host_pid,
+                   t.host_net, t.host_ipc, t.host_uts, t.mounts, t.read_only_rootfs,
+                   t.seccomp_profile, t.apparmor_profile, t.restart_policy, t.init_pid,
+                   t.created_at, t.started_at, t.state)
+                  IS DISTINCT FROM
+                  (EXCLUDED.name, EXCLUDED.runtime, EXCLUDED.image, EXCLUDED.image_digest,
+                   EXCLUDED.labels, EXCLUDED.command, EXCLUDED.uid, EXCLUDED.gid,
+                   EXCLUDED.privileged, EXCLUDED.cap_effective, EXCLUDED.cap_bounding,
+                   EXCLUDED.host_pid, EXCLUDED.host_net, EXCLUDED.host_ipc, EXCLUDED.host_uts,
+                   EXCLUDED.mounts, EXCLUDED.read_only_rootfs, EXCLUDED.seccomp_profile,
+                   EXCLUDED.apparmor_profile, EXCLUDED.restart_policy, EXCLUDED.init_pid,
+                   EXCLUDED.created_at, EXCLUDED.started_at, EXCLUDED.state)
+               OR t.last_seen < now() - interval '10 minutes';
         ELSIF o->>'op' = 'stopped' THEN
             INSERT INTO containers AS t (agent_id, id, state, stopped_at, exit_code)
             VALUES (p_agent, o->>'id', 'exited', to_timestamp((o->>'ts')::numeric / 1e9),
