@@ -693,23 +693,39 @@ void inventory_snapshot(inventory_t *inv, size_t max_bytes)
 	if (vigil__v1__event__get_packed_size(&e) + 64 <= max_bytes) {
 		inv->emit(inv->arg, &e);
 	} else {
-		/* too large for one batch: partial snapshots, a few containers each */
+		/* Too large for one batch: parts of as many containers as fit,
+		 * then a last part, full, that lists every container id. */
+		char **ids = calloc(n ? n : 1, sizeof(*ids));
 		in.full = false;
+		in.n_containers = 0;
+		size_t base = vigil__v1__event__get_packed_size(&e) + 64;
 		size_t start = 0;
 		while (start < n) {
-			size_t k = 1;
-			in.containers = ptrs + start;
-			in.n_containers = 1;
+			size_t used = base, k = 0;
 			while (start + k < n) {
-				in.n_containers = k + 1;
-				if (vigil__v1__event__get_packed_size(&e) + 64 > max_bytes) {
-					in.n_containers = k;
+				/* a container costs its size, a tag and a length */
+				size_t sz =
+					vigil__v1__container__get_packed_size(ptrs[start + k]) + 6;
+				if (k > 0 && used + sz > max_bytes)
 					break;
-				}
+				used += sz;
 				k++;
 			}
+			in.containers = ptrs + start;
+			in.n_containers = k;
 			inv->emit(inv->arg, &e);
-			start += in.n_containers;
+			start += k;
+		}
+		if (ids) {
+			for (size_t i = 0; i < n; i++)
+				ids[i] = ptrs[i]->id;
+			in.containers = NULL;
+			in.n_containers = 0;
+			in.all_ids = ids;
+			in.n_all_ids = n;
+			in.full = true;
+			inv->emit(inv->arg, &e);
+			free(ids);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -315,14 +315,17 @@ int procfs_ns(const char *root, uint32_t pid, const char *ns, uint64_t *inode)
 	return procfs_parse_ns_link(link, (size_t)n, inode);
 }
 
+/* /proc/stat lists every interrupt before btime: large on big hosts. */
+#define PROC_STAT_MAX (1024 * 1024)
+
 int64_t procfs_boot_time(const char *root)
 {
-	char buf[8192];
-	ssize_t n = procfs_read(root, 0, "stat", buf, sizeof(buf));
-	if (n < 0)
+	char *buf = malloc(PROC_STAT_MAX);
+	if (!buf)
 		return 0;
-	const char *p = strstr(buf, "\nbtime ");
-	if (!p)
-		return 0;
-	return strtoll(p + 7, NULL, 10);
+	ssize_t n = procfs_read(root, 0, "stat", buf, PROC_STAT_MAX);
+	const char *p = n < 0 ? NULL : strstr(buf, "\nbtime ");
+	int64_t t = p ? strtoll(p + 7, NULL, 10) : 0;
+	free(buf);
+	return t;
 }

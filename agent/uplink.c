@@ -382,6 +382,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (rc != 0)
 			return;
 	}
+	/* Frames are left after this bounded pass: come back for them after
+	 * the loop has served the rest, not when more bytes happen to arrive. */
+	if (evbuffer_get_length(in) >= FRAME_HEADER_BYTES)
+		bufferevent_trigger(bev, EV_READ,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)

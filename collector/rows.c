@@ -219,8 +219,11 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 		json_t *ids = json_array();
 		for (size_t i = 0; i < inv->n_containers; i++) {
 			put_container(cs, NULL, inv->containers[i], out);
-			json_array_append_new(ids, JSTR(inv->containers[i]->id));
+			if (!inv->n_all_ids)
+				json_array_append_new(ids, JSTR(inv->containers[i]->id));
 		}
+		for (size_t i = 0; i < inv->n_all_ids; i++)
+			json_array_append_new(ids, JSTR(inv->all_ids[i]));
 		json_object_set_new(d, "containers", cs);
 		json_object_set_new(d, "full", json_boolean(inv->full));
 		if (inv->full) {

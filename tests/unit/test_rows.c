@@ -636,6 +636,15 @@ static void test_rows_state_inventory(void **state)
 	read_row(&out, 0, f);
 	assert_details(&f[15], "{\"containers\":[],\"full\":true}");
 	rows_batch_free(&out);
+
+	/* the last part of a split snapshot: full, every id listed */
+	char *all[] = {"c1", "c2", "c3"};
+	none.all_ids = all;
+	none.n_all_ids = 3;
+	batch_init(&b, 7, ev + 2, 1);
+	encode(&b, &out);
+	assert_json(out.state_ops, "[{\"op\":\"full\",\"ids\":[\"c1\",\"c2\",\"c3\"]}]");
+	rows_batch_free(&out);
 }
 
 static void test_rows_container_json(void **state)
