@@ -147,8 +147,9 @@ def finding_event(cid, rule, summary, severity, ts=None):
     return e
 
 
-def status_event(sources, ts=None):
-    """An AgentStatus event; SOURCES is [(name, ok, error)]."""
+def status_event(sources, ts=None, dropped=None):
+    """An AgentStatus event; SOURCES is [(name, ok, error)]; DROPPED is
+    (batches, events, first_ns, last_ns) that the agent could not keep."""
     E, _ = vt.pb()
     e = E.Event()
     e.time_ns = ts or vt.now_ns()
@@ -160,6 +161,8 @@ def status_event(sources, ts=None):
     for name, ok, err in sources:
         x = st.sources.add()
         x.name, x.ok, x.error = name, ok, err
+    if dropped:
+        (st.dropped_batches, st.dropped_events, st.drop_first_ns, st.drop_last_ns) = dropped
     return e
 
 
@@ -211,8 +214,11 @@ class Fleet:
                                  E.SEVERITY_CRITICAL, ts=now - 80 * 10**9))
         evs.append(vt.exec_event(4002, ["/usr/bin/old-tool"], exe="/usr/bin/old-tool",
                                  container_id=self.C1, ts=self.old_ts_ns))
+        self.drop_first_ns = (now // 10**9 - 3600) * 10**9
         evs.append(status_event([("procfs", True, ""), ("docker-api", False, "no socket")],
-                                ts=now - 70 * 10**9))
+                                ts=now - 70 * 10**9,
+                                dropped=(2, 700, self.drop_first_ns,
+                                         self.drop_first_ns + 600 * 10**9)))
         a1.batch(1, evs)
         cert, key = pki.agent(self.NODE2)
         with vt.RawAgent(port, vt.client_context(pki, cert, key)).connect() as a2:

@@ -3,6 +3,7 @@
 endpoint and its filters, pagination and exports, bad input, the audit log,
 static files, and the server's limits."""
 
+import datetime
 import json
 import os
 import time
@@ -147,6 +148,14 @@ def test_agents(env):
     assert n1["sources"] == [{"name": "procfs", "ok": True, "error": ""},
                              {"name": "docker-api", "ok": False, "error": "no socket"}]
     assert n2["sources"] is None
+    # what node-1 lost while its spool was full, as its status event said
+    lost = n1["lost"]
+    assert (lost["events"], lost["batches"]) == (700, 2), lost
+    first = datetime.datetime.fromisoformat(lost["first"])
+    last = datetime.datetime.fromisoformat(lost["last"])
+    assert first.timestamp() == env["fleet"].drop_first_ns / 1e9
+    assert (last - first).total_seconds() == 600
+    assert n2["lost"] is None
     online = v.ok("/api/v1/agents", {"status": "online"})["agents"]
     assert [a["name"] for a in online] == [F.NODE1]
     one = v.ok("/api/v1/agents/" + F.NODE2)
