@@ -252,18 +252,19 @@ static void h_agents(hreq_t *r, const char *one)
 		   "(a.name IN (SELECT name FROM conn)) AS connected_here, "
 		   "(a.name IN (SELECT name FROM conn) OR a.last_seen > now() - ");
 	qb_param_int(&q, SETTING(hreq_col(r), http_online_window_ms));
-	qb_sql(&q, "::bigint * interval '1 millisecond') AS online, "
-		   "st.details->'sources' AS sources, st.ts AS status_at, "
-		   "(SELECT count(*) FROM containers c WHERE c.agent_id = a.id "
-		   "AND c.state = 'running') AS containers_running, "
-		   /* what the agent had to drop (spool full), as it reported it:
+	qb_sql(&q,
+	       "::bigint * interval '1 millisecond') AS online, "
+	       "st.details->'sources' AS sources, st.ts AS status_at, "
+	       "(SELECT count(*) FROM containers c WHERE c.agent_id = a.id "
+	       "AND c.state = 'running') AS containers_running, "
+	       /* what the agent had to drop (spool full), as it reported it:
 		    * each status event carries the drops since the one before */
-		   "(SELECT jsonb_build_object('events', sum((d.details->>'dropped_events')::bigint), "
-		   "'batches', sum((d.details->>'dropped_batches')::bigint), "
-		   "'first', min(to_timestamp((d.details->>'drop_first_ns')::numeric / 1e9)), "
-		   "'last', max(to_timestamp((d.details->>'drop_last_ns')::numeric / 1e9))) "
-		   "FROM events d WHERE d.agent_id = a.id AND d.kind = 5 "
-		   "AND (d.details->>'dropped_events')::bigint > 0 AND d.ts > ");
+	       "(SELECT jsonb_build_object('events', sum((d.details->>'dropped_events')::bigint), "
+	       "'batches', sum((d.details->>'dropped_batches')::bigint), "
+	       "'first', min(to_timestamp((d.details->>'drop_first_ns')::numeric / 1e9)), "
+	       "'last', max(to_timestamp((d.details->>'drop_last_ns')::numeric / 1e9))) "
+	       "FROM events d WHERE d.agent_id = a.id AND d.kind = 5 "
+	       "AND (d.details->>'dropped_events')::bigint > 0 AND d.ts > ");
 	qb_time(&q, hreq_now_us(r) - SETTING(hreq_col(r), retention_days) * INT64_C(86400000000));
 	qb_sql(&q, " HAVING count(*) > 0) AS lost "
 		   "FROM agents a LEFT JOIN LATERAL (SELECT e.ts, e.details FROM events e "
