@@ -408,21 +408,3 @@ void ctr_pb_release(Vigil__V1__Container *o)
 	o->mounts = NULL;
 	o->n_labels = o->n_mounts = 0;
 }
-
-const char *ctr_runtime_name(int runtime)
-{
-	switch (runtime) {
-	case VIGIL__V1__RUNTIME__RUNTIME_DOCKER:
-		return "docker";
-	case VIGIL__V1__RUNTIME__RUNTIME_PODMAN:
-		return "podman";
-	case VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD:
-		return "containerd";
-	case VIGIL__V1__RUNTIME__RUNTIME_CRIO:
-		return "cri-o";
-	case VIGIL__V1__RUNTIME__RUNTIME_RUNC:
-		return "runc";
-	default:
-		return "unknown";
-	}
-}

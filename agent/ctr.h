@@ -99,7 +99,4 @@ int ctr_set_str(char **field, const char *s, bool *truncated);
 int ctr_to_pb(const ctr_t *c, Vigil__V1__Container *out);
 void ctr_pb_release(Vigil__V1__Container *out);
 
-/* "docker", "podman", ... for a Vigil__V1__Runtime value. */
-const char *ctr_runtime_name(int runtime);
-
 #endif

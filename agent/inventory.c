@@ -14,6 +14,7 @@
 #include "oci.h"
 #include "procfs.h"
 #include "vtime.h"
+#include "wire.h"
 
 #define ID_MAX 128
 #define PIDMAP_EMPTY 0u
@@ -795,7 +796,7 @@ size_t inventory_runtimes(const inventory_t *inv, const char **out, size_t max)
 	size_t n = 0;
 	for (int r = 1; r < 32 && n < max; r++)
 		if (inv->runtimes_seen & (1u << r))
-			out[n++] = ctr_runtime_name(r);
+			out[n++] = wire_runtime_name(r);
 	if (inv->crun_seen && n < max)
 		out[n++] = "crun";
 	return n;

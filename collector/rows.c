@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "utf8.h"
+#include "wire.h"
 
 int64_t rows_container_key(const char *id, size_t len)
 {
@@ -18,24 +19,6 @@ int64_t rows_container_key(const char *id, size_t len)
 	for (int i = 0; i < 8; i++)
 		k = k << 8 | md[i];
 	return (int64_t)k;
-}
-
-const char *rows_runtime_name(int runtime)
-{
-	switch (runtime) {
-	case VIGIL__V1__RUNTIME__RUNTIME_DOCKER:
-		return "docker";
-	case VIGIL__V1__RUNTIME__RUNTIME_PODMAN:
-		return "podman";
-	case VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD:
-		return "containerd";
-	case VIGIL__V1__RUNTIME__RUNTIME_CRIO:
-		return "cri-o";
-	case VIGIL__V1__RUNTIME__RUNTIME_RUNC:
-		return "runc";
-	default:
-		return "unknown";
-	}
 }
 
 /* jansson checks string values when it writes JSON but not object keys;
@@ -116,7 +99,7 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 		return NULL;
 	json_object_set_new(o, "id", JSTR(c->id));
 	json_object_set_new(o, "name", JSTR(c->name));
-	json_object_set_new(o, "runtime", json_string(rows_runtime_name(c->runtime)));
+	json_object_set_new(o, "runtime", json_string(wire_runtime_name(c->runtime)));
 	json_object_set_new(o, "image", JSTR(c->image));
 	json_object_set_new(o, "image_digest", JSTR(c->image_digest));
 	json_t *labels = json_object();

@@ -58,7 +58,4 @@ json_t *rows_container_json(const Vigil__V1__Container *c);
  * big-endian, as vigil_container_key() computes in SQL. */
 int64_t rows_container_key(const char *id, size_t len);
 
-/* Fixed name of an event kind or runtime, "unknown" if not known. */
-const char *rows_runtime_name(int runtime);
-
 #endif

@@ -187,3 +187,21 @@ uint8_t *wire_batch_event(const uint8_t *payload, size_t len, uint32_t idx, size
 	wire_agent_free(m);
 	return out;
 }
+
+const char *wire_runtime_name(int runtime)
+{
+	switch (runtime) {
+	case VIGIL__V1__RUNTIME__RUNTIME_DOCKER:
+		return "docker";
+	case VIGIL__V1__RUNTIME__RUNTIME_PODMAN:
+		return "podman";
+	case VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD:
+		return "containerd";
+	case VIGIL__V1__RUNTIME__RUNTIME_CRIO:
+		return "cri-o";
+	case VIGIL__V1__RUNTIME__RUNTIME_RUNC:
+		return "runc";
+	default:
+		return "unknown";
+	}
+}

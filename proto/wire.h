@@ -46,6 +46,10 @@ uint8_t *wire_frame_agent(const Vigil__V1__AgentMessage *msg, uint32_t max_bytes
  * Caller frees the result with free(). */
 uint8_t *wire_batch_event(const uint8_t *payload, size_t len, uint32_t idx, size_t *out_len);
 
+/* The name of a vigil.v1.Runtime value ("docker", "podman", "containerd",
+ * "cri-o", "runc"), or "unknown". */
+const char *wire_runtime_name(int runtime);
+
 /* Pack one event. Caller frees the result with free(). */
 uint8_t *wire_pack_event(const Vigil__V1__Event *ev, size_t *out_len);
 

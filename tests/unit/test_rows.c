@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "rows.h"
+#include "wire.h"
 
 #define NS_PER_S INT64_C(1000000000)
 #define RECV_NS (INT64_C(1700000000) * NS_PER_S) /* 2023-11-14T22:13:20Z */
@@ -221,15 +222,15 @@ static void test_rows_container_key(void **state)
 static void test_rows_runtime_name(void **state)
 {
 	(void)state;
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_UNKNOWN), "unknown");
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_DOCKER), "docker");
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_PODMAN), "podman");
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD),
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_UNKNOWN), "unknown");
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_DOCKER), "docker");
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_PODMAN), "podman");
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD),
 			    "containerd");
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_CRIO), "cri-o");
-	assert_string_equal(rows_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_RUNC), "runc");
-	assert_string_equal(rows_runtime_name(99), "unknown");
-	assert_string_equal(rows_runtime_name(-1), "unknown");
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_CRIO), "cri-o");
+	assert_string_equal(wire_runtime_name(VIGIL__V1__RUNTIME__RUNTIME_RUNC), "runc");
+	assert_string_equal(wire_runtime_name(99), "unknown");
+	assert_string_equal(wire_runtime_name(-1), "unknown");
 }
 
 static void test_rows_exec_event(void **state)
