@@ -70,6 +70,11 @@ static bool event_keys_valid(const Vigil__V1__Event *e, const id_cache_t *id)
 		for (size_t i = 0; i < e->inventory->n_containers; i++)
 			if (!container_keys_valid(e->inventory->containers[i]))
 				return false;
+		for (size_t i = 0; i < e->inventory->n_all_ids; i++) {
+			const char *s = e->inventory->all_ids[i];
+			if (s && !utf8_valid(s, strlen(s)))
+				return false;
+		}
 		return true;
 	case VIGIL__V1__EVENT__BODY_CONTAINER_STARTED:
 		return container_keys_valid(e->container_started->container);

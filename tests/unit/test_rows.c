@@ -646,6 +646,17 @@ static void test_rows_state_inventory(void **state)
 	encode(&b, &out);
 	assert_json(out.state_ops, "[{\"op\":\"full\",\"ids\":[\"c1\",\"c2\",\"c3\"]}]");
 	rows_batch_free(&out);
+
+	/* an id that is not UTF-8 makes the event a reject, not a broken op */
+	char *bad[] = {"c1", "c\xff"};
+	none.all_ids = bad;
+	none.n_all_ids = 2;
+	batch_init(&b, 8, ev + 2, 1);
+	encode(&b, &out);
+	assert_int_equal(out.n_rows, 0);
+	assert_int_equal(out.n_rejects, 1);
+	assert_null(out.state_ops);
+	rows_batch_free(&out);
 }
 
 static void test_rows_container_json(void **state)
