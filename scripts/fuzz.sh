@@ -32,7 +32,10 @@ for t in "${targets[@]}"; do
 	artifacts=$build/artifacts/$t
 	mkdir -p "$work" "$artifacts"
 	echo "== $t: ${seconds}s"
-	if ! "$build/tests/fuzz/$t" -max_total_time="$seconds" -max_len=65536 \
+	# A fixed seed makes a run repeatable: a shorter run on a slower machine
+	# tries a prefix of what a longer one tried (FUZZ_SEED=0 picks one).
+	if ! "$build/tests/fuzz/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" \
+		-max_len=65536 \
 		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$artifacts/" "$work" "$seeds" >"$build/$t.log" 2>&1; then
 		tail -n 60 "$build/$t.log"
