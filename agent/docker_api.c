@@ -23,6 +23,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "text.h"
+#include "vtime.h"
 
 #define API_BODY_MAX (8 * 1024 * 1024)
 #define API_LINE_MAX (1024 * 1024)
@@ -212,11 +213,11 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 		}
 		const char *started = jstr(state, "StartedAt");
 		if (started)
-			text_parse_rfc3339(started, &c->started_ns);
+			vtime_parse_rfc3339(started, &c->started_ns);
 	}
 	const char *created = jstr(root, "Created");
 	if (created)
-		text_parse_rfc3339(created, &c->created_ns);
+		vtime_parse_rfc3339(created, &c->created_ns);
 	if (c->created_ns || c->started_ns)
 		c->have |= CTR_HAVE_TIMES;
 	rc = 0;

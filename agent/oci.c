@@ -14,6 +14,7 @@
 
 #include "cgroup.h"
 #include "text.h"
+#include "vtime.h"
 
 #define OCI_FILE_MAX (4 * 1024 * 1024)
 
@@ -48,7 +49,7 @@ int oci_parse_state(const char *json, size_t len, oci_state_t *out)
 	out->init_pid = (uint32_t)json_integer_value(pid);
 	const char *created = jstr(root, "created");
 	if (created)
-		text_parse_rfc3339(created, &out->created_ns);
+		vtime_parse_rfc3339(created, &out->created_ns);
 	out->runtime = VIGIL__V1__RUNTIME__RUNTIME_RUNC;
 	const char *bundle = jstr(root, "bundle");
 	json_t *cfg = json_object_get(root, "config");

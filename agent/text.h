@@ -27,9 +27,4 @@ char *text_dup_n(const char *s, size_t n, size_t max, bool *truncated);
 /* text_dup_n of a NUL-terminated string (NULL gives ""). */
 char *text_dup(const char *s, bool *truncated);
 
-/* Parse an RFC 3339 time ("2024-05-01T10:00:00.123456789Z", or with a
- * +hh:mm offset) into Unix nanoseconds. Return 0, or -1 if it does not
- * parse or is before 1970 (Go's zero time "0001-01-01T00:00:00Z"). */
-int text_parse_rfc3339(const char *s, int64_t *out_ns);
-
 #endif

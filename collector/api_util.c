@@ -1,6 +1,8 @@
 /* Parsers and text builders of the query API (see api_util.h). */
 #include "api_util.h"
 
+#include "vtime.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -247,76 +249,13 @@ int api_parse_bool(const char *s, bool *out)
 }
 
 /* Exactly n digits at s. */
-static int digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
+/* RFC 3339 time to Unix microseconds. */
 static int parse_rfc3339(const char *s, int64_t *out_us)
 {
-	int Y, M, D, h, m, sec;
-	size_t n = strlen(s);
-	if (n < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-	    digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
-	    digits(s + 17, 2, &sec))
+	int64_t ns;
+	if (vtime_parse_rfc3339(s, &ns) != 0)
 		return -1;
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 ||
-	    m > 59 || sec > 60)
-		return -1;
-	const char *p = s + 19;
-	int64_t frac = 0;
-	if (*p == '.') {
-		p++;
-		int nd = 0;
-		while (isdigit((unsigned char)*p)) {
-			if (nd < 6) {
-				frac = frac * 10 + (*p - '0');
-				nd++;
-			}
-			p++;
-		}
-		if (nd == 0)
-			return -1;
-		while (nd++ < 6)
-			frac *= 10;
-	}
-	int64_t off = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 ||
-		    om > 59)
-			return -1;
-		off = (oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p)
-		return -1;
-	int64_t t = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec - off;
-	*out_us = t * 1000000 + frac;
+	*out_us = ns / 1000;
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 # after vigil_fuzz is defined). Each compiles the agent code it exercises.
 set(AGENT_DIR ${CMAKE_SOURCE_DIR}/agent)
 set(AGENT_FUZZ_COMMON ${AGENT_DIR}/text.c ${AGENT_DIR}/ctr.c ${CMAKE_SOURCE_DIR}/common/utf8.c
+  ${CMAKE_SOURCE_DIR}/common/vtime.c
   ${CMAKE_SOURCE_DIR}/common/log.c ${FUZZ_PROTO_SRCS})
 
 vigil_fuzz(fuzz_agent_cgroup

@@ -15,6 +15,7 @@
 
 #include "cgroup.h"
 #include "text.h"
+#include "vtime.h"
 #include "vigil/v1/events.pb-c.h"
 
 #define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -143,16 +144,16 @@ static void test_rfc3339(void **state)
 {
 	(void)state;
 	int64_t ns = 0;
-	assert_int_equal(text_parse_rfc3339("1970-01-01T00:00:01Z", &ns), 0);
+	assert_int_equal(vtime_parse_rfc3339("1970-01-01T00:00:01Z", &ns), 0);
 	assert_int_equal(ns, 1000000000);
-	assert_int_equal(text_parse_rfc3339("2024-02-29T12:00:00.5+01:00", &ns), 0);
+	assert_int_equal(vtime_parse_rfc3339("2024-02-29T12:00:00.5+01:00", &ns), 0);
 	assert_int_equal(ns, INT64_C(1709204400500000000));
-	assert_int_equal(text_parse_rfc3339("2026-11-23T06:19:20.103138939Z", &ns), 0);
+	assert_int_equal(vtime_parse_rfc3339("2026-11-23T06:19:20.103138939Z", &ns), 0);
 	assert_int_equal(ns % 1000000000, 103138939);
-	assert_int_equal(text_parse_rfc3339("0001-01-01T00:00:00Z", &ns), -1);
-	assert_int_equal(text_parse_rfc3339("2024-13-01T00:00:00Z", &ns), -1);
-	assert_int_equal(text_parse_rfc3339("2024-01-01", &ns), -1);
-	assert_int_equal(text_parse_rfc3339("2024-01-01T00:00:00Zjunk", &ns), -1);
+	assert_int_equal(vtime_parse_rfc3339("0001-01-01T00:00:00Z", &ns), -1);
+	assert_int_equal(vtime_parse_rfc3339("2024-13-01T00:00:00Z", &ns), -1);
+	assert_int_equal(vtime_parse_rfc3339("2024-01-01", &ns), -1);
+	assert_int_equal(vtime_parse_rfc3339("2024-01-01T00:00:00Zjunk", &ns), -1);
 }
 
 int main(void)
