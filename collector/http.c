@@ -33,7 +33,6 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "api.h"
 #include "log.h"
@@ -154,21 +153,6 @@ static void route(hreq_t *r);
 
 /* ---- TLS ------------------------------------------------------------------------- */
 
-static int verify_operator_cb(int ok, X509_STORE_CTX *store)
-{
-	if (!ok)
-		return 0;
-	if (X509_STORE_CTX_get_error_depth(store) != 0)
-		return 1;
-	X509 *leaf = X509_STORE_CTX_get_current_cert(store);
-	uint32_t flags = X509_get_extension_flags(leaf);
-	if (!(flags & EXFLAG_XKUSAGE) || !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT)) {
-		X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
-		return 0;
-	}
-	return 1;
-}
-
 static SSL_CTX *build_ctx(const settings_t *s, char *err, size_t errlen)
 {
 	const char *cert = s->http_tls_cert[0] ? s->http_tls_cert : s->tls_cert;
@@ -197,7 +181,7 @@ static SSL_CTX *build_ctx(const settings_t *s, char *err, size_t errlen)
 			SSL_CTX_set_client_CA_list(ctx, names);
 		/* A certificate is optional (tokens work too); one that is
 		 * presented must chain to the operator CA. */
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_operator_cb);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_client_auth);
 		SSL_CTX_set_verify_depth(ctx, 4);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);

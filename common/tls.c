@@ -39,7 +39,7 @@ static int set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen
 
 /* Chain verification done by OpenSSL; on top of it the leaf must carry the
  * clientAuth extended key usage. */
-static int verify_client_cb(int ok, X509_STORE_CTX *store)
+int tls_verify_client_auth(int ok, X509_STORE_CTX *store)
 {
 	if (!ok)
 		return 0;
@@ -98,7 +98,7 @@ SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen)
 	if (!ctx)
 		return NULL;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			   verify_client_cb);
+			   tls_verify_client_auth);
 	SSL_CTX_set_verify_depth(ctx, 4);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);

@@ -22,6 +22,10 @@ typedef struct {
  * Return NULL with err set on failure. Caller frees with SSL_CTX_free. */
 SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen);
 
+/* OpenSSL verify callback: on top of the chain check, the leaf must carry
+ * the clientAuth extended key usage. For SSL_CTX_set_verify. */
+int tls_verify_client_auth(int ok, X509_STORE_CTX *store);
+
 /* Build a client context that presents cert/key and verifies the server
  * against ca_file. Host names are checked per connection (tls_ssl_new). */
 SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen);
