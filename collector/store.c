@@ -21,6 +21,7 @@
 #include "copyenc.h"
 #include "log.h"
 #include "migrations.h"
+#include "stateplan.h"
 #include "vtime.h"
 #include "wire.h"
 
@@ -486,42 +487,31 @@ static res_t insert_rejects(store_t *st, job_t *j)
 	return rc;
 }
 
-/* Apply the container state changes of the stored batches among jobs in
- * one statement: [{"a": agent_id, "o": ops}, ...] in queue order. */
+/* Apply the container state changes of the stored batches among jobs,
+ * planned as a few set-based statements (stateplan.h), in one call. */
 static res_t apply_state(store_t *st, job_t **jobs, size_t n)
 {
-	json_t *all = json_array();
-	if (!all)
+	stateplan_src_t *src = calloc(n ? n : 1, sizeof(*src));
+	if (!src)
 		goto oom;
+	size_t ns = 0;
 	for (size_t i = 0; i < n; i++) {
 		job_t *j = jobs[i];
-		if (j->kind != JOB_BATCH || j->replay || !j->rows.state_ops)
-			continue;
-		json_t *e = json_pack("{s:i, s:O}", "a", (json_int_t)j->agent_id, "o",
-				      j->rows.state_ops);
-		if (!e || json_array_append_new(all, e) != 0) {
-			json_decref(all);
-			goto oom;
-		}
+		if (j->kind == JOB_BATCH && !j->replay && j->rows.state_ops)
+			src[ns++] = (stateplan_src_t){j->agent_id, j->rows.state_ops};
 	}
-	if (json_array_size(all) == 0) {
-		json_decref(all);
+	int empty = 1;
+	char *plan = ns ? stateplan_build(src, ns, &empty) : NULL;
+	free(src);
+	if (!ns || (plan && empty)) {
+		free(plan);
 		return R_OK;
 	}
-	char *text = json_dumps(all, JSON_COMPACT);
-	json_decref(all);
-	if (!text) {
-		snprintf(st->err, sizeof(st->err), "cannot encode container state");
-		return R_DATA;
-	}
-	const char *vals[] = {text};
-	res_t rc = run(st,
-		       /* a function scan yields the array in order: jobs of one
-			* agent are applied in queue order */
-		       "SELECT vigil_apply_state((e->>'a')::integer, e->'o') "
-		       "FROM jsonb_array_elements($1::jsonb) AS e",
-		       1, vals, NULL, NULL, NULL);
-	free(text);
+	if (!plan)
+		goto oom;
+	const char *vals[] = {plan};
+	res_t rc = run(st, "SELECT vigil_apply_state($1::jsonb)", 1, vals, NULL, NULL, NULL);
+	free(plan);
 	return rc;
 oom:
 	snprintf(st->err, sizeof(st->err), "out of memory");

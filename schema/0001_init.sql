@@ -152,79 +152,89 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_agent ON dead_letters (agent_id, received_at);
 
--- Apply container state changes carried by a batch. ops is a JSON array of
--- {"op": "upsert", "c": {...}} | {"op": "stopped", "id", "exit_code", "ts"}
--- | {"op": "full", "ids": [...], "ts"} for one agent.
-CREATE FUNCTION vigil_apply_state(p_agent integer, ops jsonb) RETURNS void
+-- Apply the container state changes of a commit group, planned by the
+-- collector (collector/stateplan.h) so that each statement writes a row at
+-- most once: plan = {"pre": [stop], "up": [container], "post": [stop],
+-- "full": [{"a", "ids"}]}, every element with its agent id as "a".
+-- stop = {"a", "id", "exit_code", "ts" (ns)}; container = the object
+-- rows_container_json() builds.
+CREATE FUNCTION vigil_apply_state(plan jsonb) RETURNS void
     LANGUAGE plpgsql AS $$
-DECLARE
-    o jsonb;
-    c jsonb;
 BEGIN
-    FOR o IN SELECT * FROM jsonb_array_elements(ops) LOOP
-        IF o->>'op' = 'upsert' THEN
-            c := o->'c';
-            INSERT INTO containers AS t (agent_id, id, name, runtime, image, image_digest,
-                labels, command, uid, gid, privileged, cap_effective, cap_bounding,
-                host_pid, host_net, host_ipc, host_uts, mounts, read_only_rootfs,
-                seccomp_profile, apparmor_profile, restart_policy, init_pid, created_at,
-                started_at, state, last_seen)
-            VALUES (p_agent, c->>'id', c->>'name', c->>'runtime', c->>'image',
-                c->>'image_digest', c->'labels',
-                ARRAY(SELECT jsonb_array_elements_text(coalesce(c->'command', '[]'))),
-                (c->>'uid')::bigint, (c->>'gid')::bigint, (c->>'privileged')::boolean,
-                ARRAY(SELECT jsonb_array_elements_text(coalesce(c->'cap_effective', '[]'))),
-                ARRAY(SELECT jsonb_array_elements_text(coalesce(c->'cap_bounding', '[]'))),
-                (c->>'host_pid')::boolean, (c->>'host_net')::boolean,
-                (c->>'host_ipc')::boolean, (c->>'host_uts')::boolean, c->'mounts',
-                (c->>'read_only_rootfs')::boolean, c->>'seccomp_profile',
-                c->>'apparmor_profile', c->>'restart_policy', (c->>'init_pid')::bigint,
-                to_timestamp((c->>'created_ns')::numeric / 1e9),
-                to_timestamp((c->>'started_ns')::numeric / 1e9),
-                coalesce(c->>'state', 'running'), now())
-            ON CONFLICT (agent_id, id) DO UPDATE SET
-                name = EXCLUDED.name, runtime = EXCLUDED.runtime, image = EXCLUDED.image,
-                image_digest = EXCLUDED.image_digest, labels = EXCLUDED.labels,
-                command = EXCLUDED.command, uid = EXCLUDED.uid, gid = EXCLUDED.gid,
-                privileged = EXCLUDED.privileged, cap_effective = EXCLUDED.cap_effective,
-                cap_bounding = EXCLUDED.cap_bounding, host_pid = EXCLUDED.host_pid,
-                host_net = EXCLUDED.host_net, host_ipc = EXCLUDED.host_ipc,
-                host_uts = EXCLUDED.host_uts, mounts = EXCLUDED.mounts,
-                read_only_rootfs = EXCLUDED.read_only_rootfs,
-                seccomp_profile = EXCLUDED.seccomp_profile,
-                apparmor_profile = EXCLUDED.apparmor_profile,
-                restart_policy = EXCLUDED.restart_policy, init_pid = EXCLUDED.init_pid,
-                created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
-                state = EXCLUDED.state, last_seen = now(),
-                stopped_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.stopped_at END,
-                exit_code = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.exit_code END
-            -- Periodic snapshots repeat what is known: write only what
-            -- changed, and refresh last_seen at most every 10 minutes.
-            WHERE (t.name, t.runtime, t.image, t.image_digest, t.labels, t.command, t.uid,
-                   t.gid, t.privileged, t.cap_effective, t.cap_bounding, t.host_pid,
-                   t.host_net, t.host_ipc, t.host_uts, t.mounts, t.read_only_rootfs,
-                   t.seccomp_profile, t.apparmor_profile, t.restart_policy, t.init_pid,
-                   t.created_at, t.started_at, t.state)
-                  IS DISTINCT FROM
-                  (EXCLUDED.name, EXCLUDED.runtime, EXCLUDED.image, EXCLUDED.image_digest,
-                   EXCLUDED.labels, EXCLUDED.command, EXCLUDED.uid, EXCLUDED.gid,
-                   EXCLUDED.privileged, EXCLUDED.cap_effective, EXCLUDED.cap_bounding,
-                   EXCLUDED.host_pid, EXCLUDED.host_net, EXCLUDED.host_ipc, EXCLUDED.host_uts,
-                   EXCLUDED.mounts, EXCLUDED.read_only_rootfs, EXCLUDED.seccomp_profile,
-                   EXCLUDED.apparmor_profile, EXCLUDED.restart_policy, EXCLUDED.init_pid,
-                   EXCLUDED.created_at, EXCLUDED.started_at, EXCLUDED.state)
-               OR t.last_seen < now() - interval '10 minutes';
-        ELSIF o->>'op' = 'stopped' THEN
-            INSERT INTO containers AS t (agent_id, id, state, stopped_at, exit_code)
-            VALUES (p_agent, o->>'id', 'exited', to_timestamp((o->>'ts')::numeric / 1e9),
-                    (o->>'exit_code')::integer)
-            ON CONFLICT (agent_id, id) DO UPDATE SET
-                state = 'exited', stopped_at = EXCLUDED.stopped_at,
-                exit_code = EXCLUDED.exit_code, last_seen = now();
-        ELSIF o->>'op' = 'full' THEN
-            UPDATE containers SET state = 'removed', last_seen = now()
-            WHERE agent_id = p_agent AND state IS DISTINCT FROM 'removed'
-              AND id <> ALL (ARRAY(SELECT jsonb_array_elements_text(o->'ids')));
-        END IF;
-    END LOOP;
+    IF jsonb_array_length(plan->'pre') > 0 THEN
+        PERFORM vigil_apply_stops(plan->'pre');
+    END IF;
+    IF jsonb_array_length(plan->'up') > 0 THEN
+        INSERT INTO containers AS t (agent_id, id, name, runtime, image, image_digest,
+            labels, command, uid, gid, privileged, cap_effective, cap_bounding,
+            host_pid, host_net, host_ipc, host_uts, mounts, read_only_rootfs,
+            seccomp_profile, apparmor_profile, restart_policy, init_pid, created_at,
+            started_at, state, last_seen)
+        SELECT c.a, c.id, c.name, c.runtime, c.image, c.image_digest, c.labels,
+            coalesce(c.command, '{}'), c.uid, c.gid, c.privileged,
+            coalesce(c.cap_effective, '{}'), coalesce(c.cap_bounding, '{}'),
+            c.host_pid, c.host_net, c.host_ipc, c.host_uts, c.mounts, c.read_only_rootfs,
+            c.seccomp_profile, c.apparmor_profile, c.restart_policy, c.init_pid,
+            to_timestamp(c.created_ns / 1e9), to_timestamp(c.started_ns / 1e9),
+            coalesce(c.state, 'running'), now()
+        FROM jsonb_to_recordset(plan->'up') AS c(a integer, id text, name text,
+            runtime text, image text, image_digest text, labels jsonb, command text[],
+            uid bigint, gid bigint, privileged boolean, cap_effective text[],
+            cap_bounding text[], host_pid boolean, host_net boolean, host_ipc boolean,
+            host_uts boolean, mounts jsonb, read_only_rootfs boolean, seccomp_profile text,
+            apparmor_profile text, restart_policy text, init_pid bigint, created_ns numeric,
+            started_ns numeric, state text)
+        ON CONFLICT (agent_id, id) DO UPDATE SET
+            name = EXCLUDED.name, runtime = EXCLUDED.runtime, image = EXCLUDED.image,
+            image_digest = EXCLUDED.image_digest, labels = EXCLUDED.labels,
+            command = EXCLUDED.command, uid = EXCLUDED.uid, gid = EXCLUDED.gid,
+            privileged = EXCLUDED.privileged, cap_effective = EXCLUDED.cap_effective,
+            cap_bounding = EXCLUDED.cap_bounding, host_pid = EXCLUDED.host_pid,
+            host_net = EXCLUDED.host_net, host_ipc = EXCLUDED.host_ipc,
+            host_uts = EXCLUDED.host_uts, mounts = EXCLUDED.mounts,
+            read_only_rootfs = EXCLUDED.read_only_rootfs,
+            seccomp_profile = EXCLUDED.seccomp_profile,
+            apparmor_profile = EXCLUDED.apparmor_profile,
+            restart_policy = EXCLUDED.restart_policy, init_pid = EXCLUDED.init_pid,
+            created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
+            state = EXCLUDED.state, last_seen = now(),
+            stopped_at = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.stopped_at END,
+            exit_code = CASE WHEN EXCLUDED.state = 'running' THEN NULL ELSE t.exit_code END
+        -- Periodic snapshots repeat what is known: write only what
+        -- changed, and refresh last_seen at most every 10 minutes.
+        WHERE (t.name, t.runtime, t.image, t.image_digest, t.labels, t.command, t.uid,
+               t.gid, t.privileged, t.cap_effective, t.cap_bounding, t.host_pid,
+               t.host_net, t.host_ipc, t.host_uts, t.mounts, t.read_only_rootfs,
+               t.seccomp_profile, t.apparmor_profile, t.restart_policy, t.init_pid,
+               t.created_at, t.started_at, t.state)
+              IS DISTINCT FROM
+              (EXCLUDED.name, EXCLUDED.runtime, EXCLUDED.image, EXCLUDED.image_digest,
+               EXCLUDED.labels, EXCLUDED.command, EXCLUDED.uid, EXCLUDED.gid,
+               EXCLUDED.privileged, EXCLUDED.cap_effective, EXCLUDED.cap_bounding,
+               EXCLUDED.host_pid, EXCLUDED.host_net, EXCLUDED.host_ipc, EXCLUDED.host_uts,
+               EXCLUDED.mounts, EXCLUDED.read_only_rootfs, EXCLUDED.seccomp_profile,
+               EXCLUDED.apparmor_profile, EXCLUDED.restart_policy, EXCLUDED.init_pid,
+               EXCLUDED.created_at, EXCLUDED.started_at, EXCLUDED.state)
+           OR t.last_seen < now() - interval '10 minutes';
+    END IF;
+    IF jsonb_array_length(plan->'post') > 0 THEN
+        PERFORM vigil_apply_stops(plan->'post');
+    END IF;
+    IF jsonb_array_length(plan->'full') > 0 THEN
+        UPDATE containers AS t SET state = 'removed', last_seen = now()
+        FROM jsonb_to_recordset(plan->'full') AS f(a integer, ids text[])
+        WHERE t.agent_id = f.a AND t.state IS DISTINCT FROM 'removed'
+          AND t.id <> ALL (coalesce(f.ids, '{}'));
+    END IF;
 END $$;
+
+-- Containers stopped: [{"a", "id", "exit_code", "ts" (ns)}], one per container.
+CREATE FUNCTION vigil_apply_stops(stops jsonb) RETURNS void
+    LANGUAGE sql AS $$
+    INSERT INTO containers AS t (agent_id, id, state, stopped_at, exit_code)
+    SELECT s.a, s.id, 'exited', to_timestamp(s.ts / 1e9), s.exit_code
+    FROM jsonb_to_recordset(stops) AS s(a integer, id text, exit_code integer, ts numeric)
+    ON CONFLICT (agent_id, id) DO UPDATE SET
+        state = 'exited', stopped_at = EXCLUDED.stopped_at,
+        exit_code = EXCLUDED.exit_code, last_seen = now();
+$$;
