@@ -252,25 +252,23 @@ static void h_agents(hreq_t *r, const char *one)
 		   "(a.name IN (SELECT name FROM conn)) AS connected_here, "
 		   "(a.name IN (SELECT name FROM conn) OR a.last_seen > now() - ");
 	qb_param_int(&q, SETTING(hreq_col(r), http_online_window_ms));
-	qb_sql(&q,
-	       "::bigint * interval '1 millisecond') AS online, "
-	       "st.details->'sources' AS sources, st.ts AS status_at, "
-	       "(SELECT count(*) FROM containers c WHERE c.agent_id = a.id "
-	       "AND c.state = 'running') AS containers_running, "
-	       /* what the agent had to drop (spool full), as it reported it:
-		    * each status event carries the drops since the one before */
-	       "(SELECT jsonb_build_object('events', sum((d.details->>'dropped_events')::bigint), "
-	       "'batches', sum((d.details->>'dropped_batches')::bigint), "
-	       "'first', min(to_timestamp((d.details->>'drop_first_ns')::numeric / 1e9)), "
-	       "'last', max(to_timestamp((d.details->>'drop_last_ns')::numeric / 1e9))) "
-	       "FROM events d WHERE d.agent_id = a.id AND d.kind = 5 "
-	       "AND (d.details->>'dropped_events')::bigint > 0 AND d.ts > ");
-	qb_time(&q, hreq_now_us(r) - SETTING(hreq_col(r), retention_days) * INT64_C(86400000000));
-	qb_sql(&q, " HAVING count(*) > 0) AS lost "
-		   "FROM agents a LEFT JOIN LATERAL (SELECT e.ts, e.details FROM events e "
-		   "WHERE e.agent_id = a.id AND e.kind = 5 AND e.ts > ");
+	qb_sql(&q, "::bigint * interval '1 millisecond') AS online, "
+		   /* the latest status says which sources work; an hour-old one
+		* no longer does */
+		   "CASE WHEN a.status_at > ");
 	qb_time(&q, hreq_now_us(r) - INT64_C(3600) * 1000000);
-	qb_sql(&q, " ORDER BY e.ts DESC LIMIT 1) st ON true");
+	qb_sql(&q, " THEN a.status->'sources' END AS sources, "
+		   "CASE WHEN a.status_at > ");
+	qb_time(&q, hreq_now_us(r) - INT64_C(3600) * 1000000);
+	qb_sql(&q, " THEN a.status_at END AS status_at, "
+		   "(SELECT count(*) FROM containers c WHERE c.agent_id = a.id "
+		   "AND c.state = 'running') AS containers_running, "
+		   /* what the agent had to drop (spool full), as its status
+		* reports said, since it was first seen */
+		   "CASE WHEN a.lost_events > 0 OR a.lost_batches > 0 THEN "
+		   "jsonb_build_object('events', a.lost_events, 'batches', a.lost_batches, "
+		   "'first', a.lost_first, 'last', a.lost_last) END AS lost "
+		   "FROM agents a");
 	if (one) {
 		qb_sql(&q, " WHERE a.name = ");
 		qb_param(&q, one);

@@ -286,6 +286,11 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 			json_array_append_new(src, so);
 		}
 		json_object_set_new(d, "sources", src);
+		/* the agent's latest status and its drop totals live on its row */
+		json_t *op =
+			json_pack("{s:s, s:I, s:O}", "op", "status", "ts", (json_int_t)ts, "d", d);
+		if (op)
+			add_op(out, op);
 		break;
 	}
 	case VIGIL__V1__EVENT__BODY_FINDING:

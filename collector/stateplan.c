@@ -27,6 +27,53 @@ typedef struct {
 	json_t *ids;
 } full_t;
 
+typedef struct {
+	int32_t agent;
+	json_int_t ts;	   /* of the latest status */
+	const json_t *d;   /* its details */
+	json_int_t events; /* drops, summed */
+	json_int_t batches;
+	json_int_t first; /* earliest drop_first_ns, 0 = none */
+	json_int_t last;  /* latest drop_last_ns */
+} status_t;
+
+/* Fold one status op of agent a into the agent's entry of st[0..*n). */
+static void fold_status(status_t *st, size_t *n, int32_t a, const json_t *op)
+{
+	size_t x = 0;
+	while (x < *n && st[x].agent != a)
+		x++;
+	if (x == *n)
+		st[(*n)++] = (status_t){.agent = a, .ts = INT64_MIN};
+	status_t *s = &st[x];
+	const json_t *d = json_object_get(op, "d");
+	json_int_t ts = json_integer_value(json_object_get(op, "ts"));
+	if (ts >= s->ts) {
+		s->ts = ts;
+		s->d = d;
+	}
+	s->events += json_integer_value(json_object_get(d, "dropped_events"));
+	s->batches += json_integer_value(json_object_get(d, "dropped_batches"));
+	json_int_t f = json_integer_value(json_object_get(d, "drop_first_ns"));
+	json_int_t l = json_integer_value(json_object_get(d, "drop_last_ns"));
+	if (f && (!s->first || f < s->first))
+		s->first = f;
+	if (l > s->last)
+		s->last = l;
+}
+
+static int plan_status(const status_t *s, json_t *out)
+{
+	json_t *o = json_pack("{s:i, s:I, s:O, s:I, s:I}", "a", (json_int_t)s->agent, "ts", s->ts,
+			      "d", s->d ? s->d : json_null(), "dropped_events", s->events,
+			      "dropped_batches", s->batches);
+	if (o && s->first)
+		json_object_set_new(o, "drop_first_ns", json_integer(s->first));
+	if (o && s->last)
+		json_object_set_new(o, "drop_last_ns", json_integer(s->last));
+	return o ? json_array_append_new(out, o) : -1;
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	const entry_t *x = a, *y = b;
@@ -116,13 +163,14 @@ char *stateplan_build(const stateplan_src_t *src, size_t n, int *empty)
 		n_ops += json_array_size(src[i].ops);
 	entry_t *e = calloc(n_ops ? n_ops : 1, sizeof(*e));
 	full_t *f = calloc(n_ops ? n_ops : 1, sizeof(*f));
+	status_t *st = calloc(n_ops ? n_ops : 1, sizeof(*st));
 	json_t *pre = json_array(), *up = json_array(), *post = json_array();
-	json_t *full = json_array();
+	json_t *full = json_array(), *status = json_array();
 	char *text = NULL;
-	if (!e || !f || !pre || !up || !post || !full)
+	if (!e || !f || !st || !pre || !up || !post || !full || !status)
 		goto done;
 
-	size_t ne = 0, nf = 0, ord = 0;
+	size_t ne = 0, nf = 0, nst = 0, ord = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t k;
 		json_t *op;
@@ -144,6 +192,8 @@ char *stateplan_build(const stateplan_src_t *src, size_t n, int *empty)
 					x++;
 				f[x] = (full_t){a, ord, json_object_get(op, "ids")};
 				nf += x == nf;
+			} else if (strcmp(what, "status") == 0) {
+				fold_status(st, &nst, a, op);
 			}
 		}
 	}
@@ -175,11 +225,14 @@ char *stateplan_build(const stateplan_src_t *src, size_t n, int *empty)
 		if (rc != 0)
 			goto done;
 	}
+	for (size_t x = 0; x < nst; x++)
+		if (plan_status(&st[x], status) != 0)
+			goto done;
 	*empty = json_array_size(pre) + json_array_size(up) + json_array_size(post) +
-			 json_array_size(full) ==
+			 json_array_size(full) + json_array_size(status) ==
 		 0;
-	json_t *plan =
-		json_pack("{s:O, s:O, s:O, s:O}", "pre", pre, "up", up, "post", post, "full", full);
+	json_t *plan = json_pack("{s:O, s:O, s:O, s:O, s:O}", "pre", pre, "up", up, "post", post,
+				 "full", full, "status", status);
 	if (plan)
 		text = json_dumps(plan, JSON_COMPACT);
 	json_decref(plan);
@@ -188,7 +241,9 @@ done:
 	json_decref(up);
 	json_decref(post);
 	json_decref(full);
+	json_decref(status);
 	free(e);
 	free(f);
+	free(st);
 	return text;
 }

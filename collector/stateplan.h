@@ -14,11 +14,14 @@
  *           on the row when the upsert's own state is not "running");
  *     post  the last stop after the last upsert (or the last stop at all);
  *   per agent:
- *     full  the last "full" op, its ids joined by every id the agent
- *           touched after it (those are not removed).
+ *     full    the last "full" op, its ids joined by every id the agent
+ *             touched after it (those are not removed);
+ *     status  the details of its latest "status" op (AgentStatus), and
+ *             what all of them say the agent dropped: events and batches
+ *             summed, the earliest first drop, the latest last drop.
  *
- * vigil_apply_state() applies pre, up, post, full in that order, so each
- * statement writes a row at most once. Pure code: no database.
+ * vigil_apply_state() applies pre, up, post, full, status in that order, so
+ * each statement writes a row at most once. Pure code: no database.
  */
 #ifndef VIGIL_STATEPLAN_H
 #define VIGIL_STATEPLAN_H
@@ -34,7 +37,7 @@ typedef struct {
 } stateplan_src_t;
 
 /* The plan for src[0..n) in queue order, as compact JSON text
- * {"pre":[..],"up":[..],"post":[..],"full":[..]}; every element carries
+ * {"pre":[..],"up":[..],"post":[..],"full":[..],"status":[..]}; every element carries
  * its agent as "a". *empty is set when there is nothing to apply (the
  * result is then still valid JSON). NULL when out of memory.
  * Caller frees the result. */

@@ -14,7 +14,15 @@ CREATE TABLE agents (
     clock_skew_ms    bigint,
     first_seen       timestamptz NOT NULL DEFAULT now(),
     last_seen        timestamptz NOT NULL DEFAULT now(),
-    last_hello       timestamptz
+    last_hello       timestamptz,
+    -- the latest AgentStatus (details as in events) and, summed over all
+    -- of them, what the agent had to drop (spool full) and when
+    status           jsonb,
+    status_at        timestamptz,
+    lost_events      bigint NOT NULL DEFAULT 0,
+    lost_batches     bigint NOT NULL DEFAULT 0,
+    lost_first       timestamptz,
+    lost_last        timestamptz
 );
 
 -- Current state of every container an agent reported.
@@ -152,12 +160,14 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_agent ON dead_letters (agent_id, received_at);
 
--- Apply the container state changes of a commit group, planned by the
--- collector (collector/stateplan.h) so that each statement writes a row at
--- most once: plan = {"pre": [stop], "up": [container], "post": [stop],
--- "full": [{"a", "ids"}]}, every element with its agent id as "a".
--- stop = {"a", "id", "exit_code", "ts" (ns)}; container = the object
--- rows_container_json() builds.
+-- Apply the container and agent state changes of a commit group, planned
+-- by the collector (collector/stateplan.h) so that each statement writes a
+-- row at most once: plan = {"pre": [stop], "up": [container], "post":
+-- [stop], "full": [{"a", "ids"}], "status": [status]}, every element with
+-- its agent id as "a". stop = {"a", "id", "exit_code", "ts" (ns)};
+-- container = the object rows_container_json() builds; status = {"a", "ts"
+-- and "d" of the latest AgentStatus, "dropped_events", "dropped_batches",
+-- "drop_first_ns", "drop_last_ns" of all of them}.
 CREATE FUNCTION vigil_apply_state(plan jsonb) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
@@ -225,6 +235,20 @@ BEGIN
         FROM jsonb_to_recordset(plan->'full') AS f(a integer, ids text[])
         WHERE t.agent_id = f.a AND t.state IS DISTINCT FROM 'removed'
           AND t.id <> ALL (coalesce(f.ids, '{}'));
+    END IF;
+    IF jsonb_array_length(plan->'status') > 0 THEN
+        UPDATE agents AS t SET
+            status = CASE WHEN t.status_at IS NULL OR to_timestamp(s.ts / 1e9) >= t.status_at
+                          THEN s.d ELSE t.status END,
+            status_at = greatest(t.status_at, to_timestamp(s.ts / 1e9)),
+            lost_events = t.lost_events + s.dropped_events,
+            lost_batches = t.lost_batches + s.dropped_batches,
+            lost_first = least(t.lost_first, to_timestamp(s.drop_first_ns / 1e9)),
+            lost_last = greatest(t.lost_last, to_timestamp(s.drop_last_ns / 1e9))
+        FROM jsonb_to_recordset(plan->'status') AS s(a integer, ts numeric, d jsonb,
+            dropped_events bigint, dropped_batches bigint, drop_first_ns numeric,
+            drop_last_ns numeric)
+        WHERE t.id = s.a;
     END IF;
 END $$;
 

@@ -34,8 +34,6 @@ CREATE INDEX audit_log_principal ON audit_log (principal, ts);
 -- "The latest high-severity events": rare rows, so a small index.
 CREATE INDEX events_high_ts ON events (ts) WHERE severity >= 4;
 
--- An agent's latest status report (sources working): one a minute or so.
-CREATE INDEX events_status ON events (agent_id, ts) WHERE kind = 5;
 
 -- Container filters of the API.
 CREATE INDEX containers_name ON containers (name);

@@ -416,20 +416,26 @@ static void test_rows_every_kind(void **state)
 	}
 	/* The state ops, in event order: inventory upsert (not full, so no
 	 * "full" op), started upsert, stopped (e[3] names container "c1"),
-	 * changed upsert. */
+	 * the agent's status, changed upsert. */
 	assert_non_null(out.state_ops);
 	assert_json(
 		out.state_ops,
 		"[{\"op\":\"upsert\",\"c\":" MIN_CONTAINER_JSON(
-			"c1", "web") "},"
-				     " {\"op\":\"upsert\",\"c\":" MIN_CONTAINER_JSON(
-					     "c1",
-					     "web") "},"
-						    " {\"op\":\"stopped\",\"id\":\"c1\",\"exit_"
-						    "code\":null,"
-						    "  \"ts\":1700000000000000003},"
-						    " {\"op\":\"upsert\",\"c\":" MIN_CONTAINER_JSON(
-							    "c1", "web") "}]");
+			"c1",
+			"web") "},"
+			       " {\"op\":\"upsert\",\"c\":" MIN_CONTAINER_JSON(
+				       "c1",
+				       "web") "},"
+					      " {\"op\":\"stopped\",\"id\":\"c1\",\"exit_"
+					      "code\":null,"
+					      "  \"ts\":1700000000000000003},"
+					      " {\"op\":\"status\",\"ts\":1700000000000000005,"
+					      "  \"d\":{\"dropped_batches\":0,\"dropped_events\":0,"
+					      "  "
+					      "\"sources\":[],\"spool_bytes\":0,\"spool_capacity\":"
+					      "0}},"
+					      " {\"op\":\"upsert\",\"c\":" MIN_CONTAINER_JSON(
+						      "c1", "web") "}]");
 	field_t f[ROWS_EVENT_COLUMNS];
 	read_row(&out, 0, f);
 	assert_null_field(&f[15]); /* no body, no details */
@@ -770,7 +776,14 @@ static void test_rows_agent_status_finding(void **state)
 	batch_init(&b, 1, ev, 2);
 	rows_batch_t out;
 	encode(&b, &out);
-	assert_null(out.state_ops);
+	/* the status also goes to the agent's row (latest status, drops) */
+	assert_json(out.state_ops, "[{\"op\":\"status\",\"ts\":1700000000000000000,\"d\":"
+				   "{\"spool_bytes\":1024,\"spool_capacity\":1073741824,"
+				   "\"dropped_batches\":2,\"dropped_events\":300,"
+				   "\"drop_first_ns\":11,\"drop_last_ns\":22,"
+				   "\"sources\":[{\"name\":\"procfs\",\"ok\":true,\"error\":\"\"},"
+				   "{\"name\":\"docker\",\"ok\":false,"
+				   "\"error\":\"connect: permission denied\"}]}}]");
 	field_t f[ROWS_EVENT_COLUMNS];
 	read_row(&out, 0, f);
 	assert_details(&f[15], "{\"spool_bytes\":1024,\"spool_capacity\":1073741824,"

@@ -218,6 +218,49 @@ static void unknown_ops_are_ignored(void **state)
 	json_decref(b);
 }
 
+static json_t *status(int64_t ts, int events, int batches, int64_t first, int64_t last)
+{
+	json_t *d = json_pack("{s:i, s:i, s:[]}", "dropped_events", events, "dropped_batches",
+			      batches, "sources");
+	if (first)
+		json_object_set_new(d, "drop_first_ns", json_integer(first));
+	if (last)
+		json_object_set_new(d, "drop_last_ns", json_integer(last));
+	return json_pack("{s:s, s:I, s:o}", "op", "status", "ts", (json_int_t)ts, "d", d);
+}
+
+static void status_latest_wins_and_drops_add_up(void **state)
+{
+	(void)state;
+	json_t *b1 = json_array(), *b2 = json_array(), *quiet = json_array();
+	json_array_append_new(b1, status(2000, 300, 1, 50, 60));
+	json_array_append_new(b1, status(1000, 0, 0, 0, 0)); /* older, sent late */
+	json_array_append_new(b2, status(3000, 400, 2, 40, 55));
+	json_array_append_new(quiet, status(5, 0, 0, 0, 0));
+	stateplan_src_t src[] = {{8, b1}, {9, quiet}, {8, b2}};
+	int empty = 1;
+	json_t *p = plan_of(src, 3, &empty);
+	assert_false(empty);
+	json_t *st = json_object_get(p, "status");
+	assert_int_equal(json_array_size(st), 2);
+	json_t *s8 = json_array_get(st, 0), *s9 = json_array_get(st, 1);
+	assert_int_equal(json_integer_value(json_object_get(s8, "a")), 8);
+	assert_int_equal(json_integer_value(json_object_get(s8, "ts")), 3000);
+	assert_int_equal(json_integer_value(json_object_get(s8, "dropped_events")), 700);
+	assert_int_equal(json_integer_value(json_object_get(s8, "dropped_batches")), 3);
+	assert_int_equal(json_integer_value(json_object_get(s8, "drop_first_ns")), 40);
+	assert_int_equal(json_integer_value(json_object_get(s8, "drop_last_ns")), 60);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(s8, "d"), "dropped_events")),
+		400);
+	assert_int_equal(json_integer_value(json_object_get(s9, "dropped_events")), 0);
+	assert_null(json_object_get(s9, "drop_first_ns"));
+	json_decref(p);
+	json_decref(b1);
+	json_decref(b2);
+	json_decref(quiet);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +271,7 @@ int main(void)
 		cmocka_unit_test(full_keeps_what_was_touched_after_it),
 		cmocka_unit_test(full_without_ids_removes_all),
 		cmocka_unit_test(unknown_ops_are_ignored),
+		cmocka_unit_test(status_latest_wins_and_drops_add_up),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
