@@ -3,6 +3,12 @@
  * connection in non-blocking mode and runs one job at a time under a
  * deadline; a connection that fails or times out is dropped and made again
  * for the next job. Sessions run in UTC with a statement_timeout.
+ *
+ * The API builds its SQL from a few templates, so each connection prepares
+ * a statement the first time it sees a text and reuses it: parsing and
+ * analysing the text was most of the database's CPU for a small request.
+ * Plans stay custom (plan_cache_mode), made for each call's values, so a
+ * time window still prunes the events partitions when it is planned.
  */
 #include "apidb.h"
 
@@ -20,11 +26,22 @@
 #include "log.h"
 #include "vtime.h"
 
+/* Prepared statements one connection keeps; when full, all are dropped
+ * and the cache starts again (the API has far fewer SQL shapes). */
+#define STMT_CACHE 128
+
+typedef struct {
+	uint64_t hash;
+	char *sql;
+} stmt_t;
+
 struct apidb_conn {
 	char *conninfo;
 	int64_t timeout_ms;
 	PGconn *pg;
 	int64_t deadline_ns;
+	stmt_t stmt[STMT_CACHE]; /* statement i is named vigil_api_<i> */
+	int n_stmt;
 };
 
 struct apidb {
@@ -100,11 +117,19 @@ void apidb_job_free(apidb_job_t *job)
 
 /* ---- one connection ------------------------------------------------------- */
 
+static void forget_statements(apidb_conn_t *c)
+{
+	for (int i = 0; i < c->n_stmt; i++)
+		free(c->stmt[i].sql);
+	c->n_stmt = 0;
+}
+
 static void conn_drop(apidb_conn_t *c)
 {
 	if (c->pg)
 		PQfinish(c->pg);
 	c->pg = NULL;
+	forget_statements(c);
 }
 
 static void notice_cb(void *arg, const char *msg)
@@ -144,8 +169,9 @@ static int conn_open(apidb_conn_t *c, char *err, size_t errlen)
 	if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
 		return 0;
 	conn_drop(c);
-	char opts[96];
-	snprintf(opts, sizeof(opts), "-c TimeZone=UTC -c statement_timeout=%lld",
+	char opts[128];
+	snprintf(opts, sizeof(opts),
+		 "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan -c statement_timeout=%lld",
 		 (long long)c->timeout_ms);
 	const char *keys[] = {"dbname", "application_name", "options", NULL};
 	const char *vals[] = {c->conninfo, "vigil-collector-api", opts, NULL};
@@ -206,39 +232,35 @@ static void keep_result(apidb_job_t *j, PGresult *r)
 	}
 }
 
-void apidb_run(apidb_conn_t *c, apidb_job_t *j)
+/* Send what libpq holds; 0, or -1 when the connection is lost. */
+static int flush_out(apidb_conn_t *c)
 {
-	char err[256];
-	j->status = APIDB_OK;
-	j->sqlstate[0] = '\0';
-	j->error[0] = '\0';
-	if (conn_open(c, err, sizeof(err)) != 0) {
-		set_error(j, APIDB_ERR_CONN, err);
-		return;
-	}
-	c->deadline_ns = vtime_mono_ns() + (c->timeout_ms + 2000) * 1000000;
-	if (!PQsendQueryParams(c->pg, j->sql, j->n_params, NULL, (const char *const *)j->params,
-			       NULL, NULL, 0))
-		goto lost;
 	for (;;) {
 		int f = PQflush(c->pg);
 		if (f == 0)
-			break;
+			return 0;
 		if (f < 0 || wait_io(c, true) != 0 || !PQconsumeInput(c->pg))
-			goto lost;
+			return -1;
 	}
+}
+
+/* Read every result of the command sent; keep rows in j when keep is set
+ * and record the first error in j. 0, or -1 when the connection is lost. */
+static int collect(apidb_conn_t *c, apidb_job_t *j, bool keep)
+{
 	bool failed = false;
 	for (;;) {
 		while (PQisBusy(c->pg)) {
 			if (wait_io(c, false) != 0 || !PQconsumeInput(c->pg))
-				goto lost;
+				return -1;
 		}
 		PGresult *r = PQgetResult(c->pg);
 		if (!r)
-			break;
+			return 0;
 		ExecStatusType s = PQresultStatus(r);
 		if (s == PGRES_TUPLES_OK && !failed) {
-			keep_result(j, r);
+			if (keep)
+				keep_result(j, r);
 		} else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && !failed) {
 			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 			const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -251,6 +273,77 @@ void apidb_run(apidb_conn_t *c, apidb_job_t *j)
 				j->status = APIDB_ERR_CONN;
 		}
 		PQclear(r);
+	}
+}
+
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* The index of the statement prepared for j's SQL, preparing it if need
+ * be; -1 when it could not be (j then says why, or the connection is
+ * lost: -2). */
+static int statement(apidb_conn_t *c, apidb_job_t *j)
+{
+	uint64_t h = text_hash(j->sql);
+	for (int i = 0; i < c->n_stmt; i++)
+		if (c->stmt[i].hash == h && strcmp(c->stmt[i].sql, j->sql) == 0)
+			return i;
+	if (c->n_stmt == STMT_CACHE) {
+		if (!PQsendQuery(c->pg, "DEALLOCATE ALL") || flush_out(c) != 0 ||
+		    collect(c, j, false) != 0)
+			return -2;
+		forget_statements(c);
+		if (j->status != APIDB_OK)
+			return -1;
+	}
+	int i = c->n_stmt;
+	char name[32];
+	snprintf(name, sizeof(name), "vigil_api_%d", i);
+	char *copy = strdup(j->sql);
+	if (!copy) {
+		set_error(j, APIDB_ERR_QUERY, "out of memory");
+		return -1;
+	}
+	if (!PQsendPrepare(c->pg, name, j->sql, j->n_params, NULL) || flush_out(c) != 0 ||
+	    collect(c, j, false) != 0) {
+		free(copy);
+		return -2;
+	}
+	if (j->status != APIDB_OK) {
+		free(copy);
+		return -1;
+	}
+	c->stmt[i] = (stmt_t){h, copy};
+	c->n_stmt++;
+	return i;
+}
+
+void apidb_run(apidb_conn_t *c, apidb_job_t *j)
+{
+	char err[256];
+	j->status = APIDB_OK;
+	j->sqlstate[0] = '\0';
+	j->error[0] = '\0';
+	if (conn_open(c, err, sizeof(err)) != 0) {
+		set_error(j, APIDB_ERR_CONN, err);
+		return;
+	}
+	c->deadline_ns = vtime_mono_ns() + (c->timeout_ms + 2000) * 1000000;
+	int i = statement(c, j);
+	if (i == -2)
+		goto lost;
+	if (i >= 0) {
+		char name[32];
+		snprintf(name, sizeof(name), "vigil_api_%d", i);
+		if (!PQsendQueryPrepared(c->pg, name, j->n_params, (const char *const *)j->params,
+					 NULL, NULL, 0) ||
+		    flush_out(c) != 0 || collect(c, j, true) != 0)
+			goto lost;
 	}
 	if (j->status == APIDB_ERR_CONN)
 		conn_drop(c);

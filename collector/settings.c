@@ -93,7 +93,7 @@ const cfg_setting_t settings_table[] = {
 	 "requests per second per client address (socket peer); 0 = no limit"},
 	{"http_rate_burst", CFG_T_INT, "200", true, S(http_rate_burst), 1, 10000000,
 	 "requests a client address may make at once above http_rate_limit"},
-	{"http_db_connections", CFG_T_INT, "4", false, S(http_db_connections), 1, 64,
+	{"http_db_connections", CFG_T_INT, "8", false, S(http_db_connections), 1, 64,
 	 "PostgreSQL connections of the query API"},
 	{"http_query_timeout", CFG_T_MS, "10s", false, S(http_query_timeout_ms), 100, 600000,
 	 "an API query running longer is cancelled (503)"},
