@@ -1,7 +1,9 @@
 /*
  * libFuzzer target: a Batch as an agent could send it, through
  * rows_encode_batch. Checks that rows tile the buffer, that each is one
- * well-formed 16-column tuple, and that every JSON written is valid.
+ * well-formed 16-column tuple, and that every JSON written is valid; then
+ * plans the batch's state ops (stateplan_build, twice over: two batches of
+ * two agents) and checks the plan is valid JSON naming only those agents.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +13,7 @@
 #include <jansson.h>
 
 #include "rows.h"
+#include "stateplan.h"
 
 #define RECV_NS (INT64_C(1700000000) * 1000000000)
 #define DAY_NS (INT64_C(86400) * 1000000000)
@@ -50,6 +53,35 @@ static void check_row(const uint8_t *d, size_t start, size_t end)
 		abort();
 }
 
+/* Abort unless the plan of ops (as agents 7 and 8) is valid JSON whose
+ * every element names agent 7 or 8. */
+static void check_plan(const json_t *ops)
+{
+	stateplan_src_t src[] = {{7, ops}, {8, ops}, {7, ops}};
+	int empty = 0;
+	char *text = stateplan_build(src, 3, &empty);
+	if (!text)
+		abort();
+	json_t *plan = json_loads(text, 0, NULL);
+	if (!plan)
+		abort();
+	const char *key;
+	json_t *list;
+	json_object_foreach(plan, key, list)
+	{
+		size_t i;
+		json_t *e;
+		json_array_foreach(list, i, e)
+		{
+			json_int_t a = json_integer_value(json_object_get(e, "a"));
+			if (a != 7 && a != 8)
+				abort();
+		}
+	}
+	json_decref(plan);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		json_decref(back);
 		free(s);
+		check_plan(out.state_ops);
 	}
 	rows_batch_free(&out);
 	vigil__v1__batch__free_unpacked(b, NULL);
