@@ -5,10 +5,12 @@
  * for the next job. Sessions run in UTC with a statement_timeout.
  *
  * The API builds its SQL from a few templates, so each connection prepares
- * a statement the first time it sees a text and reuses it: parsing and
- * analysing the text was most of the database's CPU for a small request.
- * Plans stay custom (plan_cache_mode), made for each call's values, so a
- * time window still prunes the events partitions when it is planned.
+ * a statement the first time it sees a text and reuses it: parsing,
+ * analysing and planning the text was most of the database's CPU for a
+ * small request. PostgreSQL plans the first calls with their values and
+ * keeps a generic plan only when it costs no more; a query on the
+ * partitioned events table keeps custom plans (a generic plan cannot prune
+ * partitions when it is planned, so it is costed over all of them).
  */
 #include "apidb.h"
 
@@ -171,7 +173,7 @@ static int conn_open(apidb_conn_t *c, char *err, size_t errlen)
 	conn_drop(c);
 	char opts[128];
 	snprintf(opts, sizeof(opts),
-		 "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan -c statement_timeout=%lld",
+		 "-c TimeZone=UTC -c plan_cache_mode=auto -c statement_timeout=%lld",
 		 (long long)c->timeout_ms);
 	const char *keys[] = {"dbname", "application_name", "options", NULL};
 	const char *vals[] = {c->conninfo, "vigil-collector-api", opts, NULL};
