@@ -402,6 +402,74 @@ int api_path_segment(const char *s, size_t n, char *out, size_t outlen)
 	return rc;
 }
 
+/* ---- request heads ---------------------------------------------------------------------------- */
+
+#define CL_NAME "content-length:"
+enum {
+	CL_NAME_LEN = sizeof(CL_NAME) - 1,
+	CL_SKIP = -1,  /* another line */
+	CL_VALUE = -2, /* in the value */
+	CL_BAD = -3,   /* a value that is not digits */
+};
+
+/* One byte of a line (not its LF) through the Content-Length matcher. */
+static void head_cl_byte(api_head_t *h, unsigned char b)
+{
+	if (h->cl_state >= 0) {
+		if (tolower(b) == CL_NAME[h->cl_state])
+			h->cl_state = h->cl_state + 1 == CL_NAME_LEN ? CL_VALUE : h->cl_state + 1;
+		else
+			h->cl_state = CL_SKIP;
+	} else if (h->cl_state == CL_VALUE) {
+		if (b >= '0' && b <= '9' && !h->cl_trail) {
+			uint64_t d = (uint64_t)(b - '0');
+			h->cl = h->cl > (UINT64_MAX - d) / 10 ? UINT64_MAX : h->cl * 10 + d;
+			h->cl_digits++;
+		} else if (b == ' ' || b == '\t' || b == '\r') {
+			h->cl_trail = h->cl_digits > 0;
+		} else {
+			h->cl_state = CL_BAD;
+		}
+	}
+}
+
+api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t limit, size_t *used)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (h->bytes >= limit) {
+			h->bytes = limit + 1;
+			*used = i;
+			return API_HEAD_OVER;
+		}
+		h->bytes++;
+		unsigned char b = (unsigned char)p[i];
+		if (b != '\n') {
+			if (h->line == 0 && h->lines == 0)
+				h->cl_state = CL_SKIP; /* the request line */
+			h->line++;
+			h->cr = b == '\r';
+			head_cl_byte(h, b);
+			continue;
+		}
+		bool blank = h->line == 0 || (h->line == 1 && h->cr);
+		if (h->cl_state == CL_VALUE && h->cl_digits > 0 && h->cl > h->content_length)
+			h->content_length = h->cl;
+		h->lines++;
+		h->line = 0;
+		h->cr = false;
+		h->cl_state = 0;
+		h->cl_trail = false;
+		h->cl_digits = 0;
+		h->cl = 0;
+		if (blank) {
+			*used = i + 1;
+			return API_HEAD_END;
+		}
+	}
+	*used = n;
+	return API_HEAD_MORE;
+}
+
 /* ---- CSV ------------------------------------------------------------------------------------ */
 
 void api_csv_cell(sbuf_t *b, const char *s)

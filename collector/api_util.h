@@ -1,7 +1,7 @@
 /*
  * Pieces of the query API that parse untrusted bytes or build text: query
- * strings, times, numbers, cursors, URL paths, CSV cells, and a growable
- * string buffer. Pure code: no I/O, so unit tests call it directly.
+ * strings, times, numbers, cursors, URL paths, CSV cells, the length of
+ * request heads, and a growable string buffer. Pure code: no I/O, so unit tests call it directly.
  */
 #ifndef VIGIL_API_UTIL_H
 #define VIGIL_API_UTIL_H
@@ -79,6 +79,38 @@ int api_cursor_parse(const char *s, api_cursor_t *out) __attribute__((warn_unuse
  * NUL, control bytes, invalid UTF-8, "." and "..". Return 0 or -1. */
 int api_path_segment(const char *s, size_t n, char *out, size_t outlen)
 	__attribute__((warn_unused_result));
+
+/* ---- request heads ---- */
+/* Where an HTTP request head (request line, header lines, the blank line)
+ * ends in bytes fed as they arrive, how long it is, and the body length it
+ * declares. A line ends at LF; a CR just before the LF is part of the line
+ * end (evhttp reads lines the same way), so "\r\n" and "\n" are blank
+ * lines. Zero it to start. */
+typedef struct {
+	size_t bytes;		 /* of the head so far, line ends included */
+	size_t line;		 /* bytes of the current line so far */
+	size_t lines;		 /* lines ended so far */
+	bool cr;		 /* the last byte of the current line is a CR */
+	int cl_state;		 /* where the current line is in a Content-Length header */
+	bool cl_trail;		 /* blanks after its digits */
+	int cl_digits;		 /* digits of its value so far */
+	uint64_t cl;		 /* its value so far (saturated) */
+	uint64_t content_length; /* the largest well-formed Content-Length, or 0 */
+} api_head_t;
+
+typedef enum {
+	API_HEAD_MORE, /* all bytes fed belong to the head, which goes on */
+	API_HEAD_END,  /* the head ended within them */
+	API_HEAD_OVER, /* the head is longer than the limit */
+} api_head_status_t;
+
+/* Feed n bytes at p to h. *used is how many of them belong to the head:
+ * n for MORE, up to and including the blank line's LF for END, the bytes
+ * that still fitted under limit for OVER (the head then counts limit + 1
+ * bytes). A Content-Length header (name in any case, then ':', blanks,
+ * digits, blanks) sets content_length; one written otherwise is left to
+ * evhttp, which refuses it. */
+api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t limit, size_t *used);
 
 /* ---- CSV ---- */
 /* Append s as one quoted CSV cell. A cell a spreadsheet would run as a

@@ -50,21 +50,80 @@ bool auth_token_well_formed(const char *s)
 	return true;
 }
 
-int auth_bearer(const char *header, char *out)
+/* Copy the n bytes at t, blanks around them dropped, into out if they
+ * are a well-formed token. */
+static int token_span(const char *t, size_t n, char *out)
 {
-	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
-		return -1;
-	const char *t = header + 7;
-	while (*t == ' ')
+	while (n && (*t == ' ' || *t == '\t')) {
 		t++;
-	size_t n = strlen(t);
-	while (n && t[n - 1] == ' ')
+		n--;
+	}
+	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
 		n--;
 	if (n != AUTH_TOKEN_LEN)
 		return -1;
 	memcpy(out, t, n);
 	out[n] = '\0';
 	return auth_token_well_formed(out) ? 0 : -1;
+}
+
+int auth_bearer(const char *header, char *out)
+{
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return -1;
+	return token_span(header + 7, strlen(header + 7), out);
+}
+
+int auth_token_value(const char *value, char *out)
+{
+	return value ? token_span(value, strlen(value), out) : -1;
+}
+
+int auth_session_cookie(const char *header, char *out, int *count)
+{
+	static const char name[] = AUTH_COOKIE;
+	const size_t nlen = sizeof(name) - 1;
+	int rc = 0;
+	const char *p = header;
+	while (p && *p) {
+		size_t n = strcspn(p, ";");
+		const char *c = p;
+		size_t cl = n;
+		while (cl && (*c == ' ' || *c == '\t')) {
+			c++;
+			cl--;
+		}
+		if (cl > nlen && strncmp(c, name, nlen) == 0 && c[nlen] == '=') {
+			(*count)++;
+			if (token_span(c + nlen + 1, cl - nlen - 1, out) != 0)
+				rc = -1;
+		}
+		p += n;
+		if (*p == ';')
+			p++;
+	}
+	return rc;
+}
+
+/* Length of host without a trailing ":443". */
+static size_t host_len(const char *host, size_t n)
+{
+	if (n > 4 && memcmp(host + n - 4, ":443", 4) == 0)
+		return n - 4;
+	return n;
+}
+
+bool auth_same_origin(const char *origin, const char *host)
+{
+	static const char scheme[] = "https://";
+	if (!origin || !host || strncasecmp(origin, scheme, sizeof(scheme) - 1) != 0)
+		return false;
+	const char *o = origin + sizeof(scheme) - 1;
+	size_t on = host_len(o, strlen(o));
+	size_t hn = host_len(host, strlen(host));
+	if (on == 0 || on != hn || strcspn(o, "/?#@ ") < on)
+		return false;
+	return strncasecmp(o, host, on) == 0;
 }
 
 const char *auth_role_name(auth_role_t r)

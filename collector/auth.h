@@ -1,7 +1,8 @@
 /*
  * API credentials: tokens (generated here, stored as their SHA-256), the
- * Authorization header, roles and durations. Pure code: no I/O but the
- * random bytes of a new token.
+ * places a token arrives in (the Authorization header, the sign-in form,
+ * the session cookie), the sign-in's same-origin check, roles and
+ * durations. Pure code: no I/O but the random bytes of a new token.
  */
 #ifndef VIGIL_AUTH_H
 #define VIGIL_AUTH_H
@@ -13,6 +14,7 @@
 #define AUTH_TOKEN_PREFIX "vgl_"
 #define AUTH_TOKEN_LEN (4 + 64) /* prefix + 32 random bytes in hex */
 #define AUTH_HASH_LEN 64	/* SHA-256 in hex */
+#define AUTH_COOKIE "vigil_session"
 
 typedef enum {
 	AUTH_ROLE_NONE = 0,
@@ -31,6 +33,19 @@ bool auth_token_well_formed(const char *s);
  * (AUTH_TOKEN_LEN + 1 bytes). Return 0, or -1 if it is not a well-formed
  * bearer token. */
 int auth_bearer(const char *header, char *out);
+/* Extract the token of a form field or header value: blanks (space, tab)
+ * around it are dropped and the rest must be a well-formed token. Write it
+ * into out (AUTH_TOKEN_LEN + 1 bytes). Return 0 or -1. */
+int auth_token_value(const char *value, char *out);
+/* Look for the AUTH_COOKIE cookie in one Cookie header value. For each one
+ * found, add 1 to *count and write its token into out (AUTH_TOKEN_LEN + 1
+ * bytes). Return -1 if one has a value that is not a well-formed token (a
+ * caller refuses that, and a count above 1), else 0. */
+int auth_session_cookie(const char *header, char *out, int *count);
+/* True if origin (an Origin header) names the HTTPS site that host (the
+ * request's Host header) names: "https://" + host, case-insensitively, a
+ * port of 443 written or not. "null" and anything else is false. */
+bool auth_same_origin(const char *origin, const char *host);
 
 /* "viewer" / "admin" and back. */
 const char *auth_role_name(auth_role_t r);

@@ -2,13 +2,17 @@
  * The HTTPS server (see http.h): evhttp over bufferevent_openssl on its own
  * thread. What it does before a handler runs: a deadline per connection
  * (TLS handshake plus each request's head and body, so a client dribbling
- * bytes is closed), header and body limits (413), a token bucket per socket
- * peer (429; X-Forwarded-For is never read), security headers on every
- * answer, the static files of the status page (served from memory: a path
- * not in the table is a 404, so no traversal), and authentication: an
- * operator client certificate, or a bearer token looked up by its SHA-256
- * (cached for http_token_cache_ttl). Handlers live in api.c; database work
- * runs on the apidb pool and comes back to this loop.
+ * bytes is closed), header and body limits (413, see "request heads"), a
+ * token bucket per socket peer (429; X-Forwarded-For is never read),
+ * security headers on every answer, and authentication: an operator client
+ * certificate, a bearer token, or the session cookie that signing in
+ * (POST /api/v1/session) sets, a token looked up by its SHA-256 (cached for
+ * http_token_cache_ttl). Only /healthz and the sign-in itself are served
+ * without: a page of the status page asked for without credentials gets the
+ * sign-in page (401). The status page's files are served from memory to the
+ * authenticated (a path not in the table is a 404, so no traversal).
+ * Handlers live in api.c; database work runs on the apidb pool and comes
+ * back to this loop.
  */
 #include "http.h"
 
@@ -21,8 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -46,18 +54,79 @@
 #define SAMPLES_MAX 360 /* one hour */
 #define WEB_MAX_FILE (4 * 1024 * 1024)
 #define WEB_MAX_FILES 256
+#define SESSION_PATH "/api/v1/session"
+/* After a 413: how long, and how many bytes, the rest of the client's
+ * request is read and discarded before the connection is closed. */
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (1024 * 1024)
+
+#define CSP_START                                                                         \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+	"connect-src 'self'; base-uri 'none'; "
+#define CSP_END "frame-ancestors 'none'"
+
+/* What an answer is, for its headers. */
+typedef enum {
+	REPLY_API,    /* JSON, CSV, text: never cached */
+	REPLY_FILE,   /* a file of the status page */
+	REPLY_SIGNIN, /* the sign-in page */
+} reply_kind_t;
 
 static const char *const SECURITY_HEADERS[][2] = {
-	{"Content-Security-Policy",
-	 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-	 "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"},
 	{"X-Content-Type-Options", "nosniff"},
 	{"X-Frame-Options", "DENY"},
-	{"Referrer-Policy", "no-referrer"},
 	{"Strict-Transport-Security", "max-age=31536000"},
 	{"Cross-Origin-Opener-Policy", "same-origin"},
 	{"Cross-Origin-Resource-Policy", "same-origin"},
 };
+#define N_SECURITY_HEADERS (sizeof(SECURITY_HEADERS) / sizeof(SECURITY_HEADERS[0]))
+
+/* The sign-in page differs in two headers: its form posts to us
+ * (form-action 'self'), and its referrer policy is same-origin, because a
+ * browser posts a form of a no-referrer page with "Origin: null", which the
+ * sign-in refuses like any other origin. same-origin still sends nothing to
+ * other sites. */
+static const char *csp_of(reply_kind_t kind)
+{
+	return kind == REPLY_SIGNIN ? CSP_START "form-action 'self'; " CSP_END
+				    : CSP_START "form-action 'none'; " CSP_END;
+}
+
+static const char *referrer_policy_of(reply_kind_t kind)
+{
+	return kind == REPLY_SIGNIN ? "same-origin" : "no-referrer";
+}
+
+static const char *cache_control_of(reply_kind_t kind)
+{
+	return kind == REPLY_FILE ? "private, no-cache" : "no-store";
+}
+
+/* The sign-in page: a plain form, no script, no style. */
+static const char SIGNIN_HEAD[] =
+	"<!doctype html>\n"
+	"<html lang=\"en\">\n"
+	"<head>\n"
+	"<meta charset=\"utf-8\">\n"
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	"<title>Vigil: sign in</title>\n"
+	"</head>\n"
+	"<body>\n"
+	"<main id=\"signin\">\n"
+	"<h1>Vigil</h1>\n"
+	"<form id=\"signin-form\" method=\"post\" action=\"" SESSION_PATH "\" "
+	"autocomplete=\"off\">\n"
+	"<p><label for=\"token\">API token</label></p>\n"
+	"<p><input id=\"token\" name=\"token\" type=\"password\" spellcheck=\"false\" "
+	"placeholder=\"vgl_…\" required autofocus></p>\n"
+	"<p><button type=\"submit\">Sign in</button></p>\n"
+	"</form>\n";
+static const char SIGNIN_TAIL[] =
+	"<p>Create a token on the collector host: "
+	"<code>vigil-collector token create --name NAME --role viewer</code></p>\n"
+	"</main>\n"
+	"</body>\n"
+	"</html>\n";
 
 typedef struct {
 	char ip[48];
@@ -84,8 +153,28 @@ typedef struct hconn {
 	http_t *h;
 	struct bufferevent *bev;
 	struct event *deadline;
-	bool refuse; /* over http_max_connections */
+	/* The request head being read (see "request heads"). */
+	api_head_t head;
+	bool head_done; /* its blank line was seen: a body follows */
+	bool head_over; /* refused with 413: the head, or the body it declares, is too long */
+	bool body_over; /* the body it declares is above http_max_body_bytes */
+	bool busy;	/* a request is with us, from request_cb until its reply is out */
+	bool refusing;	/* writing the 413: the callbacks are ours (evhttp's saved here) */
+	bool lingering; /* the 413 is out: reading and discarding until close */
+	size_t linger_left;
+	bufferevent_data_cb ev_read, ev_write;
+	bufferevent_event_cb ev_event;
+	void *ev_arg;
 } hconn_t;
+
+/* Where a request's credential came from. */
+typedef enum {
+	CRED_NONE,
+	CRED_CERT,
+	CRED_HEADER, /* Authorization: Bearer */
+	CRED_COOKIE, /* the session cookie */
+	CRED_FORM,   /* the sign-in form */
+} cred_t;
 
 typedef enum {
 	HR_NEW,
@@ -108,6 +197,10 @@ struct hreq {
 	char principal[160];
 	auth_role_t role;
 	char token_hash[AUTH_HASH_LEN + 1];
+	cred_t cred;
+	bool page;			/* a path of the status page: a 401 is the sign-in page */
+	bool signin;			/* POST /api/v1/session */
+	char token[AUTH_TOKEN_LEN + 1]; /* signin: the token, to set as the cookie */
 	hreq_done_fn done;
 	void (*more)(hreq_t *r);
 	void *state;
@@ -248,20 +341,262 @@ static void ex_init(void)
 	ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, hconn_free_cb);
 }
 
+static void arm_deadline(hconn_t *c, int64_t ms)
+{
+	if (!c->deadline)
+		return;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	event_add(c->deadline, &tv);
+}
+
+static void refuse_start(hconn_t *c);
+static void refuse_end(hconn_t *c);
+
 /* The connection took too long (handshake, or the head and body of a
- * request), or is over the limit: close it through evhttp's own path. */
+ * request), is over the limit, or has been refused (413, written and
+ * lingered on): close it through evhttp's own path. Or it has a request
+ * head above the limit and no answer in flight: start refusing it. */
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	hconn_t *c = arg;
+	bufferevent_event_cb ecb = NULL;
+	bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
+	if (!ecb)
+		return; /* evhttp freed the bufferevent; its finalizer frees c */
+	if (c->head_over && !c->busy && !c->refusing) {
+		refuse_start(c);
+		return;
+	}
+	if (c->refusing)
+		refuse_end(c);
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
 }
 
-static void arm_deadline(hconn_t *c, int64_t ms)
+/* ---- request heads ---------------------------------------------------------------------------
+ *
+ * evhttp 2.1 answers a request line or headers above its limit with a 400
+ * of its own (it reports DATA_TOO_LONG as an invalid header). To answer
+ * 413, with our headers, and to bound what is buffered at every size, a
+ * head is measured here first: head_cb sits on the connection's input
+ * buffer, where the TLS layer adds plaintext, and runs on each addition
+ * before evhttp's read callback parses it. It counts every byte from the
+ * start of a head to its blank line, line ends included. evhttp counts the
+ * same bytes without their line ends (its parsed lines plus what is
+ * buffered), so with one limit for both, this count passes
+ * http_max_header_bytes no later than evhttp's: evhttp's limit stays set,
+ * the same, as the hard cap, and never fires first.
+ *
+ * Where heads start: at the connection's start, and where the request that
+ * evhttp has just handed over (request_cb) ends; what is buffered then is
+ * the start of the next head (pipelined), and is counted then. From a
+ * head's blank line to the next hand-over the bytes are a body, which
+ * evhttp bounds by http_max_body_bytes. A head that declares a longer body
+ * (Content-Length) is refused here like a long head, before evhttp would
+ * answer with a 413 of its own and close without reading what follows (a
+ * chunked body is still measured and refused by evhttp).
+ *
+ * A head above the limit: what is buffered is discarded before evhttp sees
+ * it, reading stops (TCP pushes back), and the 413 is written when no
+ * answer is in flight: at once between requests, or after the reply to the
+ * request before it (a pipelined head). evhttp is then waiting for a head,
+ * so the answer is written straight to the TLS bufferevent with its
+ * callbacks taken over. Once it is out, the collector sends close_notify
+ * and FIN, reads and discards what the client still sends (at most
+ * LINGER_MAX_BYTES for LINGER_MS, so that closing with unread bytes does
+ * not reset the connection under the answer), gives the callbacks back and
+ * closes through evhttp's own path (deadline_cb).
+ */
+
+static void count_status(http_t *h, int status);
+
+static void head_over(hconn_t *c, struct evbuffer *in)
 {
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-	event_add(c->deadline, &tv);
+	c->head_over = true;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_disable(c->bev, EV_READ);
+	if (!c->busy)
+		arm_deadline(c, 0);
+}
+
+/* Count the head's bytes in "in" from offset on. */
+static void head_scan(hconn_t *c, struct evbuffer *in, size_t offset)
+{
+	size_t limit = (size_t)c->h->col->settings->http_max_header_bytes;
+	size_t len = evbuffer_get_length(in);
+	while (offset < len && !c->head_done) {
+		struct evbuffer_ptr pos;
+		struct evbuffer_iovec v[4];
+		if (evbuffer_ptr_set(in, &pos, offset, EVBUFFER_PTR_SET) != 0)
+			return;
+		int n = evbuffer_peek(in, (ev_ssize_t)(len - offset), &pos, v, 4);
+		if (n <= 0)
+			return;
+		for (int i = 0; i < n && i < 4 && !c->head_done; i++) {
+			size_t used = 0;
+			switch (api_head_feed(&c->head, v[i].iov_base, v[i].iov_len, limit,
+					      &used)) {
+			case API_HEAD_MORE:
+				break;
+			case API_HEAD_END:
+				c->head_done = true;
+				if (c->head.content_length >
+				    (uint64_t)c->h->col->settings->http_max_body_bytes) {
+					c->body_over = true;
+					head_over(c, in);
+					return;
+				}
+				break;
+			case API_HEAD_OVER:
+				head_over(c, in);
+				return;
+			}
+			offset += used;
+		}
+	}
+}
+
+/* The input buffer changed: count what was added to a head, or discard
+ * it after a refusal. */
+static void head_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	hconn_t *c = arg;
+	if (info->n_added == 0)
+		return;
+	size_t len = evbuffer_get_length(in);
+	if (c->head_over) {
+		if (c->lingering) {
+			if (info->n_added >= c->linger_left) {
+				c->linger_left = 0;
+				bufferevent_disable(c->bev, EV_READ);
+				arm_deadline(c, 0);
+			} else {
+				c->linger_left -= info->n_added;
+			}
+		}
+		evbuffer_drain(in, len);
+		return;
+	}
+	if (!c->head_done)
+		head_scan(c, in, info->n_added < len ? len - info->n_added : 0);
+}
+
+/* A request was handed over: the next head starts where it ends. */
+static void head_restart(hconn_t *c)
+{
+	c->busy = true;
+	memset(&c->head, 0, sizeof(c->head));
+	c->head_done = false;
+	if (!c->head_over)
+		head_scan(c, bufferevent_get_input(c->bev), 0);
+}
+
+/* The reply to the request handed over is out (evhttp_send_done). */
+static void reply_done_cb(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	hconn_t *c = arg;
+	c->busy = false;
+	if (c->head_over)
+		arm_deadline(c, 0); /* evhttp reads the next head again by then */
+}
+
+static void peer_of(hconn_t *c, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	snprintf(out, outlen, "?");
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)outlen);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out,
+			  (socklen_t)outlen);
+}
+
+static void refuse_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	hconn_t *c = arg;
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	arm_deadline(c, 0);
+}
+
+/* The 413 is out: close our side, discard what still comes for a while. */
+static void refuse_written_cb(struct bufferevent *bev, void *arg)
+{
+	hconn_t *c = arg;
+	if (c->lingering)
+		return;
+	c->lingering = true;
+	c->linger_left = LINGER_MAX_BYTES;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl)
+		(void)SSL_shutdown(ssl); /* close_notify: a clean end of the answer */
+	ERR_clear_error();
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_WR);
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
+	arm_deadline(c, LINGER_MS);
+}
+
+static void refuse_start(hconn_t *c)
+{
+	http_t *h = c->h;
+	struct bufferevent *bev = c->bev;
+	int64_t limit = h->col->settings->http_max_header_bytes;
+	c->refusing = true;
+	bufferevent_getcb(bev, &c->ev_read, &c->ev_write, &c->ev_event, &c->ev_arg);
+	bufferevent_setcb(bev, NULL, refuse_written_cb, refuse_event_cb, c);
+	bufferevent_disable(bev, EV_READ);
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+
+	const char *what = "request line and headers", *setting = "http_max_header_bytes";
+	if (c->body_over) {
+		what = "request body";
+		setting = "http_max_body_bytes";
+		limit = h->col->settings->http_max_body_bytes;
+	}
+	char peer[INET6_ADDRSTRLEN + 1];
+	peer_of(c, peer, sizeof(peer));
+	log_info("[https %s] 413: %s above %s (%lld)", peer, what, setting, (long long)limit);
+	count_status(h, 413);
+
+	char body[160], date[64];
+	int blen = snprintf(body, sizeof(body),
+			    "{\"error\":\"request_too_large\",\"message\":\"the %s is above %s "
+			    "(%lld bytes)\"}",
+			    what, setting, (long long)limit);
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	evbuffer_add_printf(out, "HTTP/1.1 413 Content Too Large\r\nDate: %s\r\n", date);
+	evbuffer_add_printf(out, "Content-Security-Policy: %s\r\n", csp_of(REPLY_API));
+	evbuffer_add_printf(out, "Referrer-Policy: %s\r\n", referrer_policy_of(REPLY_API));
+	for (size_t i = 0; i < N_SECURITY_HEADERS; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", SECURITY_HEADERS[i][0],
+				    SECURITY_HEADERS[i][1]);
+	evbuffer_add_printf(out,
+			    "Content-Type: application/json\r\nCache-Control: %s\r\n"
+			    "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+			    cache_control_of(REPLY_API), blen, body);
+	bufferevent_enable(bev, EV_WRITE);
+	arm_deadline(c, SETTING(h->col, http_request_timeout_ms));
+}
+
+/* Give the bufferevent back to evhttp, to close. */
+static void refuse_end(hconn_t *c)
+{
+	bufferevent_setcb(c->bev, c->ev_read, c->ev_write, c->ev_event, c->ev_arg);
+	c->refusing = false;
 }
 
 static struct bufferevent *bev_cb(struct event_base *base, void *arg)
@@ -287,6 +622,10 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 		abort();
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	if (!evbuffer_add_cb(bufferevent_get_input(c->bev), head_cb, c)) {
+		log_error("[https] out of memory accepting a connection");
+		abort();
+	}
 	c->deadline = event_new(base, -1, 0, deadline_cb, c);
 	if (c->deadline) {
 		if (h->n_conns > SETTING(h->col, http_max_connections))
@@ -353,13 +692,15 @@ static bool rate_take(http_t *h, const char *peer)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static void add_headers(struct evhttp_request *req, const char *ctype, bool api)
+static void add_headers(struct evhttp_request *req, const char *ctype, reply_kind_t kind)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	for (size_t i = 0; i < sizeof(SECURITY_HEADERS) / sizeof(SECURITY_HEADERS[0]); i++)
+	evhttp_add_header(out, "Content-Security-Policy", csp_of(kind));
+	evhttp_add_header(out, "Referrer-Policy", referrer_policy_of(kind));
+	for (size_t i = 0; i < N_SECURITY_HEADERS; i++)
 		evhttp_add_header(out, SECURITY_HEADERS[i][0], SECURITY_HEADERS[i][1]);
 	evhttp_add_header(out, "Content-Type", ctype);
-	evhttp_add_header(out, "Cache-Control", api ? "no-store" : "no-cache");
+	evhttp_add_header(out, "Cache-Control", cache_control_of(kind));
 }
 
 static void count_status(http_t *h, int status)
@@ -388,6 +729,7 @@ static void free_hreq(hreq_t *r)
 	qparams_free(&r->qp);
 	free(r->path);
 	free(r->query);
+	OPENSSL_cleanse(r->token, sizeof(r->token));
 	free(r);
 }
 
@@ -398,13 +740,14 @@ static void rearm(hreq_t *r)
 		arm_deadline(c, SETTING(r->h->col, http_request_timeout_ms));
 }
 
-void hreq_reply(hreq_t *r, int status, const char *ctype, const char *body, size_t len)
+static void reply(hreq_t *r, int status, const char *ctype, const char *body, size_t len,
+		  reply_kind_t kind)
 {
 	count_status(r->h, status);
 	if (r->req) {
 		rearm(r);
 		struct evhttp_request *req = release(r);
-		add_headers(req, ctype, true);
+		add_headers(req, ctype, kind);
 		if (status == 401)
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 					  "WWW-Authenticate", "Bearer realm=\"vigil\"");
@@ -419,6 +762,34 @@ void hreq_reply(hreq_t *r, int status, const char *ctype, const char *body, size
 			evbuffer_free(b);
 	}
 	finish(r);
+}
+
+void hreq_reply(hreq_t *r, int status, const char *ctype, const char *body, size_t len)
+{
+	reply(r, status, ctype, body, len, REPLY_API);
+}
+
+/* Add a header to the answer of r (before it is sent). */
+static void out_header(hreq_t *r, const char *name, const char *value)
+{
+	if (r->req)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+/* Finish with the sign-in page; msg (static text) says why, if not NULL. */
+static void signin_page(hreq_t *r, const char *msg)
+{
+	sbuf_t b;
+	sbuf_init(&b);
+	sbuf_add(&b, SIGNIN_HEAD);
+	if (msg)
+		sbuf_printf(&b, "<p id=\"signin-error\" role=\"alert\">%s</p>\n", msg);
+	sbuf_add(&b, SIGNIN_TAIL);
+	if (b.oom)
+		hreq_error(r, 503, "internal", NULL, "out of memory");
+	else
+		reply(r, 401, "text/html; charset=utf-8", b.s, b.len, REPLY_SIGNIN);
+	sbuf_free(&b);
 }
 
 void hreq_error(hreq_t *r, int status, const char *code, const char *param, const char *fmt, ...)
@@ -459,7 +830,7 @@ void hreq_stream_start(hreq_t *r, const char *ctype, const char *filename)
 	r->st = HR_STREAM;
 	if (!r->req)
 		return;
-	add_headers(r->req, ctype, true);
+	add_headers(r->req, ctype, REPLY_API);
 	if (filename) {
 		char cd[160];
 		snprintf(cd, sizeof(cd), "attachment; filename=\"%s\"", filename);
@@ -807,17 +1178,65 @@ static token_slot_t *token_slot(http_t *h, const char *hash)
 	return &h->tokens[fnv(hash) % TOKEN_CACHE_SLOTS];
 }
 
+/* The cookie's attributes: only over HTTPS, out of reach of scripts, never
+ * sent along with a request that another site starts. */
+#define COOKIE_ATTRS "; Path=/; Secure; HttpOnly; SameSite=Strict"
+
+static void clear_cookie(hreq_t *r)
+{
+	out_header(r, "Set-Cookie", AUTH_COOKIE "=" COOKIE_ATTRS "; Max-Age=0");
+}
+
+/* Signed in with r->token: set the cookie. The form is sent on to the
+ * status page (303); a script gets who it is. */
+static void session_created(hreq_t *r)
+{
+	char cookie[AUTH_TOKEN_LEN + 80];
+	snprintf(cookie, sizeof(cookie), "%s=%s%s", AUTH_COOKIE, r->token, COOKIE_ATTRS);
+	out_header(r, "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof(cookie));
+	log_info("[https %s] signed in: %s", r->peer, r->principal);
+	if (r->cred == CRED_FORM) {
+		out_header(r, "Location", "/");
+		hreq_reply(r, 303, "text/plain; charset=utf-8", "", 0);
+		return;
+	}
+	json_t *o =
+		json_pack("{s:s, s:s}", "principal", r->principal, "role", auth_role_name(r->role));
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (body)
+		hreq_reply(r, 200, "application/json", body, strlen(body));
+	else
+		hreq_error(r, 503, "internal", NULL, "out of memory");
+	free(body);
+}
+
 static void authenticated(hreq_t *r)
 {
 	r->st = HR_NEW;
-	route(r);
+	if (r->signin)
+		session_created(r);
+	else
+		route(r);
 }
 
+/* Refuse r (401): the sign-in page for the status page and the sign-in
+ * form, JSON for the rest. A session cookie that was refused is cleared. */
 static void unauthorized(hreq_t *r, const char *why)
 {
 	r->h->auth_failures++;
 	log_info("[https %s] 401 %s %s: %s", r->peer, r->method, r->path, why);
-	hreq_error(r, 401, "unauthorized", NULL, "%s", why);
+	if (r->cred == CRED_COOKIE)
+		clear_cookie(r);
+	if (r->signin && r->cred != CRED_HEADER)
+		signin_page(r, "The token was not accepted.");
+	else if (r->page)
+		signin_page(r, r->cred == CRED_COOKIE ? "The session ended: its token is no longer "
+							"accepted. Sign in again."
+						      : NULL);
+	else
+		hreq_error(r, 401, "unauthorized", NULL, "%s", why);
 }
 
 static void token_done(hreq_t *r, apidb_job_t *job)
@@ -846,49 +1265,10 @@ static void token_done(hreq_t *r, apidb_job_t *job)
 	authenticated(r);
 }
 
-static bool cn_listed(const char *list, const char *cn)
+/* Check a well-formed token, wherever it came from, the same way: the
+ * cache, else the database; then authenticated() or unauthorized(). */
+static void check_token(hreq_t *r, const char *token)
 {
-	size_t n = strlen(cn);
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		size_t l = strcspn(p, ",");
-		size_t t = l;
-		while (t && p[t - 1] == ' ')
-			t--;
-		if (t == n && strncmp(p, cn, n) == 0)
-			return true;
-		p += l;
-	}
-	return false;
-}
-
-static void authenticate(hreq_t *r)
-{
-	hconn_t *c = conn_of(r->evcon);
-	SSL *ssl = c ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-	char cn[128];
-	if (ssl && r->h->col->settings->http_operator_ca[0] && SSL_get0_peer_certificate(ssl) &&
-	    tls_peer_identity(ssl, cn, sizeof(cn)) == 0) {
-		snprintf(r->principal, sizeof(r->principal), "cert:%s", cn);
-		r->role = cn_listed(r->h->col->settings->http_admin_cns, cn) ? AUTH_ROLE_ADMIN
-									     : AUTH_ROLE_VIEWER;
-		authenticated(r);
-		return;
-	}
-	const char *hdr =
-		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
-	char token[AUTH_TOKEN_LEN + 1];
-	if (!hdr) {
-		unauthorized(r, "an API token (Authorization: Bearer ...) or an operator "
-				"certificate is required");
-		return;
-	}
-	if (auth_bearer(hdr, token) != 0) {
-		unauthorized(r, "malformed Authorization header or token");
-		return;
-	}
 	auth_token_hash(token, r->token_hash);
 	token_slot_t *s = token_slot(r->h, r->token_hash);
 	if (strcmp(s->hash, r->token_hash) == 0 && s->until_ns > vtime_mono_ns()) {
@@ -912,10 +1292,196 @@ static void authenticate(hreq_t *r)
 	submit(r, job, token_done, HR_AUTH);
 }
 
+static bool cn_listed(const char *list, const char *cn)
+{
+	size_t n = strlen(cn);
+	const char *p = list;
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t l = strcspn(p, ",");
+		size_t t = l;
+		while (t && p[t - 1] == ' ')
+			t--;
+		if (t == n && strncmp(p, cn, n) == 0)
+			return true;
+		p += l;
+	}
+	return false;
+}
+
+/* The session cookie's token: 0, 1 if there is no such cookie, -1 if it
+ * is malformed or there more than once. */
+static int cookie_token(hreq_t *r, char *token)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+	int count = 0, rc = 0;
+	for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+		if (evutil_ascii_strcasecmp(kv->key, "Cookie") == 0 &&
+		    auth_session_cookie(kv->value, token, &count) != 0)
+			rc = -1;
+	if (count == 0)
+		return 1;
+	return rc == 0 && count == 1 ? 0 : -1;
+}
+
+/* In this order: an operator certificate, a bearer token, the session
+ * cookie. Then authenticated() or unauthorized(). */
+static void authenticate(hreq_t *r)
+{
+	hconn_t *c = conn_of(r->evcon);
+	SSL *ssl = c ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	char cn[128];
+	if (ssl && r->h->col->settings->http_operator_ca[0] && SSL_get0_peer_certificate(ssl) &&
+	    tls_peer_identity(ssl, cn, sizeof(cn)) == 0) {
+		r->cred = CRED_CERT;
+		snprintf(r->principal, sizeof(r->principal), "cert:%s", cn);
+		r->role = cn_listed(r->h->col->settings->http_admin_cns, cn) ? AUTH_ROLE_ADMIN
+									     : AUTH_ROLE_VIEWER;
+		authenticated(r);
+		return;
+	}
+	const char *hdr =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	char token[AUTH_TOKEN_LEN + 1];
+	if (hdr) {
+		r->cred = CRED_HEADER;
+		if (auth_bearer(hdr, token) != 0) {
+			unauthorized(r, "malformed Authorization header or token");
+			return;
+		}
+	} else {
+		int rc = cookie_token(r, token);
+		if (rc > 0) {
+			unauthorized(r, "an API token (Authorization: Bearer ...), a session "
+					"cookie or an operator certificate is required");
+			return;
+		}
+		r->cred = CRED_COOKIE;
+		if (rc < 0) {
+			unauthorized(r, "malformed session cookie");
+			return;
+		}
+	}
+	check_token(r, token);
+	OPENSSL_cleanse(token, sizeof(token));
+}
+
+/* ---- signing in and out ------------------------------------------------------------------------- */
+
+/* True unless an Origin header names another origin than the request's
+ * Host (a page of another site posting to us). No Origin: not a browser's
+ * cross-origin request (scripts, curl). */
+static bool same_origin(hreq_t *r)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+	const char *host = evhttp_find_header(in, "Host");
+	for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+		if (evutil_ascii_strcasecmp(kv->key, "Origin") == 0 &&
+		    !auth_same_origin(kv->value, host))
+			return false;
+	return true;
+}
+
+/* The token of the sign-in form (application/x-www-form-urlencoded, one
+ * field "token"; other fields are ignored) into token. Return 0 or -1. The
+ * body is within http_max_body_bytes (evhttp answers 413 above). */
+static int form_token(hreq_t *r, char *token)
+{
+	static const char form[] = "application/x-www-form-urlencoded";
+	const char *ct =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Content-Type");
+	if (!ct || evutil_ascii_strncasecmp(ct, form, sizeof(form) - 1) != 0 ||
+	    (ct[sizeof(form) - 1] != '\0' && ct[sizeof(form) - 1] != ';'))
+		return -1;
+	struct evbuffer *body = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(body);
+	char *text = malloc(len + 1);
+	if (!text)
+		return -1;
+	evbuffer_copyout(body, text, len);
+	text[len] = '\0';
+	int rc = -1, found = 0;
+	struct evkeyvalq fields;
+	if (memchr(text, '\0', len) == NULL && evhttp_parse_query_str(text, &fields) == 0) {
+		for (struct evkeyval *kv = fields.tqh_first; kv; kv = kv->next.tqe_next) {
+			if (strcmp(kv->key, "token") != 0)
+				continue;
+			found++;
+			rc = auth_token_value(kv->value, token);
+			OPENSSL_cleanse(kv->value, strlen(kv->value));
+		}
+		evhttp_clear_headers(&fields);
+	}
+	OPENSSL_cleanse(text, len);
+	free(text);
+	return found == 1 ? rc : -1;
+}
+
+/* POST /api/v1/session signs in (a token from the form or the
+ * Authorization header, checked like any token; the cookie is set);
+ * DELETE signs out (the cookie is cleared). Both refuse another origin. */
+static void session(hreq_t *r)
+{
+	if (!same_origin(r)) {
+		log_info("[https %s] 403 %s %s: cross-origin", r->peer, r->method, r->path);
+		hreq_error(r, 403, "forbidden", NULL, "a request from another origin is refused");
+		return;
+	}
+	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_DELETE) {
+		clear_cookie(r);
+		hreq_reply(r, 204, "application/json", "", 0);
+		return;
+	}
+	r->signin = true;
+	const char *hdr =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	if (hdr) {
+		r->cred = CRED_HEADER;
+		if (auth_bearer(hdr, r->token) != 0) {
+			unauthorized(r, "malformed Authorization header or token");
+			return;
+		}
+	} else {
+		r->cred = CRED_FORM;
+		if (form_token(r, r->token) != 0) {
+			unauthorized(r, "no well-formed token in the sign-in form");
+			return;
+		}
+	}
+	check_token(r, r->token);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------------ */
+
+/* A file of the status page (authenticated). */
+static void serve_file(hreq_t *r)
+{
+	const web_file_t *f =
+		strcmp(r->path, "/openapi.json") == 0 ? NULL : find_file(r->h, r->path);
+	if (!f) {
+		hreq_error(r, 404, "not_found", NULL, "no such file");
+		return;
+	}
+	count_status(r->h, 200);
+	rearm(r);
+	struct evhttp_request *rq = release(r);
+	add_headers(rq, f->ctype, REPLY_FILE);
+	struct evbuffer *b = evbuffer_new();
+	if (b)
+		evbuffer_add_reference(b, f->data, f->len, NULL, NULL);
+	evhttp_send_reply(rq, 200, "OK", b);
+	if (b)
+		evbuffer_free(b);
+	finish(r);
+}
 
 static void route(hreq_t *r)
 {
+	if (r->page) {
+		serve_file(r);
+		return;
+	}
 	char bad[80];
 	if (qparams_parse(r->query, &r->qp, bad, sizeof(bad)) != 0) {
 		hreq_error(r, 400, "bad_parameter", bad, "malformed query parameter '%s'", bad);
@@ -938,8 +1504,12 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	r->evcon = evhttp_request_get_connection(req);
 	r->now_us = vtime_now_ns() / 1000;
 	hconn_t *c = conn_of(r->evcon);
-	if (c && c->deadline)
-		event_del(c->deadline); /* the request is in: no deadline while we answer */
+	if (c) {
+		if (c->deadline)
+			event_del(c->deadline); /* the request is in: no deadline while we answer */
+		head_restart(c);
+		evhttp_request_set_on_complete_cb(req, reply_done_cb, c);
+	}
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 	if (r->evcon)
@@ -947,7 +1517,12 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	snprintf(r->peer, sizeof(r->peer), "%s", addr ? addr : "?");
 	if (r->evcon)
 		evhttp_connection_set_closecb(r->evcon, close_cb, r);
-	snprintf(r->method, sizeof(r->method), "GET");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	snprintf(r->method, sizeof(r->method), "%s",
+		 cmd == EVHTTP_REQ_POST	    ? "POST"
+		 : cmd == EVHTTP_REQ_DELETE ? "DELETE"
+		 : cmd == EVHTTP_REQ_GET    ? "GET"
+					    : "other");
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -958,9 +1533,12 @@ static void request_cb(struct evhttp_request *req, void *arg)
 		hreq_error(r, 503, "internal", NULL, "out of memory");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-		hreq_error(r, 405, "method_not_allowed", NULL, "only GET is served");
+	bool is_session = strcmp(r->path, SESSION_PATH) == 0;
+	if (is_session ? cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_DELETE
+		       : cmd != EVHTTP_REQ_GET) {
+		out_header(r, "Allow", is_session ? "POST, DELETE" : "GET");
+		hreq_error(r, 405, "method_not_allowed", NULL, "only %s served here",
+			   is_session ? "POST and DELETE are" : "GET is");
 		return;
 	}
 	if (!rate_take(h, r->peer)) {
@@ -973,28 +1551,14 @@ static void request_cb(struct evhttp_request *req, void *arg)
 		hreq_reply(r, 200, "application/json", ok, sizeof(ok) - 1);
 		return;
 	}
-	if (strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/metrics") != 0 &&
-	    strcmp(r->path, "/readyz") != 0) {
-		/* The status page's code (no data): the same files for everyone. */
-		const web_file_t *f =
-			strcmp(r->path, "/openapi.json") == 0 ? NULL : find_file(h, r->path);
-		if (!f) {
-			hreq_error(r, 404, "not_found", NULL, "no such file");
-			return;
-		}
-		count_status(h, 200);
-		rearm(r);
-		struct evhttp_request *rq = release(r);
-		add_headers(rq, f->ctype, false);
-		struct evbuffer *b = evbuffer_new();
-		if (b)
-			evbuffer_add_reference(b, f->data, f->len, NULL, NULL);
-		evhttp_send_reply(rq, 200, "OK", b);
-		if (b)
-			evbuffer_free(b);
-		finish(r);
+	if (is_session) {
+		session(r);
 		return;
 	}
+	/* The status page: its files, and the sign-in page in their place
+	 * without credentials. */
+	r->page = strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/metrics") != 0 &&
+		  strcmp(r->path, "/readyz") != 0;
 	authenticate(r);
 }
 
@@ -1070,13 +1634,17 @@ http_t *http_new(collector_t *col, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up the HTTPS server");
 		goto fail;
 	}
+	/* The hard caps: head_cb answers a head above the same limit, or one
+	 * declaring a longer body, with 413 before evhttp's own checks can
+	 * fire (see "request heads"). */
 	evhttp_set_max_headers_size(h->evhttp, s->http_max_header_bytes);
 	evhttp_set_max_body_size(h->evhttp, s->http_max_body_bytes);
 	struct timeval io = {(time_t)(s->http_timeout_ms / 1000),
 			     (suseconds_t)(s->http_timeout_ms % 1000) * 1000};
 	evhttp_set_timeout_tv(h->evhttp, &io);
-	/* Every method reaches request_cb, which answers all but GET with
-	 * 405 (evhttp's own refusal would be a 501 without our headers). */
+	/* Every method reaches request_cb, which answers all but GET (and
+	 * POST and DELETE of the session) with 405 (evhttp's own refusal
+	 * would be a 501 without our headers). */
 	evhttp_set_allowed_methods(h->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);

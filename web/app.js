@@ -1,16 +1,17 @@
 /*
- * Vigil status page: signs in with an API token (kept in sessionStorage, sent
- * as a bearer token) and renders what the query API returns. Every string
- * that comes from the API is put into the page with textContent (never as
- * HTML): container names, labels, command lines and host names are chosen by
- * whoever controls a container or a node.
+ * Vigil status page: renders what the query API returns. The collector
+ * serves this page only to a signed-in browser (the session cookie, which
+ * scripts cannot read, or an operator certificate); the same credential
+ * goes along with every API request (same origin). An API request refused
+ * with 401 (the token expired or was revoked) reloads the page, which then
+ * is the sign-in page. Every string that comes from the API is put into the
+ * page with textContent (never as HTML): container names, labels, command
+ * lines and host names are chosen by whoever controls a container or a node.
  */
 "use strict";
 
 (function () {
   const REFRESH_MS = 10000;
-  const KEY = "vigil.token";
-  let token = sessionStorage.getItem(KEY) || "";
   let timer = null;
   let chart = null;
   let search = "";
@@ -42,20 +43,28 @@
 
   class AuthError extends Error {}
 
+  // The session is over: the reload shows the sign-in page.
+  function signedOut() {
+    if (timer) clearInterval(timer);
+    timer = null;
+    location.reload();
+  }
+
   async function api(path, params) {
     const q = params ? "?" + new URLSearchParams(params).toString() : "";
-    const r = await fetch(path + q, {
-      headers: { Authorization: "Bearer " + token },
-      cache: "no-store",
-      credentials: "omit",
-    });
-    if (r.status === 401) throw new AuthError("token refused");
+    const r = await fetch(path + q, { cache: "no-store", credentials: "same-origin" });
+    if (r.status === 401) throw new AuthError("signed out");
     if (!r.ok) {
       let msg = r.status + " " + r.statusText;
       try { msg = (await r.json()).message || msg; } catch (e) { /* not JSON */ }
       throw new Error(msg);
     }
     return r;
+  }
+
+  function failed(e) {
+    if (e instanceof AuthError) signedOut();
+    else $("updated").textContent = e.message;
   }
 
   async function getJSON(path, params) {
@@ -169,7 +178,7 @@
       (c) => (c.privileged ? el("span", "yes", "bad") : "no"),
       (c) => labels(c.labels),
       (c) => ago(c.last_seen),
-    ], (c) => { selected = { id: c.id, name: c.name || c.id }; loadTimeline(); });
+    ], (c) => { selected = { id: c.id, name: c.name || c.id }; loadTimeline().catch(failed); });
   }
 
   async function loadTimeline() {
@@ -215,45 +224,33 @@
         document.body.dataset.loadedMs = String(Math.round(performance.now()));
       document.body.dataset.loaded = "1";
     } catch (e) {
-      if (e instanceof AuthError) return signOut("The token was refused; sign in again.");
+      if (e instanceof AuthError) return signedOut();
       $("updated").textContent = "refresh failed: " + e.message;
     }
   }
 
-  /* ---- sign in / out ---- */
+  /* ---- who, and signing out ---- */
 
-  function showDash(who) {
-    $("signin").hidden = true;
-    $("dash").hidden = false;
-    $("signout").hidden = false;
-    $("who").textContent = who.principal + " (" + who.role + ")";
+  async function start() {
+    try {
+      const who = await getJSON("/api/v1/whoami");
+      $("who").textContent = who.principal + " (" + who.role + ")";
+      // an operator certificate stays signed in: only a session can end
+      $("signout").hidden = !who.principal.startsWith("token:");
+    } catch (e) {
+      if (e instanceof AuthError) return signedOut();
+      $("updated").textContent = "failed: " + e.message;
+      return;
+    }
     refresh();
     timer = setInterval(refresh, REFRESH_MS);
   }
 
-  function signOut(msg) {
-    token = "";
-    sessionStorage.removeItem(KEY);
-    if (timer) clearInterval(timer);
-    timer = null;
-    $("dash").hidden = true;
-    $("signout").hidden = true;
-    $("signin").hidden = false;
-    $("who").textContent = "";
-    $("signin-error").textContent = msg || "";
-    delete document.body.dataset.loaded;
-    delete document.body.dataset.loadedMs;
-  }
-
-  async function signIn(t) {
-    token = t.trim();
+  async function signOut() {
     try {
-      const who = await getJSON("/api/v1/whoami");
-      sessionStorage.setItem(KEY, token);
-      $("signin-error").textContent = "";
-      showDash(who);
-    } catch (e) {
-      signOut(e instanceof AuthError ? "That token was not accepted." : "Sign-in failed: " + e.message);
+      await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" });
+    } finally {
+      signedOut();
     }
   }
 
@@ -271,18 +268,13 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("signin-form").addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      signIn($("token").value);
-      $("token").value = "";
-    });
-    $("signout").addEventListener("click", () => signOut(""));
+    $("signout").addEventListener("click", () => { signOut(); });
     $("search-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       search = $("search").value.trim();
-      loadContainers().catch((e) => { $("updated").textContent = e.message; });
+      loadContainers().catch(failed);
     });
-    $("export").addEventListener("click", () => exportCsv().catch((e) => { $("updated").textContent = e.message; }));
-    if (token) signIn(token);
+    $("export").addEventListener("click", () => exportCsv().catch(failed));
+    start();
   });
 })();

@@ -1,9 +1,11 @@
 """The status page in headless Chromium, against a real collector and
-PostgreSQL holding known data (sent through the real ingest path): sign in
-with a token, check the agents, events, findings and containers rendered,
-that attacker-controlled strings (a container named <script>alert(1)</script>
-and labelled <img src=x onerror=alert(1)>) show as text and run nothing, that
-the page needs no CSP exception, and save a screenshot."""
+PostgreSQL holding known data (sent through the real ingest path): the page
+is the sign-in form until a token is posted to it, which sets the session
+cookie (HttpOnly: no script sees it); then check the agents, events,
+findings and containers rendered, that attacker-controlled strings (a
+container named <script>alert(1)</script> and labelled
+<img src=x onerror=alert(1)>) show as text and run nothing, that the pages
+need no CSP exception, save a screenshot, and sign out."""
 
 import os
 import shutil
@@ -103,26 +105,43 @@ def table_texts(d, table_id):
     raise AssertionError("table %s keeps changing" % table_id)
 
 
+def signin_page_shown(d):
+    """The sign-in page: its form, no dashboard, no script."""
+    assert d.find_element(By.ID, "signin-form").is_displayed()
+    assert not d.find_elements(By.ID, "dash")
+    assert d.execute_script("return document.scripts.length") == 0
+
+
 def test_status_page(env, browser, workdir):
     d = browser
     t0 = time.monotonic()
     d.get(env["url"])
-    form = d.find_element(By.ID, "signin-form")
-    assert form.is_displayed()
-    assert not d.find_element(By.ID, "dash").is_displayed()
+    signin_page_shown(d)
+    assert not d.find_elements(By.ID, "signin-error")
 
     # a wrong token is refused
     d.find_element(By.ID, "token").send_keys("vgl_" + "0" * 64)
-    form.submit()
-    wait(d, 15).until(
-        lambda x: "not accepted" in x.find_element(By.ID, "signin-error").text)
+    d.find_element(By.ID, "signin-form").submit()
+    wait(d, 15).until(lambda x: x.find_elements(By.ID, "signin-error"))
+    assert "not accepted" in d.find_element(By.ID, "signin-error").text
+    signin_page_shown(d)
+    assert not d.get_cookies()
 
     d.find_element(By.ID, "token").send_keys(env["token"])
     d.find_element(By.ID, "signin-form").submit()
     wait(d, 30).until(
         lambda x: x.execute_script("return document.body.dataset.loaded") == "1")
     load_s = time.monotonic() - t0
+    assert d.current_url == env["url"]
     assert d.find_element(By.ID, "who").text == "token:browser (viewer)"
+    cookies = {c["name"]: c for c in d.get_cookies()}
+    assert set(cookies) == {"vigil_session"}
+    c = cookies["vigil_session"]
+    assert c["value"] == env["token"] and c["httpOnly"] and c["secure"]
+    assert c["sameSite"] == "Strict" and c["path"] == "/"
+    # no script sees the token: not in the cookie jar it reads, nor stored
+    assert d.execute_script("return document.cookie") == ""
+    assert d.execute_script("return sessionStorage.length + localStorage.length") == 0
 
     agents = {r[0]: r for r in table_texts(d, "agents")}
     assert set(agents) == {F.NODE1, F.NODE2}
@@ -186,7 +205,13 @@ def test_status_page(env, browser, workdir):
     assert os.path.getsize(path) > 10000
     print("\nstatus page loaded and signed in in %.2f s; screenshot %s" % (load_s, path))
 
-    # sign out forgets the token
+    # sign out clears the cookie; the page is the sign-in page again
     d.find_element(By.ID, "signout").click()
-    assert d.find_element(By.ID, "signin").is_displayed()
-    assert d.execute_script("return sessionStorage.getItem('vigil.token')") is None
+    wait(d, 15).until(lambda x: x.find_elements(By.ID, "signin-form"))
+    signin_page_shown(d)
+    assert not d.get_cookies()
+    d.get(env["url"] + "app.js")
+    signin_page_shown(d)
+    logs = d.get_log("browser")
+    csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
+    assert not csp, csp

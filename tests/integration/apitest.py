@@ -1,7 +1,8 @@
-"""Helpers for the query API tests: an HTTPS client that trusts the test CA,
-token creation through the real `vigil-collector token` subcommand, raw TLS
-sockets for the limit tests, and known data sent through the real ingest
-path (a RawAgent speaking the wire protocol).
+"""Helpers for the query API tests: an HTTPS client that trusts the test CA
+(bearer tokens, the sign-in form, the session cookie), token creation
+through the real `vigil-collector token` subcommand, raw TLS connections for
+the limit tests, and known data sent through the real ingest path (a
+RawAgent speaking the wire protocol).
 
 Nothing here knows about pytest; test_api*.py make fixtures of it.
 """
@@ -11,6 +12,7 @@ import json
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -35,10 +37,11 @@ def https_context(pki, cert=None, key=None):
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, header_list=()):
         self.status = status
         self.headers = headers
         self.body = body
+        self.header_list = list(header_list)
 
     def json(self):
         return json.loads(self.body)
@@ -46,13 +49,34 @@ class Response:
     def header(self, name):
         return self.headers.get(name.lower())
 
+    def header_all(self, name):
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
+
+    def cookie(self):
+        """The session cookie this answer sets: (value, {attribute: value}),
+        or None."""
+        for v in self.header_all("set-cookie"):
+            parts = [p.strip() for p in v.split(";")]
+            name, _, value = parts[0].partition("=")
+            if name == COOKIE:
+                attrs = {}
+                for p in parts[1:]:
+                    k, _, val = p.partition("=")
+                    attrs[k.lower()] = val
+                return value, attrs
+        return None
+
     def __repr__(self):
         return "<%d %r>" % (self.status, self.body[:300])
 
 
+COOKIE = "vigil_session"
+
+
 class Api:
-    """GET requests to the collector's HTTPS port, one connection each
-    unless keep=True."""
+    """Requests to the collector's HTTPS port, one connection each. The
+    credential is a bearer token (token=, "" for none), a session cookie
+    (cookie=, the value) or the client certificate."""
 
     def __init__(self, port, pki, token=None, cert=None, key=None, timeout=20.0):
         self.port = port
@@ -60,23 +84,45 @@ class Api:
         self.ctx = https_context(pki, cert, key)
         self.timeout = timeout
 
-    def get(self, path, params=None, token=None, headers=None):
+    def request(self, method, path, params=None, token=None, headers=None, body=None,
+                cookie=None):
         if params:
             path += "?" + urllib.parse.urlencode(params)
         h = {}
         tok = token if token is not None else self.token
         if tok:
             h["Authorization"] = "Bearer " + tok
+        if cookie is not None:
+            h["Cookie"] = COOKIE + "=" + cookie
         h.update(headers or {})
         c = http.client.HTTPSConnection("localhost", self.port, context=self.ctx,
                                         timeout=self.timeout)
         try:
-            c.request("GET", path, headers=h)
+            c.request(method, path, body=body, headers=h)
             r = c.getresponse()
-            body = r.read()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data,
+                            r.getheaders())
         finally:
             c.close()
+
+    def get(self, path, params=None, token=None, headers=None, cookie=None):
+        return self.request("GET", path, params, token, headers, cookie=cookie)
+
+    def signin(self, value, headers=None, form=None):
+        """POST the sign-in form with token=VALUE (plus FORM fields), as a
+        browser would."""
+        fields = dict(form or {})
+        if value is not None:
+            fields["token"] = value
+        h = {"Content-Type": "application/x-www-form-urlencoded"}
+        h.update(headers or {})
+        return self.request("POST", "/api/v1/session", token="", headers=h,
+                            body=urllib.parse.urlencode(fields))
+
+    def signout(self, headers=None, cookie=None):
+        return self.request("DELETE", "/api/v1/session", token="", headers=headers,
+                            cookie=cookie)
 
     def ok(self, path, params=None, **kw):
         r = self.get(path, params, **kw)
@@ -110,6 +156,96 @@ def token_cmd(collector_bin, db, *args):
 def tls_socket(port, pki, timeout=10.0):
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     return https_context(pki).wrap_socket(raw, server_hostname="localhost")
+
+
+class RawTLS:
+    """A TLS connection over a plain socket and memory BIOs: a request can be
+    encrypted in advance, then sent by another thread (send_async) while
+    this one reads the answer (read_all), as a client that keeps sending
+    after the server has answered."""
+
+    def __init__(self, port, pki, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = https_context(pki).wrap_bio(self.inc, self.out, server_hostname="localhost")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                d = self.sock.recv(65536)
+                if not d:
+                    raise ConnectionError("closed during the handshake")
+                self.inc.write(d)
+        self._flush()
+        self.sent = 0
+        self.send_error = None
+        self.thread = None
+
+    def _flush(self):
+        d = self.out.read()
+        if d:
+            self.sock.sendall(d)
+
+    def encrypt(self, data):
+        view = memoryview(data)
+        while view:
+            n = self.tls.write(view[:16384])
+            view = view[n:]
+        return self.out.read()
+
+    def send_async(self, data, chunk=1 << 20, delay=0.0):
+        """Send DATA (plaintext) from a thread, CHUNK bytes of ciphertext
+        at a time, DELAY seconds apart; stop at the first error."""
+        ct = self.encrypt(data)
+
+        def run():
+            try:
+                for i in range(0, len(ct), chunk):
+                    self.sock.sendall(ct[i:i + chunk])
+                    self.sent += min(chunk, len(ct) - i)
+                    if delay:
+                        time.sleep(delay)
+            except OSError as e:
+                self.send_error = e
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def read_all(self, timeout):
+        """Plaintext until the server closes (close_notify, FIN or reset);
+        raise TimeoutError after TIMEOUT s."""
+        deadline = time.monotonic() + timeout
+        out = b""
+        while True:
+            try:
+                d = self.tls.read(65536)
+                if not d:
+                    return out  # close_notify
+                out += d
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return out
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("connection still open")
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                return out
+            except socket.timeout:
+                raise TimeoutError("connection still open")
+            if not d:
+                return out
+            self.inc.write(d)
+
+    def close(self):
+        self.sock.close()
+        if self.thread:
+            self.thread.join(10)
 
 
 def read_all(sock, timeout):

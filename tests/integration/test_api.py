@@ -1,9 +1,11 @@
 """The query API against a real collector and PostgreSQL holding known data
-(sent through the real ingest path): authentication and roles, every
-endpoint and its filters, pagination and exports, bad input, the audit log,
-static files, and the server's limits."""
+(sent through the real ingest path): authentication and roles, signing in
+to the status page (form, session cookie, sign-out), every endpoint and its
+filters, pagination and exports, bad input, the audit log, static files, and
+the server's limits (oversized heads and bodies, slow clients)."""
 
 import datetime
+import http.client
 import json
 import os
 import time
@@ -64,9 +66,179 @@ AUTHED = ["/api/v1/agents", "/api/v1/agents/api-node-1", "/api/v1/containers",
           "/metrics", "/readyz", "/api/v1/nope"]
 
 
+# The status page's paths: without credentials, each is the sign-in page.
+PAGES = ["/", "/index.html", "/app.js", "/app.css", "/vendor/uplot/uPlot.iife.min.js",
+         "/vendor/uplot/uPlot.min.css", "/no-such-file.html", "/openapi.json", "/.git/config",
+         "/?x=1"]
+
+
 def test_healthz_needs_no_token(env):
     r = env["anon"].get("/healthz")
     assert r.status == 200 and r.json() == {"status": "ok"}
+
+
+def assert_signin_page(r, message=None):
+    """R is the sign-in page: a 401 with a plain form posting the token to
+    /api/v1/session, no script, and every security header."""
+    assert r.status == 401, r
+    assert r.header("content-type") == "text/html; charset=utf-8"
+    page = r.body.decode()
+    assert '<form id="signin-form" method="post" action="/api/v1/session"' in page
+    assert '<input id="token" name="token" type="password"' in page
+    assert "<script" not in page and "style=" not in page and "<style" not in page
+    assert ("signin-error" in page) == (message is not None), page
+    if message:
+        assert message in page
+    csp = r.header("content-security-policy")
+    assert "default-src 'none'" in csp and "form-action 'self'" in csp
+    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert r.header("x-content-type-options") == "nosniff"
+    assert r.header("x-frame-options") == "DENY"
+    assert r.header("referrer-policy") == "same-origin"
+    assert r.header("strict-transport-security")
+    assert r.header("cache-control") == "no-store"
+    assert r.header("www-authenticate").startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_status_page_needs_credentials(env, path):
+    """Without credentials a page of the status page is the sign-in page,
+    whatever the path (existing or not): nothing of the page leaks."""
+    app_js = open(os.path.join(os.path.dirname(__file__), "..", "..", "web", "app.js"),
+                  "rb").read()
+    for r in (env["anon"].get(path), env["anon"].get(path, token="vgl_" + "0" * 64),
+              env["anon"].get(path, cookie="vgl_" + "0" * 64)):
+        assert_signin_page(r, "no longer accepted" if r.cookie() else None)
+        assert app_js[:200] not in r.body and b"Vigil status page" not in r.body
+        assert b"uPlot" not in r.body
+
+
+def test_signin_sets_a_session_cookie(env):
+    """The form with a good token: 303 to / and a Secure, HttpOnly,
+    SameSite=Strict cookie, which then opens the page, its files and the
+    API (audited under the token's name, as a bearer token would be)."""
+    anon, viewer, db = env["anon"], env["viewer"], env["db"]
+    r = anon.signin(viewer.token)
+    assert r.status == 303, r
+    assert r.header("location") == "/"
+    value, attrs = r.cookie()
+    assert value == viewer.token
+    assert attrs == {"path": "/", "secure": "", "httponly": "", "samesite": "Strict"}, attrs
+    assert r.header("cache-control") == "no-store"
+    assert r.header("content-security-policy") and r.header("strict-transport-security")
+    # the same from the same origin (a browser sends Origin with a form)
+    r = anon.signin(viewer.token, headers={"Origin": "https://localhost:%d" % env["port"]})
+    assert r.status == 303 and r.cookie()[0] == viewer.token
+    page = anon.get("/", cookie=value)
+    assert page.status == 200 and b'<script src="/app.js"' in page.body
+    assert page.header("content-type").startswith("text/html")
+    js = anon.get("/app.js", cookie=value)
+    assert js.status == 200 and js.header("content-type").startswith("text/javascript")
+    assert anon.get("/no-such-file.html", cookie=value).status == 404
+    assert anon.ok("/api/v1/whoami", cookie=value) == {"principal": "token:it-viewer",
+                                                       "role": "viewer"}
+    agents = anon.ok("/api/v1/agents", cookie=value)["agents"]
+    assert {a["name"] for a in agents} == {F.NODE1, F.NODE2}
+    rows = db.query("SELECT principal, role, method, path FROM audit_log "
+                    "ORDER BY id DESC LIMIT 1")
+    assert rows[0] == ("token:it-viewer", "viewer", "GET", "/api/v1/agents")
+    # a viewer's cookie is no admin
+    assert anon.get("/api/v1/audit", cookie=value).status == 403
+    # a script signs in with the header and gets who it is
+    r = anon.request("POST", "/api/v1/session", token=env["admin"].token)
+    assert r.status == 200 and r.json() == {"principal": "token:it-admin", "role": "admin"}
+    assert r.cookie()[0] == env["admin"].token
+    # a bearer header wins over the cookie
+    assert anon.ok("/api/v1/whoami", token=env["admin"].token,
+                   cookie=value)["principal"] == "token:it-admin"
+    # the body of a sign-in is the form's, not the head's: a head and a body of
+    # 10 KiB each fit their limits of 16 KiB
+    r = anon.signin(viewer.token, headers={"X-Pad": "p" * 10000}, form={"pad": "q" * 10000})
+    assert r.status == 303, r
+
+
+def test_signin_refuses_bad_tokens(env):
+    anon = env["anon"]
+    good = env["viewer"].token
+    for value in ("vgl_" + "0" * 64, "not-a-token", "", good + "0", good.upper(), None):
+        r = anon.signin(value)
+        assert_signin_page(r, "The token was not accepted.")
+        assert r.cookie() is None
+    for body, ctype in (("token=%s&token=%s" % (good, good), None),
+                        ("token=%s" % good, "text/plain"),
+                        ("token=%s" % good, "application/x-www-form-urlencodedX"),
+                        ('{"token": "%s"}' % good, "application/json"),
+                        ("token=%s\x00" % good, None), ("token", None), ("=x", None)):
+        r = anon.request("POST", "/api/v1/session", token="", body=body, headers={
+            "Content-Type": ctype or "application/x-www-form-urlencoded"})
+        assert r.status == 401 and r.cookie() is None, (body, ctype, r)
+    r = anon.request("POST", "/api/v1/session", token="vgl_" + "0" * 64)
+    assert r.status == 401 and r.json()["error"] == "unauthorized" and r.cookie() is None
+    r = anon.request("POST", "/api/v1/session", token="", headers={"Authorization": "Basic x"},
+                     body="token=" + good)
+    assert r.status == 401 and r.cookie() is None
+    # a body above http_max_body_bytes (16 KiB)
+    r = anon.signin(good, form={"pad": "x" * 20000})
+    assert r.status == 413 and r.cookie() is None
+    # only POST and DELETE
+    for m in ("GET", "PUT", "PATCH"):
+        r = anon.request(m, "/api/v1/session", token=good)
+        assert r.status == 405 and r.header("allow") == "POST, DELETE", (m, r)
+
+
+def test_signin_refuses_other_origins(env):
+    anon, good, port = env["anon"], env["viewer"].token, env["port"]
+    for origin in ("https://evil.example", "null", "http://localhost:%d" % port,
+                   "https://localhost:%d" % (port + 1), "https://localhost:%d.evil" % port):
+        r = anon.signin(good, headers={"Origin": origin})
+        assert r.status == 403 and r.json()["error"] == "forbidden", (origin, r)
+        assert r.cookie() is None
+        r = anon.signout(headers={"Origin": origin})
+        assert r.status == 403 and r.cookie() is None
+        r = anon.request("POST", "/api/v1/session", token=good, headers={"Origin": origin})
+        assert r.status == 403 and r.cookie() is None
+
+
+def test_signout_clears_the_cookie(env):
+    anon = env["anon"]
+    value = anon.signin(env["viewer"].token).cookie()[0]
+    r = anon.signout(cookie=value, headers={"Origin": "https://localhost:%d" % env["port"]})
+    assert r.status == 204, r
+    v, attrs = r.cookie()
+    assert v == "" and attrs["max-age"] == "0"
+    assert {"path", "secure", "httponly", "samesite"} <= set(attrs)
+    assert anon.signout().status == 204
+
+
+def test_revoked_or_expired_cookie_is_refused(env):
+    b, db, anon = env["bin"], env["db"], env["anon"]
+    doomed = at.create_token(b, db, "it-cookie-doomed", "viewer")
+    short = at.create_token(b, db, "it-cookie-short", "viewer", expires="3s")
+    expires = time.monotonic() + 3
+    c_short = anon.signin(short).cookie()[0]
+    assert anon.get("/api/v1/whoami", cookie=c_short).status == 200
+    c_doomed = anon.signin(doomed).cookie()[0]
+    assert anon.get("/", cookie=c_doomed).status == 200
+    assert at.token_cmd(b, db, "revoke", "it-cookie-doomed").returncode == 0
+    # past the expiry and the token cache (300 ms here)
+    time.sleep(max(0.5, expires + 0.5 - time.monotonic()))
+    for c in (c_short, c_doomed):
+        r = anon.get("/", cookie=c)
+        assert_signin_page(r, "Sign in again.")
+        v, attrs = r.cookie()  # the refused cookie is cleared
+        assert v == "" and attrs["max-age"] == "0"
+        r = anon.get("/api/v1/whoami", cookie=c)
+        assert r.status == 401 and r.json()["error"] == "unauthorized"
+        assert anon.signin(c).status == 401
+    # malformed cookies, or two of them
+    good = anon.signin(env["viewer"].token).cookie()[0]
+    for hdr in (at.COOKIE + "=junk", at.COOKIE + "=" + good + "; " + at.COOKIE + "=" + good,
+                at.COOKIE + "=" + good + "x"):
+        r = anon.get("/api/v1/whoami", token="", headers={"Cookie": hdr})
+        assert r.status == 401, (hdr, r)
+    r = anon.get("/api/v1/whoami", token="", headers={"Cookie": "a=b; " + at.COOKIE + "=" +
+                                                      good + "; c=d"})
+    assert r.status == 200
 
 
 @pytest.mark.parametrize("path", AUTHED)
@@ -79,6 +251,9 @@ def test_everything_else_needs_credentials(env, path):
     assert anon.get(path, token="vgl_" + "0" * 64).status == 401
     assert anon.get(path, token="not-a-token").status == 401
     assert anon.get(path, headers={"Authorization": "Basic YWRtaW46YWRtaW4="}).status == 401
+    for cookie in ("vgl_" + "0" * 64, "junk"):
+        r = anon.get(path, cookie=cookie)
+        assert r.status == 401 and r.json()["error"] == "unauthorized"
 
 
 def test_roles(env):
@@ -327,9 +502,14 @@ def test_openapi(env):
     for p in ("/api/v1/agents", "/api/v1/agents/{name}", "/api/v1/containers",
               "/api/v1/events", "/api/v1/findings", "/api/v1/images", "/api/v1/stats",
               "/api/v1/audit", "/api/v1/tokens", "/api/v1/whoami", "/metrics", "/healthz",
-              "/readyz"):
+              "/readyz", "/api/v1/session"):
         assert p in doc["paths"], p
-    assert "bearerAuth" in doc["components"]["securitySchemes"]
+    assert set(doc["paths"]["/api/v1/session"]) == {"post", "delete"}
+    schemes = doc["components"]["securitySchemes"]
+    assert "bearerAuth" in schemes
+    assert schemes["cookieAuth"] == {"type": "apiKey", "in": "cookie", "name": "vigil_session",
+                                     "description": schemes["cookieAuth"]["description"]}
+    assert {"cookieAuth": []} in doc["security"]
 
 
 BAD = [
@@ -424,39 +604,179 @@ def test_audit_log_records_reads(env):
 
 
 def test_static_files_headers_and_traversal(env):
-    anon = env["anon"]
-    r = anon.get("/")
+    viewer, anon = env["viewer"], env["anon"]
+    r = viewer.get("/")
     assert r.status == 200 and r.header("content-type").startswith("text/html")
     csp = r.header("content-security-policy")
     assert "unsafe-inline" not in csp and "script-src 'self'" in csp
-    assert "default-src 'none'" in csp
+    assert "default-src 'none'" in csp and "form-action 'none'" in csp
     assert r.header("x-content-type-options") == "nosniff"
+    assert r.header("referrer-policy") == "no-referrer"
+    assert r.header("cache-control") == "private, no-cache"
     for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/app.js/../../schema",
                  "/..%2f..%2fetc%2fpasswd", "/%2F%2Fetc%2Fpasswd", "//etc/passwd",
                  "/openapi.json", "/index.html%00.js", "/.git/config", "/vendor/../index.html"):
-        r = anon.get(path)
+        r = viewer.get(path)
         assert r.status == 404, (path, r)
         assert r.header("x-content-type-options") == "nosniff"
+        assert anon.get(path).status == 401, path
     api = env["viewer"].get("/api/v1/stats")
     assert api.header("content-security-policy") == csp
     assert api.header("cache-control") == "no-store"
 
 
-def test_oversized_requests_are_refused(env):
-    """A body above http_max_body_bytes: 413. Headers above
-    http_max_header_bytes: libevent 2.1's evhttp answers 400 and closes."""
+HEAD_LIMIT = 16384  # http_max_header_bytes (default)
+
+
+def head_of(size, path=b"/healthz"):
+    """A GET whose request line, headers and blank line are SIZE bytes."""
+    start = b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Pad: "
+    pad = size - len(start) - 4
+    assert pad >= 0
+    return start + b"p" * pad + b"\r\n\r\n"
+
+
+def assert_413(out, setting="http_max_header_bytes"):
+    """OUT is one 413 for an oversized head (or body), with our headers and a
+    JSON error naming SETTING, and nothing after it."""
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), out[:200]
+    h = {k.strip().lower(): v.strip() for k, _, v in
+         (ln.partition(b":") for ln in head.split(b"\r\n")[1:])}
+    assert h[b"content-type"] == b"application/json"
+    assert h[b"connection"] == b"close"
+    assert b"default-src 'none'" in h[b"content-security-policy"]
+    assert h[b"x-content-type-options"] == b"nosniff"
+    assert h[b"x-frame-options"] == b"DENY" and b"strict-transport-security" in h
+    assert h[b"cache-control"] == b"no-store"
+    assert int(h[b"content-length"]) == len(body)
+    err = json.loads(body)
+    assert err["error"] == "request_too_large" and setting in err["message"]
+
+
+def served_after(env):
+    """A normal request on a new connection is served."""
+    assert env["anon"].get("/healthz").status == 200
+
+
+def test_oversized_heads_are_refused_with_413(env):
+    """A request line and headers above http_max_header_bytes, by one byte
+    or by far, in the URI or in a header, pipelined after a good request:
+    413 and the connection closed. A head of exactly the limit is served."""
     port, pki = env["port"], env["pki"]
     s = at.tls_socket(port, pki)
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n")
+    s.sendall(head_of(HEAD_LIMIT) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+              b"Connection: close\r\n\r\n")
     out = at.read_all(s, 10)
-    assert out.startswith(b"HTTP/1.1 400"), out[:100]
+    assert out.startswith(b"HTTP/1.1 200") and out.count(b"HTTP/1.1 200") == 2, out[:200]
     s.close()
+    long_uri = b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    many = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100)
+                                                   for i in range(300)) + b"\r\n"
+    for req in (head_of(HEAD_LIMIT + 1), head_of(200 * 1024), long_uri, many,
+                head_of(HEAD_LIMIT + 100)[:HEAD_LIMIT + 1]):
+        s = at.tls_socket(port, pki)
+        t0 = time.monotonic()
+        s.sendall(req)
+        out = at.read_all(s, 10)
+        assert_413(out)
+        assert time.monotonic() - t0 < 5
+        s.close()
+        served_after(env)
+    # pipelined: the first request is answered (at once, or after a database
+    # read), then the oversized head
+    agents = (b"GET /api/v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+              env["viewer"].token.encode() + b"\r\n\r\n")
+    for first in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", agents):
+        s = at.tls_socket(port, pki)
+        s.sendall(first + head_of(40000))
+        out = at.read_all(s, 10)
+        assert out.startswith(b"HTTP/1.1 200"), out[:200]
+        assert_413(out[out.index(b"HTTP/1.1 413"):])
+        s.close()
+        served_after(env)
+    log = env["coll"].log_text()
+    assert "413: request line and headers above http_max_header_bytes (16384)" in log
+
+
+def test_heads_are_counted_per_request(env, pki):
+    """The limit is per head, and a body is no part of it: requests with
+    12 KiB heads and sign-ins with 10 KiB bodies, one after the other on one
+    keep-alive connection, are all served."""
+    c = http.client.HTTPSConnection("localhost", env["port"], context=at.https_context(pki),
+                                    timeout=10)
+    tok = env["viewer"].token
+    form = urllib.parse.urlencode({"pad": "q" * 10000, "token": tok})
+    for _ in range(4):
+        c.request("GET", "/api/v1/whoami", headers={"Authorization": "Bearer " + tok,
+                                                    "X-Pad": "p" * 12000})
+        r = c.getresponse()
+        assert r.status == 200
+        r.read()
+        c.request("POST", "/api/v1/session", body=form, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Pad": "p" * 12000})
+        r = c.getresponse()
+        assert r.status == 303
+        r.read()
+        c.request("GET", "/", headers={"Cookie": "vigil_session=" + tok, "X-Pad": "p" * 12000})
+        r = c.getresponse()
+        assert r.status == 200
+        r.read()
+    c.close()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return 0
+
+
+@pytest.mark.parametrize("mode", ["fast", "slow"])
+def test_huge_head_is_not_buffered(env, mode):
+    """Several MiB of one header, sent as fast as possible or in a trickle
+    of 16 KiB every 20 ms: the collector answers 413 as soon as the limit is
+    passed, closes, and buffers nothing of the rest (its memory stays put)."""
+    pid = env["coll"].proc.pid
+    before = rss_kib(pid)
+    size = 32 << 20 if mode == "fast" else 4 << 20
+    conn = at.RawTLS(env["port"], env["pki"])
+    t0 = time.monotonic()
+    conn.send_async(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size,
+                    chunk=(1 << 20) if mode == "fast" else 16384,
+                    delay=0 if mode == "fast" else 0.02)
+    out = conn.read_all(10)
+    took = time.monotonic() - t0
+    assert_413(out)
+    assert took < 5, took
+    conn.thread.join(15)
+    assert not conn.thread.is_alive(), "the collector kept reading the rest"
+    assert conn.send_error is not None, "all %d bytes were taken" % conn.sent
+    assert conn.sent < size
+    conn.close()
+    grown = rss_kib(pid) - before
+    assert grown < 16 * 1024, "collector RSS grew %d KiB" % grown
+    served_after(env)
+
+
+def test_oversized_body_is_refused(env):
+    """A body declared above http_max_body_bytes: 413 at once, with our
+    headers, and the connection closed, however much of it is sent."""
+    port, pki = env["port"], env["pki"]
+    for sent in (1000, 100000):
+        s = at.tls_socket(port, pki)
+        s.sendall(b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                  b"\r\n" + b"b" * sent)
+        assert_413(at.read_all(s, 10), "http_max_body_bytes")
+        s.close()
+    # a chunked body is measured by evhttp as it comes
     s = at.tls_socket(port, pki)
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
-              b"b" * 1000)
-    out = at.read_all(s, 10)
-    assert out.startswith(b"HTTP/1.1 413"), out[:100]
+    s.sendall(b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              b"\r\n" + b"%x\r\n" % 20000 + b"c" * 20000 + b"\r\n0\r\n\r\n")
+    assert at.read_all(s, 10).startswith(b"HTTP/1.1 413")
     s.close()
+    served_after(env)
 
 
 def test_slow_client_is_closed(env):
@@ -527,6 +847,9 @@ def test_rate_limit_by_socket_peer(collector_factory, db, pki, collector_bin):
     assert codes.count(200) <= 10 + int(took) + 1, (codes, took)
     assert limited is not None and limited.header("retry-after") == "1"
     assert limited.json()["error"] == "rate_limited"
+    # signing in counts too (guessing tokens is rate-limited)
+    r = api.signin("vgl_" + "0" * 64)
+    assert r.status == 429 and r.cookie() is None
     time.sleep(1.5)
     assert api.get("/healthz").status == 200
 

@@ -1,7 +1,8 @@
 /*
  * Unit tests for collector/api_util.c and collector/auth.c: the query API's
- * parsers of untrusted bytes (query strings, times, cursors, path segments),
- * CSV cells, and the token helpers. Table-driven.
+ * parsers of untrusted bytes (query strings, times, cursors, path segments,
+ * request heads), CSV cells, and the credential helpers (tokens, the
+ * session cookie, the same-origin check). Table-driven.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -244,6 +245,177 @@ static void test_tokens(void **state)
 	assert_int_equal(auth_role_parse("root"), AUTH_ROLE_NONE);
 }
 
+struct head_case {
+	const char *in;
+	size_t limit;
+	api_head_status_t want;
+	size_t used;
+};
+
+static const struct head_case head_cases[] = {
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 100, API_HEAD_END, 27},
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody", 100, API_HEAD_END, 27},
+	{"GET / HTTP/1.1\nHost: x\n\nGET", 100, API_HEAD_END, 24},
+	{"GET / HTTP/1.1\r\nHost: x\r\n", 100, API_HEAD_MORE, 25},
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r", 100, API_HEAD_MORE, 26},
+	{"\r\nGET", 100, API_HEAD_END, 2},
+	{"\nGET", 100, API_HEAD_END, 1},
+	{"GET /\r\nX: a\r\r\n\r\n", 100, API_HEAD_END, 16},
+	{"GET /\r\nX: \r\n\r\n", 100, API_HEAD_END, 14},
+	/* the limit counts every byte, line ends included */
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, API_HEAD_END, 27},
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 26, API_HEAD_OVER, 26},
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 25, API_HEAD_OVER, 25},
+	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 16, API_HEAD_OVER, 16},
+	{"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, API_HEAD_OVER, 10},
+	{"123456789\n", 9, API_HEAD_OVER, 9},
+	{"123456789\n\n", 10, API_HEAD_OVER, 10},
+	{"", 10, API_HEAD_MORE, 0},
+	{"abc", 0, API_HEAD_OVER, 0},
+};
+
+/* Feed all at once, then one byte at a time: the same answer. */
+static void test_request_heads(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++) {
+		const struct head_case *c = &head_cases[i];
+		size_t n = strlen(c->in), used = 99999;
+		api_head_t h = {0};
+		api_head_status_t st = api_head_feed(&h, c->in, n, c->limit, &used);
+		if (st != c->want || used != c->used)
+			fail_msg("head %zu: status %d used %zu, want %d %zu", i, st, used, c->want,
+				 c->used);
+		memset(&h, 0, sizeof(h));
+		size_t at = 0;
+		st = API_HEAD_MORE;
+		for (; at < n && st == API_HEAD_MORE; at++) {
+			st = api_head_feed(&h, c->in + at, 1, c->limit, &used);
+			if (st == API_HEAD_MORE)
+				assert_int_equal(used, 1);
+		}
+		size_t total = st == API_HEAD_MORE ? at : at - 1 + used;
+		if (st != c->want || total != c->used)
+			fail_msg("head %zu bytewise: status %d used %zu, want %d %zu", i, st, total,
+				 c->want, c->used);
+		if (st == API_HEAD_OVER)
+			assert_int_equal(h.bytes, c->limit + 1);
+	}
+}
+
+struct length_case {
+	const char *in;
+	uint64_t want;
+};
+
+static const struct length_case length_cases[] = {
+	{"POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n", 42},
+	{"POST / HTTP/1.1\ncontent-length:7\n\n", 7},
+	{"POST / HTTP/1.1\r\nCONTENT-LENGTH: \t 99 \r\n\r\n", 99},
+	{"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 900\r\n\r\n", 900},
+	{"POST / HTTP/1.1\r\nContent-Length: 900\r\nContent-Length: 5\r\n\r\n", 900},
+	{"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", UINT64_MAX},
+	{"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Lengths: 5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\n Content-Length: 5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 0},
+	{"content-length: 5\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+};
+
+/* The declared body length, whole and byte by byte. */
+static void test_request_head_lengths(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(length_cases) / sizeof(length_cases[0]); i++) {
+		const char *in = length_cases[i].in;
+		size_t n = strlen(in), used;
+		api_head_t h = {0}, hb = {0};
+		assert_int_equal(api_head_feed(&h, in, n, 1000, &used), API_HEAD_END);
+		for (size_t at = 0; at < n; at++)
+			(void)api_head_feed(&hb, in + at, 1, 1000, &used);
+		if (h.content_length != length_cases[i].want ||
+		    hb.content_length != length_cases[i].want)
+			fail_msg("length %zu: %llu / %llu, want %llu", i,
+				 (unsigned long long)h.content_length,
+				 (unsigned long long)hb.content_length,
+				 (unsigned long long)length_cases[i].want);
+	}
+}
+
+struct cookie_case {
+	const char *header;
+	int rc;
+	int count;
+};
+
+#define TOK "vgl_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+static const struct cookie_case cookie_cases[] = {
+	{"vigil_session=" TOK, 0, 1},
+	{"a=b; vigil_session=" TOK "; c=d", 0, 1},
+	{"a=b;vigil_session=" TOK, 0, 1},
+	{"vigil_session= " TOK " ", 0, 1},
+	{"a=b; c=d", 0, 0},
+	{"", 0, 0},
+	{"vigil_session_x=" TOK, 0, 0},
+	{"x_vigil_session=" TOK, 0, 0},
+	{"Vigil_Session=" TOK, 0, 0},
+	{"vigil_session=" TOK "; vigil_session=" TOK, 0, 2},
+	{"vigil_session=", -1, 1},
+	{"vigil_session=vgl_XYZ", -1, 1},
+	{"vigil_session=\"" TOK "\"", -1, 1},
+	{"vigil_session=" TOK "0", -1, 1},
+	{"vigil_session=" TOK "; vigil_session=junk", -1, 2},
+};
+
+static void test_session_cookie_and_origin(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(cookie_cases) / sizeof(cookie_cases[0]); i++) {
+		char out[AUTH_TOKEN_LEN + 1] = "";
+		int count = 0;
+		int rc = auth_session_cookie(cookie_cases[i].header, out, &count);
+		if (rc != cookie_cases[i].rc || count != cookie_cases[i].count)
+			fail_msg("cookie '%s': rc %d count %d, want %d %d", cookie_cases[i].header,
+				 rc, count, cookie_cases[i].rc, cookie_cases[i].count);
+		if (rc == 0 && count == 1)
+			assert_string_equal(out, TOK);
+	}
+	char out[AUTH_TOKEN_LEN + 1];
+	assert_int_equal(auth_token_value(TOK, out), 0);
+	assert_string_equal(out, TOK);
+	assert_int_equal(auth_token_value("\t " TOK " ", out), 0);
+	assert_int_equal(auth_token_value("", out), -1);
+	assert_int_equal(auth_token_value(NULL, out), -1);
+	assert_int_equal(auth_token_value(TOK "\n", out), -1);
+	assert_int_equal(
+		auth_token_value(
+			"VGL_0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF",
+			out),
+		-1);
+
+	assert_true(auth_same_origin("https://localhost:8443", "localhost:8443"));
+	assert_true(auth_same_origin("HTTPS://Collector.example", "collector.EXAMPLE"));
+	assert_true(auth_same_origin("https://collector.example", "collector.example:443"));
+	assert_true(auth_same_origin("https://collector.example:443", "collector.example"));
+	assert_true(auth_same_origin("https://[::1]:8443", "[::1]:8443"));
+	assert_false(auth_same_origin("http://localhost:8443", "localhost:8443"));
+	assert_false(auth_same_origin("https://localhost:8444", "localhost:8443"));
+	assert_false(auth_same_origin("https://evil.example", "localhost:8443"));
+	assert_false(auth_same_origin("https://localhost:8443.evil.example", "localhost:8443"));
+	assert_false(auth_same_origin("https://localhost", "localhost:8443"));
+	assert_false(auth_same_origin("null", "localhost:8443"));
+	assert_false(auth_same_origin("https://", ""));
+	assert_false(auth_same_origin("https://a@localhost:8443", "a@localhost:8443"));
+	assert_false(auth_same_origin("https://localhost:8443/", "localhost:8443/"));
+	assert_false(auth_same_origin("https://localhost:8443", NULL));
+	assert_false(auth_same_origin(NULL, "localhost:8443"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +425,9 @@ int main(void)
 		cmocka_unit_test(test_path_segments),
 		cmocka_unit_test(test_csv_cells),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_request_heads),
+		cmocka_unit_test(test_request_head_lengths),
+		cmocka_unit_test(test_session_cookie_and_origin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
