@@ -529,11 +529,23 @@ static bool being_created(const ctr_t *pr)
 /* Hold back a new Docker/Podman container (up to API_WAIT_NS) while the
  * API source works and has not inspected it yet, so that its start event
  * carries the API's view. Return true to skip it in this scan. */
+static bool hold_new(inventory_t *inv, const char *id, int64_t now);
+
 static bool wait_for_api(inventory_t *inv, const char *id, int runtime, int64_t now)
 {
-	if (!inv->api || !docker_api_ok(inv->api) || cur_find(inv, id) >= 0 ||
+	if (!inv->api || !docker_api_ok(inv->api) ||
 	    (runtime != VIGIL__V1__RUNTIME__RUNTIME_PODMAN &&
 	     runtime != VIGIL__V1__RUNTIME__RUNTIME_DOCKER))
+		return false;
+	return hold_new(inv, id, now);
+}
+
+/* Hold back a container not reported yet, for at most API_WAIT_NS from the
+ * first time it was held (a bound, so that nothing a container does can
+ * keep it hidden). Return true to skip it in this scan. */
+static bool hold_new(inventory_t *inv, const char *id, int64_t now)
+{
+	if (cur_find(inv, id) >= 0)
 		return false;
 	for (size_t i = 0; i < inv->n_waiting; i++)
 		if (strcmp(inv->waiting[i].id, id) == 0)
@@ -572,8 +584,14 @@ size_t inventory_scan(inventory_t *inv)
 		const ctr_t *api = inv->api && docker_api_ok(inv->api)
 					   ? docker_api_get(inv->api, f->id)
 					   : NULL;
-		if (inv->primed &&
-		    (being_created(pr) || (!api && wait_for_api(inv, f->id, f->runtime, t0)))) {
+		/* A new container whose first process has no command line is
+		 * caught mid-creation: runc's first "init" stage is exiting
+		 * (status 0) and the real init, a higher pid, follows. Taking
+		 * the exiting one as init would report a stop with exit code 0
+		 * and a second start. Wait for a later scan (2 s at most). */
+		bool half_made = pr->command.n == 0 && hold_new(inv, f->id, t0);
+		if (inv->primed && (being_created(pr) || half_made ||
+				    (!api && wait_for_api(inv, f->id, f->runtime, t0)))) {
 			inv->rescan = true;
 			ctr_free(pr);
 			ctr_free(m);
