@@ -1239,6 +1239,19 @@ static void unauthorized(hreq_t *r, const char *why)
 		hreq_error(r, 401, "unauthorized", NULL, "%s", why);
 }
 
+/* What the token cache says of the request's token: its principal and
+ * role, or refused. */
+static void use_slot(hreq_t *r, const token_slot_t *s)
+{
+	if (s->role == AUTH_ROLE_NONE) {
+		unauthorized(r, "unknown, expired or revoked token");
+		return;
+	}
+	snprintf(r->principal, sizeof(r->principal), "%s", s->name);
+	r->role = s->role;
+	authenticated(r);
+}
+
 static void token_done(hreq_t *r, apidb_job_t *job)
 {
 	if (job->status != APIDB_OK) {
@@ -1256,13 +1269,7 @@ static void token_done(hreq_t *r, apidb_job_t *job)
 		snprintf(s->name, sizeof(s->name), "token:%s", apidb_cell(job, 0, 0));
 	}
 	apidb_job_free(job);
-	if (s->role == AUTH_ROLE_NONE) {
-		unauthorized(r, "unknown, expired or revoked token");
-		return;
-	}
-	snprintf(r->principal, sizeof(r->principal), "%s", s->name);
-	r->role = s->role;
-	authenticated(r);
+	use_slot(r, s);
 }
 
 /* Check a well-formed token, wherever it came from, the same way: the
@@ -1272,13 +1279,7 @@ static void check_token(hreq_t *r, const char *token)
 	auth_token_hash(token, r->token_hash);
 	token_slot_t *s = token_slot(r->h, r->token_hash);
 	if (strcmp(s->hash, r->token_hash) == 0 && s->until_ns > vtime_mono_ns()) {
-		if (s->role == AUTH_ROLE_NONE) {
-			unauthorized(r, "unknown, expired or revoked token");
-			return;
-		}
-		snprintf(r->principal, sizeof(r->principal), "%s", s->name);
-		r->role = s->role;
-		authenticated(r);
+		use_slot(r, s);
 		return;
 	}
 	apidb_job_t *job = apidb_job_new("SELECT name, role FROM api_tokens WHERE hash = $1 "
