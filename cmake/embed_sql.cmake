@@ -1,6 +1,6 @@
 # Turns schema/NNNN_name.sql files into a C table of migrations.
 # Invoked as: cmake -DOUT=file.c -DSQL_FILES="a;b" -P embed_sql.cmake
-set(body "/* Generated from the schema directory; do not edit. */\n#include \"migrations.h\"\n\n")
+set(body "/* Generated from the schema directory; do not edit. */\n#include \"ingest/migrations.h\"\n\n")
 set(table "const migration_t migrations[] = {\n")
 set(i 0)
 string(REPLACE "|" ";" SQL_FILES "${SQL_FILES}")

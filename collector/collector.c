@@ -9,7 +9,6 @@
 #include "log.h"
 #include "tls.h"
 #include "vigil/v1/protocol.pb-c.h"
-#include "worker.h"
 
 #define REVOKED_FILE_MAX_BYTES (16 * 1024 * 1024)
 
@@ -232,7 +231,7 @@ int collector_load_revoked(collector_t *col, const char *path)
 	free_list(old, n_old);
 	if (n)
 		log_info("revoked_agents: %zu revoked identit%s", n, n == 1 ? "y" : "ies");
-	if (!col->workers)
+	if (!col->kick)
 		return 0;
 	/* Drop live connections of revoked agents. */
 	pthread_mutex_lock(&col->reg_lock);
@@ -240,9 +239,9 @@ int collector_load_revoked(collector_t *col, const char *path)
 		for (struct registry_entry *e = col->registry[b]; e; e = e->next) {
 			const char *name = e->name;
 			if (n && bsearch(&name, list, n, sizeof(char *), cmp_str))
-				worker_kick(col->workers[e->worker], e->conn_id,
-					    VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
-					    "agent certificate identity revoked");
+				col->kick(col, e->worker, e->conn_id,
+					  VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+					  "agent certificate identity revoked");
 		}
 	}
 	pthread_mutex_unlock(&col->reg_lock);

@@ -40,12 +40,18 @@ typedef struct {
 #define REGISTRY_BUCKETS 4096
 
 struct registry_entry;
+struct collector;
+
+/* Close connection conn_id of worker worker_idx with an Error (any thread). */
+typedef void (*collector_kick_fn)(struct collector *col, int worker_idx, uint64_t conn_id,
+				  int error_code, const char *why);
 
 typedef struct collector {
 	settings_t *settings;
 	struct ingest *ingest;
 	struct worker **workers;
 	int n_workers;
+	collector_kick_fn kick; /* set once the workers run; NULL before */
 
 	pthread_mutex_t tls_lock; /* guards tls_ctx */
 	SSL_CTX *tls_ctx;

@@ -16,16 +16,16 @@
 
 #include "collector.h"
 #include "config.h"
-#include "http.h"
-#include "ingest.h"
-#include "listener.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+#include "ingest/listener.h"
 #include "log.h"
 #include "settings.h"
-#include "store.h"
-#include "token_cmd.h"
+#include "ingest/store.h"
+#include "http/token_cmd.h"
 #include "tls.h"
 #include "vtime.h"
-#include "worker.h"
+#include "ingest/worker.h"
 
 typedef struct {
 	cfg_cli_t cfg; /* config file and --setting flags */
@@ -48,6 +48,13 @@ typedef struct {
 } app_t;
 
 static volatile sig_atomic_t early_stop;
+
+/* collector_kick_fn for the shared state: the connection lives on a worker. */
+static void kick_conn(collector_t *col, int worker_idx, uint64_t conn_id, int error_code,
+		      const char *why)
+{
+	worker_kick(col->workers[worker_idx], conn_id, error_code, why);
+}
 
 static void early_signal(int sig)
 {
@@ -398,6 +405,7 @@ int main(int argc, char **argv)
 			goto out_threads;
 		}
 	}
+	col->kick = kick_conn;
 	if (ingest_start(col->ingest) != 0)
 		goto out_threads;
 

@@ -1,6 +1,10 @@
 /*
- * The collector's settings table: every setting has a config-file key, a
- * --flag, a default and a help line (see common/config.h).
+ * The collector's one settings table: every setting has a config-file key, a
+ * --flag, a default and a help line (see common/config.h). Each subsystem
+ * owns its rows, in its folder's settings.inc (shared ones in ./settings.inc):
+ *   VIGIL_SETTING(name, type, field, default, reloadable, min, max, help)
+ * This header makes a settings_t field of each row and settings.c a table
+ * entry.
  */
 #ifndef VIGIL_COLLECTOR_SETTINGS_H
 #define VIGIL_COLLECTOR_SETTINGS_H
@@ -9,57 +13,20 @@
 
 #include "config.h"
 
+/* The C type of each setting type (see common/config.h). */
+#define VIGIL_CTYPE_CFG_T_STR char *
+#define VIGIL_CTYPE_CFG_T_INT int64_t
+#define VIGIL_CTYPE_CFG_T_BOOL int64_t
+#define VIGIL_CTYPE_CFG_T_BYTES int64_t
+#define VIGIL_CTYPE_CFG_T_MS int64_t
+
+/* One field per row of the settings files. */
 typedef struct {
-	char *listen; /* host:port for agents */
-	char *tls_cert;
-	char *tls_key;
-	char *agent_ca;
-	char *tls_min_version;
-	char *db;	    /* libpq connection string */
-	int64_t workers;    /* event loops for connections; 0 = one per core */
-	int64_t db_writers; /* PostgreSQL writer connections */
-	int64_t max_frame_bytes;
-	int64_t max_batch_events;
-	int64_t max_connections;
-	int64_t max_inflight_batches;
-	int64_t queue_high_bytes;
-	int64_t queue_low_bytes;
-	int64_t group_max_events;
-	int64_t handshake_timeout_ms;
-	int64_t hello_timeout_ms;
-	int64_t frame_timeout_ms;
-	int64_t idle_timeout_ms;
-	int64_t heartbeat_interval_ms;
-	int64_t drain_timeout_ms;
-	char *duplicate_policy; /* "replace" or "reject" */
-	int64_t retention_days;
-	int64_t partitions_ahead_days;
-	int64_t db_retry_max_ms;
-	int64_t db_timeout_ms;
-	char *log_level;
-	char *revoked_agents; /* file: one revoked identity per line */
-	/* HTTPS query API and status page */
-	char *http_listen; /* host:port; empty = off */
-	char *http_tls_cert;
-	char *http_tls_key;
-	char *http_operator_ca; /* CA of operator client certificates */
-	char *http_admin_cns;	/* comma-separated CNs with the admin role */
-	char *web_root;		/* directory of the status page */
-	int64_t http_max_connections;
-	int64_t http_max_header_bytes;
-	int64_t http_max_body_bytes;
-	int64_t http_timeout_ms;
-	int64_t http_request_timeout_ms;
-	int64_t http_rate_limit;
-	int64_t http_rate_burst;
-	int64_t http_db_connections;
-	int64_t http_query_timeout_ms;
-	int64_t http_max_limit;
-	int64_t http_default_window_ms;
-	int64_t http_max_window_ms;
-	int64_t http_export_max_rows;
-	int64_t http_token_cache_ttl_ms;
-	int64_t http_online_window_ms;
+#define VIGIL_SETTING(name, type, field, def, reloadable, min, max, help) VIGIL_CTYPE_##type field;
+#include "settings.inc"
+#include "ingest/settings.inc"
+#include "http/settings.inc"
+#undef VIGIL_SETTING
 } settings_t;
 
 extern const cfg_setting_t settings_table[];

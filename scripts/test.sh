@@ -21,8 +21,9 @@ stage "dependencies"
 bash scripts/deps.sh
 
 stage "static checks"
-[ -x scripts/check-format.sh ] && bash scripts/check-format.sh
-[ -x scripts/check-layering.sh ] && bash scripts/check-layering.sh
+bash scripts/check-format.sh
+bash scripts/check-layering.sh
+bash scripts/check-size.sh
 
 run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
   local name=$1 dir=$2

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_util.h"
-#include "auth.h"
+#include "http/api_util.h"
+#include "http/auth.h"
 
 /* The head as one piece and as pieces of 1 to 7 bytes: the same answer. */
 static void heads(const char *p, size_t n)

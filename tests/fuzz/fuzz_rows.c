@@ -12,8 +12,8 @@
 
 #include <jansson.h>
 
-#include "rows.h"
-#include "stateplan.h"
+#include "ingest/rows.h"
+#include "ingest/stateplan.h"
 
 #define RECV_NS (INT64_C(1700000000) * 1000000000)
 #define DAY_NS (INT64_C(86400) * 1000000000)

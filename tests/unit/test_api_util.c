@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "api_util.h"
-#include "auth.h"
+#include "http/api_util.h"
+#include "http/auth.h"
 
 #define NOW_US (INT64_C(1700000000) * 1000000)
 

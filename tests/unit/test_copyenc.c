@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "copyenc.h"
+#include "ingest/copyenc.h"
 
 static int setup(void **state)
 {

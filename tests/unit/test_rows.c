@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "rows.h"
+#include "ingest/rows.h"
 #include "wire.h"
 
 #define NS_PER_S INT64_C(1000000000)

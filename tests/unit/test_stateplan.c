@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "stateplan.h"
+#include "ingest/stateplan.h"
 
 static json_t *up(const char *id, const char *state)
 {

@@ -1,5 +1,5 @@
 /* Parsers and text builders of the query API (see api_util.h). */
-#include "api_util.h"
+#include "http/api_util.h"
 
 #include "vtime.h"
 

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api_util.h"
-#include "apidb.h"
-#include "auth.h"
+#include "http/api_util.h"
+#include "http/apidb.h"
+#include "http/auth.h"
 #include "collector.h"
 
 typedef struct hreq hreq_t;

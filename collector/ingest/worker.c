@@ -4,7 +4,7 @@
  * heartbeats, an inbox other threads post to, and a reaper that frees
  * closed connections after the loop pass.
  */
-#include "worker.h"
+#include "ingest/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "conn.h"
+#include "ingest/conn.h"
 #include "log.h"
 #include "vtime.h"
 #include "wire.h"

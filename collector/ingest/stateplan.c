@@ -2,7 +2,7 @@
  * Container state changes of a commit group, collapsed into a plan of
  * set-based statements (see stateplan.h).
  */
-#include "stateplan.h"
+#include "ingest/stateplan.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

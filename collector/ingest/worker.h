@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "collector.h"
-#include "ingest.h"
+#include "ingest/ingest.h"
 
 typedef struct worker worker_t;
 struct conn;

@@ -1,5 +1,5 @@
 /* Batch -> events rows (see rows.h). */
-#include "rows.h"
+#include "ingest/rows.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,13 +1,13 @@
 /* API token subcommands (see token_cmd.h). The token is printed once and
  * only its SHA-256 is stored. */
-#include "token_cmd.h"
+#include "http/token_cmd.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "apidb.h"
-#include "auth.h"
+#include "http/apidb.h"
+#include "http/auth.h"
 
 #define CMD_TIMEOUT_MS 30000
 

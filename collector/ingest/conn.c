@@ -4,7 +4,7 @@
  * once. A closed connection stays allocated while jobs still refer to it
  * and is freed by the worker after the loop pass.
  */
-#include "conn.h"
+#include "ingest/conn.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /* Accepting agent connections (see listener.h). */
-#include "listener.h"
+#include "ingest/listener.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,7 +14,7 @@
 
 #include "log.h"
 #include "vtime.h"
-#include "worker.h"
+#include "ingest/worker.h"
 
 #define ACCEPT_PAUSE_MS 200
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "collector.h"
-#include "ingest.h"
+#include "ingest/ingest.h"
 
 typedef struct store store_t;
 

@@ -5,7 +5,7 @@
  * so every string from an agent reaches the client JSON-escaped. Every
  * read of stored data writes its audit_log row in the same statement.
  */
-#include "api.h"
+#include "http/api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "ingest.h"
+#include "ingest/ingest.h"
 #include "log.h"
 
 #define EXPORT_PAGE 2000

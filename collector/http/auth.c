@@ -1,5 +1,5 @@
 /* API credentials (see auth.h). */
-#include "auth.h"
+#include "http/auth.h"
 
 #include <ctype.h>
 #include <string.h>

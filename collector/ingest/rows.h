@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "copyenc.h"
+#include "ingest/copyenc.h"
 #include "vigil/v1/protocol.pb-c.h"
 
 /* Number of columns of the events table, in schema order. */

@@ -6,7 +6,7 @@
  * or hung it retries the same group with backoff and acknowledges nothing
  * meanwhile; the queue then fills and connections stop being read.
  */
-#include "ingest.h"
+#include "ingest/ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,9 +15,9 @@
 #include <time.h>
 
 #include "log.h"
-#include "store.h"
+#include "ingest/store.h"
 #include "vtime.h"
-#include "worker.h"
+#include "ingest/worker.h"
 
 #define MAINTENANCE_INTERVAL_NS (INT64_C(3600) * 1000000000)
 

@@ -12,7 +12,7 @@
  * partitioned events table keeps custom plans (a generic plan cannot prune
  * partitions when it is planned, so it is costed over all of them).
  */
-#include "apidb.h"
+#include "http/apidb.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -14,7 +14,7 @@
  * Handlers live in api.c; database work runs on the apidb pool and comes
  * back to this loop.
  */
-#include "http.h"
+#include "http/http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,7 +42,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
+#include "http/api.h"
 #include "log.h"
 #include "tls.h"
 #include "vtime.h"

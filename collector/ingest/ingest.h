@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "collector.h"
-#include "rows.h"
+#include "ingest/rows.h"
 #include "vigil/v1/protocol.pb-c.h"
 
 struct conn;

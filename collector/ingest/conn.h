@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 
 #include "collector.h"
-#include "ingest.h"
-#include "worker.h"
+#include "ingest/ingest.h"
+#include "ingest/worker.h"
 
 typedef struct conn conn_t;
 

@@ -7,7 +7,7 @@
  * drops batches whose seq is not above committed_seq (replays), COPYs the
  * rest and raises committed_seq. A replayed batch is acked, never stored.
  */
-#include "store.h"
+#include "ingest/store.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,10 +18,10 @@
 
 #include <libpq-fe.h>
 
-#include "copyenc.h"
+#include "ingest/copyenc.h"
 #include "log.h"
-#include "migrations.h"
-#include "stateplan.h"
+#include "ingest/migrations.h"
+#include "ingest/stateplan.h"
 #include "vtime.h"
 #include "wire.h"
 

@@ -1,5 +1,5 @@
 /* Binary COPY encoder (see copyenc.h). */
-#include "copyenc.h"
+#include "ingest/copyenc.h"
 
 #include <stdlib.h>
 #include <string.h>
