@@ -123,3 +123,108 @@ bool cgroup_parse(const char *buf, size_t len, cgroup_match_t *out)
 	}
 	return found;
 }
+
+bool cgroup_path_of(const char *buf, size_t len, const char *controller, char *out, size_t cap)
+{
+	size_t cl = strlen(controller);
+	size_t pos = 0;
+	while (pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t eol = nl ? (size_t)(nl - buf) : len;
+		const char *line = buf + pos;
+		size_t n = eol - pos;
+		pos = eol + 1;
+		const char *c1 = memchr(line, ':', n);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - line)) : NULL;
+		if (!c2)
+			continue;
+		const char *list = c1 + 1;
+		size_t ll = (size_t)(c2 - list);
+		bool match = false;
+		if (cl == 0) {
+			match = c1 == line + 1 && line[0] == '0' && ll == 0;
+		} else {
+			/* "cpu,cpuacct", "name=systemd": whole names only */
+			size_t i = 0;
+			while (i <= ll && !match) {
+				const char *comma = memchr(list + i, ',', ll - i);
+				size_t e = comma ? (size_t)(comma - list) : ll;
+				match = e - i == cl && memcmp(list + i, controller, cl) == 0;
+				i = e + 1;
+			}
+		}
+		if (!match)
+			continue;
+		const char *path = c2 + 1;
+		size_t pl = (size_t)(line + n - path);
+		if (pl == 0 || pl >= cap || path[0] != '/' || memmem(path, pl, "..", 2) ||
+		    memchr(path, '\0', pl))
+			return false;
+		memcpy(out, path, pl);
+		out[pl] = '\0';
+		return true;
+	}
+	return false;
+}
+
+static bool parse_dec(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+static size_t trim(const char *buf, size_t len)
+{
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	return len;
+}
+
+/* v1 reports "no limit" as LLONG_MAX rounded down to a page. */
+#define V1_NO_LIMIT_MIN (UINT64_C(0x7FFFFFFFFFFFF000) - UINT64_C(1) * 1024 * 1024)
+
+int cgroup_parse_limit(const char *buf, size_t len, cgroup_limit_t *out)
+{
+	len = trim(buf, len);
+	out->unlimited = false;
+	out->value = 0;
+	if ((len == 3 && memcmp(buf, "max", 3) == 0) || (len == 2 && memcmp(buf, "-1", 2) == 0)) {
+		out->unlimited = true;
+		return 0;
+	}
+	if (!parse_dec(buf, len, &out->value))
+		return -1;
+	if (out->value >= V1_NO_LIMIT_MIN) {
+		out->unlimited = true;
+		out->value = 0;
+	}
+	return 0;
+}
+
+int cgroup_parse_cpu_max(const char *buf, size_t len, bool *unlimited, uint64_t *quota_us,
+			 uint64_t *period_us)
+{
+	len = trim(buf, len);
+	const char *sp = memchr(buf, ' ', len);
+	if (!sp)
+		return -1;
+	size_t ql = (size_t)(sp - buf);
+	if (!parse_dec(sp + 1, len - ql - 1, period_us) || *period_us == 0)
+		return -1;
+	*quota_us = 0;
+	*unlimited = ql == 3 && memcmp(buf, "max", 3) == 0;
+	if (!*unlimited && !parse_dec(buf, ql, quota_us))
+		return -1;
+	return 0;
+}

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CGROUP_ID_LEN 64
 
@@ -28,5 +29,27 @@ bool cgroup_parse_path(const char *path, size_t len, cgroup_match_t *out);
 
 /* True if the n bytes at s are a 64-digit lowercase hex container id. */
 bool cgroup_is_id(const char *s, size_t n);
+
+/* The cgroup path of a /proc/PID/cgroup text for one v1 controller
+ * ("memory", "pids", "cpu"), or the v2 path ("0::PATH") when controller
+ * is "". Copy it into out (cap bytes). Return true if found, it fits, and
+ * it is absolute without "..". */
+bool cgroup_path_of(const char *buf, size_t len, const char *controller, char *out, size_t cap);
+
+/* A limit read from a cgroup file: unlimited ("max", v1's no-limit value
+ * or -1), or a value. */
+typedef struct {
+	bool unlimited;
+	uint64_t value;
+} cgroup_limit_t;
+
+/* Parse memory.max, memory.limit_in_bytes, pids.max or cpu.cfs_quota_us
+ * (one number, "max" or "-1"; v1's memory "no limit" value, a page-rounded
+ * LLONG_MAX, reads as unlimited). Return 0, or -1. */
+int cgroup_parse_limit(const char *buf, size_t len, cgroup_limit_t *out);
+
+/* Parse cgroup v2 cpu.max ("max 100000", "50000 100000"). Return 0 or -1. */
+int cgroup_parse_cpu_max(const char *buf, size_t len, bool *unlimited, uint64_t *quota_us,
+			 uint64_t *period_us);
 
 #endif

@@ -29,7 +29,45 @@ enum {
 	CTR_HAVE_STATE = 1u << 13,
 	CTR_HAVE_RUNTIME = 1u << 14,
 	CTR_HAVE_RESTART = 1u << 15,
+	CTR_HAVE_NNP = 1u << 16,     /* no_new_privs */
+	CTR_HAVE_SECMODE = 1u << 17, /* seccomp_mode, seccomp_filters */
+	CTR_HAVE_MAC = 1u << 18,     /* mac_label */
+	CTR_HAVE_LIMITS = 1u << 19,  /* the cgroup was read (each limit says if known) */
+	CTR_HAVE_USERNS = 1u << 20,  /* host_user, host_cgroup */
+	CTR_HAVE_DEVICES = 1u << 21,
+	CTR_HAVE_ROOTPROP = 1u << 22, /* rootfs_propagation */
+	CTR_HAVE_PORTS = 1u << 23,
+	CTR_HAVE_DIGESTS = 1u << 24, /* repo_digests */
+	CTR_HAVE_UPPER = 1u << 25,   /* upperdir (not reported: used for drift) */
 };
+
+/* Which sources knew a container (found_by). */
+enum {
+	CTR_SRC_CGROUP = 1u << 0,
+	CTR_SRC_OCI = 1u << 1,
+	CTR_SRC_API = 1u << 2,
+};
+
+/* A cgroup limit: known, then unlimited or value. */
+typedef struct {
+	bool known, unlimited;
+	uint64_t value;
+} ctr_limit_t;
+
+typedef struct {
+	bool known, unlimited;
+	uint64_t quota_us, period_us;
+} ctr_cpu_t;
+
+typedef struct {
+	char *host_path, *path, *permissions, *type;
+	int64_t major, minor;
+} ctr_device_t;
+
+typedef struct {
+	char *container_port, *host_ip;
+	uint32_t host_port;
+} ctr_port_t;
 
 typedef struct {
 	char *key, *value;
@@ -37,6 +75,7 @@ typedef struct {
 
 typedef struct {
 	char *source, *destination, *type;
+	char *propagation; /* "" = unknown */
 	bool read_only;
 } ctr_mount_t;
 
@@ -68,6 +107,23 @@ typedef struct {
 	uint32_t init_pid;
 	int64_t created_ns, started_ns;
 	char *state;
+	/* Facts with their own unknown state (Vigil__V1__Tristate, ...). */
+	int no_new_privs;	  /* Vigil__V1__Tristate */
+	int seccomp_mode;	  /* Vigil__V1__SeccompMode */
+	uint32_t seccomp_filters; /* with CTR_HAVE_SECMODE */
+	char *mac_label;
+	ctr_limit_t mem_limit, pids_limit;
+	ctr_cpu_t cpu_limit;
+	int host_user, host_cgroup; /* Vigil__V1__Tristate */
+	ctr_device_t *devices;
+	size_t n_devices;
+	char *rootfs_propagation;
+	uint32_t restart_retries;
+	ctr_port_t *ports;
+	size_t n_ports;
+	ctr_strv_t repo_digests;
+	unsigned found_by; /* CTR_SRC_* */
+	char *upperdir;	   /* overlay upper layer of the root (host path) */
 } ctr_t;
 
 /* A new empty record for id (copied). Caller frees with ctr_free. */
@@ -90,6 +146,18 @@ int ctr_strv_push(ctr_strv_t *v, const char *s, size_t n, bool *truncated);
 void ctr_strv_clear(ctr_strv_t *v);
 int ctr_add_label(ctr_t *c, const char *k, const char *v, size_t max_labels);
 int ctr_add_mount(ctr_t *c, const char *src, const char *dst, const char *type, bool ro);
+/* ctr_add_mount with a propagation mode ("" = unknown). */
+int ctr_add_mount_prop(ctr_t *c, const char *src, const char *dst, const char *type, bool ro,
+		       const char *propagation);
+/* Add a device (strings capped, NULL = ""); at most 256 are kept. */
+int ctr_add_device(ctr_t *c, const char *host_path, const char *path, const char *perms,
+		   const char *type, int64_t major, int64_t minor);
+/* Add a published port; at most 256 are kept. */
+int ctr_add_port(ctr_t *c, const char *container_port, const char *host_ip, uint32_t host_port);
+
+/* The normalized name of a propagation mount option ("rshared", ...), or
+ * NULL if opt is not one. */
+const char *ctr_propagation_name(const char *opt);
 /* Replace *field with a capped, repaired copy of s. */
 int ctr_set_str(char **field, const char *s, bool *truncated);
 

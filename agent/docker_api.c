@@ -76,6 +76,66 @@ static bool mode_is_host(json_t *hc, const char *key)
 	return v && strcmp(v, "host") == 0;
 }
 
+/* HostConfig.Devices: [{PathOnHost, PathInContainer, CgroupPermissions}] */
+static int api_devices(json_t *devs, ctr_t *c)
+{
+	if (devs && !json_is_array(devs) && !json_is_null(devs))
+		return 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(devs, i, d)
+	{
+		const char *in = jstr(d, "PathInContainer");
+		const char *host = jstr(d, "PathOnHost");
+		if (!in && !host)
+			continue;
+		const char *perms = jstr(d, "CgroupPermissions");
+		if (ctr_add_device(c, host ? host : "", in ? in : host, perms ? perms : "", "", 0,
+				   0) != 0)
+			return -1;
+	}
+	c->have |= CTR_HAVE_DEVICES;
+	return 0;
+}
+
+/* Published ports: NetworkSettings.Ports {"80/tcp": [{HostIp, HostPort}]}
+ * (what is bound), else HostConfig.PortBindings (what was asked). */
+static int api_ports(json_t *root, ctr_t *c)
+{
+	json_t *ports = json_object_get(json_object_get(root, "NetworkSettings"), "Ports");
+	if (!json_is_object(ports) || json_object_size(ports) == 0) {
+		json_t *pb = json_object_get(json_object_get(root, "HostConfig"), "PortBindings");
+		if (json_is_object(pb))
+			ports = pb;
+	}
+	if (!json_is_object(ports) && !json_is_null(ports)) {
+		if (json_is_object(json_object_get(root, "NetworkSettings")))
+			c->have |= CTR_HAVE_PORTS; /* none published */
+		return 0;
+	}
+	const char *k;
+	json_t *binds;
+	json_object_foreach(ports, k, binds)
+	{
+		size_t i;
+		json_t *b;
+		json_array_foreach(binds, i, b)
+		{
+			const char *ip = jstr(b, "HostIp");
+			const char *hp = jstr(b, "HostPort");
+			unsigned long port = 0;
+			if (hp && all_digits(hp, strlen(hp)) && strlen(hp) <= 5)
+				port = strtoul(hp, NULL, 10);
+			if (port > 65535)
+				port = 0;
+			if (ctr_add_port(c, k, ip ? ip : "", (uint32_t)port) != 0)
+				return -1;
+		}
+	}
+	c->have |= CTR_HAVE_PORTS;
+	return 0;
+}
+
 int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labels)
 {
 	json_error_t e;
@@ -161,11 +221,18 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 			if (ctr_set_str(&c->restart_policy, policy[0] ? policy : "no",
 					&c->truncated) != 0)
 				goto done;
+			json_t *mr = json_object_get(rp, "MaximumRetryCount");
+			if (json_is_integer(mr) && json_integer_value(mr) > 0 &&
+			    json_integer_value(mr) <= UINT32_MAX)
+				c->restart_retries = (uint32_t)json_integer_value(mr);
 			c->have |= CTR_HAVE_RESTART;
 		}
+		if (api_devices(json_object_get(hc, "Devices"), c) != 0)
+			goto done;
 		c->ro_rootfs = json_is_true(json_object_get(hc, "ReadonlyRootfs"));
 		c->have |= CTR_HAVE_ROFS;
 		const char *seccomp = "default";
+		bool nnp_seen = false;
 		size_t i;
 		json_t *so;
 		json_array_foreach(json_object_get(hc, "SecurityOpt"), i, so)
@@ -173,7 +240,18 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 			const char *s = json_string_value(so);
 			if (s && (strncmp(s, "seccomp=", 8) == 0 || strncmp(s, "seccomp:", 8) == 0))
 				seccomp = s + 8;
+			/* "no-new-privileges", "no-new-privileges:true", "=false" */
+			if (s && strncmp(s, "no-new-privileges", 17) == 0) {
+				const char *v = s[17] ? s + 18 : "true";
+				c->no_new_privs = strcmp(v, "false") == 0
+							  ? VIGIL__V1__TRISTATE__TRISTATE_FALSE
+							  : VIGIL__V1__TRISTATE__TRISTATE_TRUE;
+				nnp_seen = true;
+			}
 		}
+		if (!nnp_seen)
+			c->no_new_privs = VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+		c->have |= CTR_HAVE_NNP;
 		const char *aa = jstr(root, "AppArmorProfile");
 		if (ctr_set_str(&c->seccomp, seccomp, &c->truncated) != 0 ||
 		    ctr_set_str(&c->apparmor, aa ? aa : "", &c->truncated) != 0)
@@ -192,11 +270,35 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 			const char *src = jstr(m, "Source");
 			const char *type = jstr(m, "Type");
 			json_t *rw = json_object_get(m, "RW");
-			if (ctr_add_mount(c, src ? src : "", dst, type ? type : "",
-					  json_is_boolean(rw) && !json_is_true(rw)) != 0)
+			const char *prop = ctr_propagation_name(jstr(m, "Propagation"));
+			if (ctr_add_mount_prop(c, src ? src : "", dst, type ? type : "",
+					       json_is_boolean(rw) && !json_is_true(rw),
+					       prop ? prop : "") != 0)
 				goto done;
 		}
 		c->have |= CTR_HAVE_MOUNTS;
+	}
+	if (api_ports(root, c) != 0)
+		goto done;
+	json_t *rd = json_object_get(root, "RepoDigests");
+	if (!rd)
+		rd = json_object_get(root, "ImageDigests");
+	if (json_is_array(rd)) {
+		ctr_strv_clear(&c->repo_digests);
+		size_t i;
+		json_t *d;
+		json_array_foreach(rd, i, d)
+		{
+			if (i >= 64) {
+				c->truncated = true;
+				break;
+			}
+			if (json_is_string(d) &&
+			    ctr_strv_push(&c->repo_digests, json_string_value(d),
+					  json_string_length(d), &c->truncated) != 0)
+				goto done;
+		}
+		c->have |= CTR_HAVE_DIGESTS;
 	}
 	if (json_is_object(state)) {
 		json_t *pid = json_object_get(state, "Pid");

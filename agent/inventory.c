@@ -10,6 +10,7 @@
 
 #include "cgroup.h"
 #include "ctr.h"
+#include "kfacts.h"
 #include "log.h"
 #include "oci.h"
 #include "procfs.h"
@@ -48,6 +49,7 @@ typedef struct {
 typedef struct {
 	char id[ID_MAX];
 	int runtime;
+	unsigned src; /* CTR_SRC_*: who found it */
 	uint32_t init_pid;
 	bool exit_known;
 	int exit_code;
@@ -59,6 +61,7 @@ struct inventory {
 	inventory_emit_cb emit;
 	void *arg;
 	docker_api_t *api;
+	kfacts_t *kf;
 	entry_t *cur;
 	size_t n_cur;
 	oci_entry_t *oci;
@@ -258,6 +261,7 @@ static ctr_t *procfs_record(inventory_t *inv, const found_t *f)
 	if (!c)
 		return NULL;
 	c->runtime = f->runtime;
+	c->found_by = f->src;
 	c->have |= CTR_HAVE_RUNTIME;
 	if (!f->init_pid)
 		return c;
@@ -266,7 +270,10 @@ static ctr_t *procfs_record(inventory_t *inv, const found_t *f)
 	char buf[8192];
 	ssize_t n = procfs_read(root, f->init_pid, "status", buf, sizeof(buf));
 	procfs_status_t st;
-	if (n > 0 && procfs_parse_status(buf, (size_t)n, &st) == 0) {
+	bool have_st = n > 0 && procfs_parse_status(buf, (size_t)n, &st) == 0;
+	if (inv->kf)
+		kfacts_read(inv->kf, c, have_st ? &st : NULL);
+	if (have_st) {
 		if (st.have_uid) {
 			c->uid = st.uid;
 			c->gid = st.gid;
@@ -385,11 +392,14 @@ static void oci_scan(inventory_t *inv)
 
 /* ---- the /proc walk ------------------------------------------------------------------ */
 
-static size_t found_add(inventory_t *inv, const char *id, int runtime)
+static size_t found_add(inventory_t *inv, const char *id, int runtime, unsigned src)
 {
-	for (size_t i = 0; i < inv->n_found; i++)
-		if (strcmp(inv->found[i].id, id) == 0)
+	for (size_t i = 0; i < inv->n_found; i++) {
+		if (strcmp(inv->found[i].id, id) == 0) {
+			inv->found[i].src |= src;
 			return i;
+		}
+	}
 	if (inv->n_found == inv->cap_found) {
 		size_t nc = inv->cap_found ? inv->cap_found * 2 : 64;
 		found_t *nf = realloc(inv->found, nc * sizeof(*nf));
@@ -402,6 +412,7 @@ static size_t found_add(inventory_t *inv, const char *id, int runtime)
 	memset(f, 0, sizeof(*f));
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	f->runtime = runtime;
+	f->src = src;
 	return inv->n_found++;
 }
 
@@ -443,7 +454,7 @@ static void walk_proc(inventory_t *inv)
 		cgroup_match_t m;
 		if (n <= 0 || !cgroup_parse(buf, (size_t)n, &m))
 			continue;
-		size_t idx = found_add(inv, m.id, m.runtime);
+		size_t idx = found_add(inv, m.id, m.runtime, CTR_SRC_CGROUP);
 		if (idx == SIZE_MAX)
 			continue;
 		proc_add(inv, (uint32_t)pid, idx);
@@ -459,7 +470,7 @@ static void walk_proc(inventory_t *inv)
 		snprintf(p, sizeof(p), "%s/%u", inv->s->proc_root, o->pid);
 		if (access(p, F_OK) != 0)
 			continue;
-		size_t idx = found_add(inv, o->id, o->c ? o->c->runtime : 0);
+		size_t idx = found_add(inv, o->id, o->c ? o->c->runtime : 0, CTR_SRC_OCI);
 		if (idx == SIZE_MAX)
 			continue;
 		proc_add(inv, o->pid, idx);
@@ -510,7 +521,7 @@ static void walk_proc(inventory_t *inv)
 static void api_add(void *arg, const ctr_t *c)
 {
 	inventory_t *inv = arg;
-	found_add(inv, c->id, c->runtime);
+	found_add(inv, c->id, c->runtime, CTR_SRC_API);
 }
 
 /* Is init still the runtime's own "runc init" (the container is being
@@ -557,6 +568,16 @@ static bool hold_new(inventory_t *inv, const char *id, int64_t now)
 	return true;
 }
 
+/* Did the cgroup path name the runtime (docker-ID.scope, libpod-ID,
+ * crio-ID, ...)? A bare id is runc-style only by default: then the source
+ * that found the container says better (containerd's k8s.io state is
+ * containerd's). */
+static bool cgroup_names_runtime(const found_t *f)
+{
+	return (f->src & CTR_SRC_CGROUP) && f->runtime != VIGIL__V1__RUNTIME__RUNTIME_UNKNOWN &&
+	       f->runtime != VIGIL__V1__RUNTIME__RUNTIME_RUNC;
+}
+
 size_t inventory_scan(inventory_t *inv)
 {
 	int64_t t0 = vtime_mono_ns();
@@ -598,9 +619,19 @@ size_t inventory_scan(inventory_t *inv)
 			continue;
 		}
 		oci_entry_t *o = oci_find(inv, f->id);
-		/* the kernel's view of pid, namespaces, capabilities and user first */
+		if (o)
+			pr->found_by |= CTR_SRC_OCI;
+		if (api)
+			pr->found_by |= CTR_SRC_API;
+		/* the kernel's view first: pid, namespaces, capabilities, user,
+		 * the security facts of init, limits, root propagation; and the
+		 * runtime that the cgroup path names */
 		int rc = ctr_merge_mask(m, pr,
-					CTR_HAVE_PID | CTR_HAVE_NS | CTR_HAVE_CAPS | CTR_HAVE_USER);
+					CTR_HAVE_PID | CTR_HAVE_NS | CTR_HAVE_CAPS | CTR_HAVE_USER |
+						CTR_HAVE_NNP | CTR_HAVE_SECMODE | CTR_HAVE_MAC |
+						CTR_HAVE_LIMITS | CTR_HAVE_USERNS |
+						CTR_HAVE_ROOTPROP | CTR_HAVE_UPPER |
+						(cgroup_names_runtime(f) ? CTR_HAVE_RUNTIME : 0));
 		if (api)
 			rc |= ctr_merge(m, api);
 		if (o && o->c && (!o->pid || !m->init_pid || o->pid == m->init_pid))
@@ -849,6 +880,7 @@ inventory_t *inventory_new(const settings_t *s, const hostinfo_t *host, inventor
 	if (inv->clk_tck <= 0)
 		inv->clk_tck = 100;
 	inv->boot_s = procfs_boot_time(s->proc_root);
+	inv->kf = kfacts_new(s->proc_root, s->cgroup_root ? s->cgroup_root : "/sys/fs/cgroup");
 	/* the host's namespaces are init's; where /proc/1/ns is not readable
 	 * (some sandboxes), the agent's own, as it runs in the host's */
 	uint32_t refs[2] = {1, (uint32_t)getpid()};
@@ -885,6 +917,7 @@ void inventory_free(inventory_t *inv)
 		ctr_free(inv->oci[i].c);
 	free(inv->oci);
 	free(inv->pm);
+	kfacts_free(inv->kf);
 	free(inv->found);
 	free(inv->procs);
 	free(inv);

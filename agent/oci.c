@@ -26,6 +26,20 @@ static const char *jstr(json_t *o, const char *key)
 
 int oci_parse_state(const char *json, size_t len, oci_state_t *out)
 {
+	return oci_parse_crun_status(json, len, NULL, out);
+}
+
+int oci_dir_runtime(const char *dir)
+{
+	if (strstr(dir, "/containerd/") || strstr(dir, "/containerd-"))
+		return VIGIL__V1__RUNTIME__RUNTIME_CONTAINERD;
+	if (strncmp(dir, "/run/docker/", 12) == 0 || strstr(dir, "/moby"))
+		return VIGIL__V1__RUNTIME__RUNTIME_DOCKER;
+	return -1;
+}
+
+int oci_parse_crun_status(const char *json, size_t len, const char *dir_id, oci_state_t *out)
+{
 	memset(out, 0, sizeof(*out));
 	json_error_t e;
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
@@ -35,6 +49,8 @@ int oci_parse_state(const char *json, size_t len, oci_state_t *out)
 	}
 	int rc = -1;
 	const char *id = jstr(root, "id");
+	if (!id)
+		id = dir_id;
 	json_t *pid = json_object_get(root, "init_process_pid");
 	if (!pid)
 		pid = json_object_get(root, "pid"); /* crun, runtime-spec state */
@@ -95,6 +111,34 @@ static int push_json_strs(ctr_strv_t *v, json_t *arr, bool *trunc)
 	return 0;
 }
 
+/* linux.devices: [{path, type, major, minor, fileMode}] */
+static int spec_devices(json_t *devs, ctr_t *c)
+{
+	if (!json_is_array(devs) && devs)
+		return 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(devs, i, d)
+	{
+		const char *path = jstr(d, "path");
+		if (!path)
+			continue;
+		const char *type = jstr(d, "type");
+		json_t *mode = json_object_get(d, "fileMode");
+		char perms[16] = "";
+		if (json_is_integer(mode) && json_integer_value(mode) >= 0 &&
+		    json_integer_value(mode) <= 07777)
+			snprintf(perms, sizeof(perms), "%04llo",
+				 (unsigned long long)json_integer_value(mode));
+		if (ctr_add_device(c, "", path, perms, type ? type : "",
+				   json_integer_value(json_object_get(d, "major")),
+				   json_integer_value(json_object_get(d, "minor"))) != 0)
+			return -1;
+	}
+	c->have |= CTR_HAVE_DEVICES;
+	return 0;
+}
+
 int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 {
 	json_error_t e;
@@ -128,6 +172,10 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 			goto done;
 		c->have |= CTR_HAVE_CAPS;
 	}
+	json_t *nnp = json_object_get(proc, "noNewPrivileges");
+	c->no_new_privs = json_is_true(nnp) ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+					    : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	c->have |= CTR_HAVE_NNP;
 	const char *aa = jstr(proc, "apparmorProfile");
 	json_t *linux_ = json_object_get(root, "linux");
 	json_t *seccomp = json_object_get(linux_, "seccomp");
@@ -161,15 +209,20 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 			if (type && strcmp(type, "bind") != 0 && !(src && src[0] == '/'))
 				continue;
 			bool ro = false;
+			const char *prop = "";
 			size_t k;
 			json_t *opt;
 			json_array_foreach(json_object_get(m, "options"), k, opt)
 			{
 				const char *o = json_string_value(opt);
+				const char *pn = ctr_propagation_name(o);
 				if (o && strcmp(o, "ro") == 0)
 					ro = true;
+				if (pn)
+					prop = pn;
 			}
-			if (ctr_add_mount(c, src ? src : "", dst, type ? type : "bind", ro) != 0)
+			if (ctr_add_mount_prop(c, src ? src : "", dst, type ? type : "bind", ro,
+					       prop) != 0)
 				goto done;
 		}
 		c->have |= CTR_HAVE_MOUNTS;
@@ -202,8 +255,27 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 		c->host_uts = !uts;
 		c->have |= CTR_HAVE_NS;
 	}
+	if (json_is_object(linux_)) {
+		if (spec_devices(json_object_get(linux_, "devices"), c) != 0)
+			goto done;
+		const char *rp = ctr_propagation_name(jstr(linux_, "rootfsPropagation"));
+		if (rp) {
+			if (ctr_set_str(&c->rootfs_propagation, rp, NULL) != 0)
+				goto done;
+			c->have |= CTR_HAVE_ROOTPROP;
+		}
+	}
 	json_t *ann = json_object_get(root, "annotations");
 	if (json_is_object(ann)) {
+		const char *mgr = jstr(ann, "io.container.manager");
+		if (mgr && strcmp(mgr, "libpod") == 0) {
+			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_PODMAN;
+			c->have |= CTR_HAVE_RUNTIME;
+		} else if (jstr(ann, "io.kubernetes.cri-o.ContainerID") ||
+			   jstr(ann, "io.kubernetes.cri-o.ContainerType")) {
+			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_CRIO;
+			c->have |= CTR_HAVE_RUNTIME;
+		}
 		const char *priv = jstr(ann, "io.podman.annotations.privileged");
 		if (priv) {
 			c->privileged = strcasecmp(priv, "true") == 0;
@@ -307,11 +379,23 @@ static int scan_state_dir(const char *dir, oci_found_cb cb, void *arg)
 		char path[1024];
 		snprintf(path, sizeof(path), "%s/%s/state.json", dir, de->d_name);
 		size_t len;
+		bool crun = false;
 		char *buf = slurp(path, &len);
+		if (!buf) {
+			/* crun: DIR/ID/status */
+			snprintf(path, sizeof(path), "%s/%s/status", dir, de->d_name);
+			buf = slurp(path, &len);
+			crun = true;
+		}
 		if (!buf)
 			continue; /* vanished, or not a container */
 		oci_state_t st;
-		if (oci_parse_state(buf, len, &st) == 0) {
+		int rc = crun ? oci_parse_crun_status(buf, len, de->d_name, &st)
+			      : oci_parse_state(buf, len, &st);
+		if (rc == 0) {
+			int rt = oci_dir_runtime(dir);
+			if (rt >= 0)
+				st.runtime = rt;
 			n++;
 			cb(arg, &st);
 		}

@@ -23,6 +23,15 @@ typedef struct {
 /* Parse a runc (or crun) state.json. Return 0, or -1 if it is not one. */
 int oci_parse_state(const char *json, size_t len, oci_state_t *out);
 
+/* Parse crun's ID/status file (pid, bundle, created; no id: dir_id, the
+ * name of its directory, is the id). Return 0, or -1 if it is not one. */
+int oci_parse_crun_status(const char *json, size_t len, const char *dir_id, oci_state_t *out);
+
+/* The runtime that owns a state directory: containerd's runc root
+ * (.../containerd/...) is containerd, Docker's (/run/docker/...) is
+ * Docker; -1 if the directory does not tell. */
+int oci_dir_runtime(const char *dir);
+
 /* Fill c from an OCI runtime spec (config.json): every field the spec
  * fixes gets its have bit. Strings are capped and repaired. Return 0, or
  * -1 if the text is not a spec object (c may be partly filled). */
@@ -31,7 +40,8 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels);
 /* Called for each container found by a scan. */
 typedef void (*oci_found_cb)(void *arg, const oci_state_t *st);
 
-/* Read every DIR/ID/state.json under the comma-separated dirs.
+/* Read every DIR/ID/state.json (or crun's DIR/ID/status) under the
+ * comma-separated dirs.
  * Return the number of readable state dirs, or -1 if none exists. */
 int oci_scan_state_dirs(const char *dirs, oci_found_cb cb, void *arg);
 

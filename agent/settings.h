@@ -31,6 +31,7 @@ typedef struct {
 	int64_t snapshot_interval_ms;
 	int64_t status_interval_ms;
 	char *proc_root;
+	char *cgroup_root;
 	char *docker_socket; /* "" or "none" disables the source */
 	int64_t api_timeout_ms;
 	char *oci_state_dirs; /* comma-separated */
