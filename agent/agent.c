@@ -6,6 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "batcher.h"
 #include "docker_api.h"
@@ -154,6 +159,105 @@ static void emit_status(agent_t *a)
 	a->status_due = false;
 }
 
+/* The parent's executable and argv[0], read at once (it may be gone). */
+static void exec_parent(agent_t *a, uint32_t ppid, char **exe, char **argv0, bool *truncated)
+{
+	if (!ppid)
+		return;
+	char buf[4096];
+	ssize_t n = procfs_readlink(a->s->proc_root, ppid, "exe", buf, sizeof(buf));
+	if (n >= 0)
+		*exe = text_dup_n(buf, (size_t)n, 0, truncated);
+	n = procfs_read(a->s->proc_root, ppid, "cmdline", buf, sizeof(buf));
+	if (n > 0)
+		*argv0 = text_dup_n(buf, strnlen(buf, (size_t)n), 0, truncated);
+}
+
+/* Drift: is the executable (path as the container sees it) a file of the
+ * container's writable upper layer? Compare the exe's inode with the file
+ * at the same path under the overlay upperdir. */
+static int exe_in_upper(agent_t *a, uint32_t pid, const char *path, const char *id, int memfd)
+{
+	if (memfd == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+		return VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	const char *upper = inventory_upperdir(a->inv, id);
+	size_t pl = strlen(path);
+	/* a deleted file, or not a path: cannot tell */
+	if (!upper || path[0] != '/' || strstr(path, "/../") ||
+	    (pl > 10 && strcmp(path + pl - 10, " (deleted)") == 0))
+		return VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	char p[8192];
+	snprintf(p, sizeof(p), "%s/%u/exe", a->s->proc_root, pid);
+	struct stat se, su;
+	if (stat(p, &se) != 0)
+		return VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	/* the upper layer is the container's to shape: resolve the path inside
+	 * it (a symlink there must not lead the agent onto the host) */
+	int dfd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+			       .resolve =
+				       RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+	int fd = (int)syscall(SYS_openat2, dfd, path + 1, &how, sizeof(how));
+	int err = errno;
+	close(dfd);
+	if (fd < 0)
+		return err == ENOENT || err == ENOTDIR ? VIGIL__V1__TRISTATE__TRISTATE_FALSE
+						       : VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	int rc = fstat(fd, &su);
+	close(fd);
+	if (rc != 0)
+		return VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	/* overlay shows an upper file with the upper file's inode; a regular
+	 * file there is what the container runs */
+	if (S_ISREG(su.st_mode) && su.st_ino == se.st_ino)
+		return VIGIL__V1__TRISTATE__TRISTATE_TRUE;
+	return S_ISREG(su.st_mode) ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+				   : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+}
+
+static void on_uid(void *arg, uint32_t pid, uint32_t tgid, uint32_t ruid, uint32_t euid)
+{
+	agent_t *a = arg;
+	uint32_t old_r, old_e;
+	if (a->shutting_down || pid != tgid ||
+	    !inventory_note_uid_change(a->inv, tgid, ruid, euid, &old_r, &old_e))
+		return;
+	bool known;
+	const char *id = inventory_container_of(a->inv, tgid, &known);
+	if (!id)
+		return;
+	char cid[129];
+	snprintf(cid, sizeof(cid), "%s", id);
+	Vigil__V1__ProcessUidChange u = VIGIL__V1__PROCESS_UID_CHANGE__INIT;
+	u.pid = tgid;
+	u.old_real_uid = old_r;
+	u.old_effective_uid = old_e;
+	u.new_real_uid = ruid;
+	u.new_effective_uid = euid;
+	char buf[4096];
+	char *exe = NULL, *arg0 = NULL;
+	ssize_t n = procfs_readlink(a->s->proc_root, tgid, "exe", buf, sizeof(buf));
+	if (n >= 0)
+		exe = text_dup_n(buf, (size_t)n, 0, NULL);
+	n = procfs_read(a->s->proc_root, tgid, "cmdline", buf, sizeof(buf));
+	if (n > 0)
+		arg0 = text_dup_n(buf, strnlen(buf, (size_t)n), 0, NULL);
+	u.executable = exe ? exe : "";
+	u.argv0 = arg0 ? arg0 : "";
+	Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
+	e.time_ns = vtime_now_ns();
+	e.kind = VIGIL__V1__EVENT_KIND__EVENT_KIND_PROCESS_UID_CHANGE;
+	e.severity = VIGIL__V1__SEVERITY__SEVERITY_MEDIUM;
+	e.container_id = cid;
+	e.body_case = VIGIL__V1__EVENT__BODY_PROCESS_UID_CHANGE;
+	e.process_uid_change = &u;
+	emit(a, &e);
+	free(exe);
+	free(arg0);
+}
+
 static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 {
 	agent_t *a = arg;
@@ -177,9 +281,21 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 		x.ppid = st.ppid;
 		x.uid = st.uid;
 		x.gid = st.gid;
+		x.real_uid = st.ruid;
+		x.real_gid = st.rgid;
+		if (id && st.have_uid)
+			inventory_note_uids(a->inv, tgid, st.ruid, st.uid);
 	} else {
 		incomplete = true;
 	}
+	n = procfs_read(root, tgid, "stat", buf, sizeof(buf));
+	uint32_t tty;
+	if (n > 0 && procfs_parse_stat_tty(buf, (size_t)n, &tty) == 0)
+		x.tty = tty ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+			    : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	n = procfs_read(root, tgid, "loginuid", buf, sizeof(buf));
+	if (n > 0 && procfs_parse_u32(buf, (size_t)n, &x.login_uid) == 0)
+		x.login_uid_known = true;
 	ctr_strv_t argv = {0};
 	n = procfs_read(root, tgid, "cmdline", buf, sizeof(buf));
 	if (n > 0)
@@ -190,18 +306,32 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 	/* cmdline is capped at what we read: say so if it filled the buffer */
 	if (n >= (ssize_t)sizeof(buf) - 1)
 		truncated = true;
-	char link[4096];
+	char link[4096], link_exe[4096] = "";
 	char *exe = NULL, *cwd = NULL;
 	n = procfs_readlink(root, tgid, "exe", link, sizeof(link));
-	if (n >= 0)
+	if (n >= 0) {
 		exe = text_dup_n(link, (size_t)n, 0, &truncated);
-	else
+		memcpy(link_exe, link, (size_t)n + 1);
+	} else {
 		incomplete = true;
+	}
 	n = procfs_readlink(root, tgid, "cwd", link, sizeof(link));
 	if (n >= 0)
 		cwd = text_dup_n(link, (size_t)n, 0, &truncated);
 	else
 		incomplete = true;
+	char *pexe = NULL, *parg0 = NULL;
+	exec_parent(a, x.ppid, &pexe, &parg0, &truncated);
+	if (exe) {
+		x.exe_memfd = strncmp(exe, "/memfd:", 7) == 0 ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+							      : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+		if (id)
+			x.exe_upper_layer = exe_in_upper(a, tgid, link_exe, id, x.exe_memfd);
+	}
+	if (id)
+		x.exec_session = inventory_exec_session(a->inv, tgid, x.ppid, cid, known);
+	x.parent_executable = pexe ? pexe : "";
+	x.parent_argv0 = parg0 ? parg0 : "";
 	x.executable = exe ? exe : "";
 	x.cwd = cwd ? cwd : "";
 	x.argv = argv.v;
@@ -221,6 +351,8 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 		a->execs_incomplete++;
 	free(exe);
 	free(cwd);
+	free(pexe);
+	free(parg0);
 	ctr_strv_clear(&argv);
 	if (id && !known && !evtimer_pending(a->quick_ev, NULL))
 		arm(a->quick_ev, QUICK_SCAN_MS);
@@ -439,7 +571,7 @@ agent_t *agent_new(struct event_base *base, settings_t *s, char *err, size_t err
 		goto fail;
 	}
 	if (s->proc_connector) {
-		proc_connector_cbs_t pcbs = {on_fork, on_exec, on_exit_ev};
+		proc_connector_cbs_t pcbs = {on_fork, on_exec, on_exit_ev, on_uid};
 		char perr[256];
 		a->pc = proc_connector_new(base, &pcbs, a, perr, sizeof(perr));
 		if (!a->pc) {

@@ -291,6 +291,50 @@ int ctr_merge(ctr_t *d, const ctr_t *s)
 	return ctr_merge_mask(d, s, ~0u);
 }
 
+/* The part of ctr_merge_mask for the facts with their own unknown state. */
+static int merge_facts(ctr_t *d, const ctr_t *s, unsigned take)
+{
+	int rc = 0;
+	if (take & CTR_HAVE_NNP)
+		d->no_new_privs = s->no_new_privs;
+	if (take & CTR_HAVE_SECMODE) {
+		d->seccomp_mode = s->seccomp_mode;
+		d->seccomp_filters = s->seccomp_filters;
+	}
+	if (take & CTR_HAVE_MAC)
+		rc |= dup_str(&d->mac_label, s->mac_label);
+	if (take & CTR_HAVE_LIMITS) {
+		d->mem_limit = s->mem_limit;
+		d->pids_limit = s->pids_limit;
+		d->cpu_limit = s->cpu_limit;
+	}
+	if (take & CTR_HAVE_USERNS) {
+		d->host_user = s->host_user;
+		d->host_cgroup = s->host_cgroup;
+	}
+	if (take & CTR_HAVE_DEVICES) {
+		clear_devices(d);
+		for (size_t i = 0; i < s->n_devices && rc == 0; i++) {
+			const ctr_device_t *x = &s->devices[i];
+			rc |= ctr_add_device(d, x->host_path, x->path, x->permissions, x->type,
+					     x->major, x->minor);
+		}
+	}
+	if (take & CTR_HAVE_ROOTPROP)
+		rc |= dup_str(&d->rootfs_propagation, s->rootfs_propagation);
+	if (take & CTR_HAVE_PORTS) {
+		clear_ports(d);
+		for (size_t i = 0; i < s->n_ports && rc == 0; i++)
+			rc |= ctr_add_port(d, s->ports[i].container_port, s->ports[i].host_ip,
+					   s->ports[i].host_port);
+	}
+	if (take & CTR_HAVE_DIGESTS)
+		rc |= dup_strv(&d->repo_digests, &s->repo_digests);
+	if (take & CTR_HAVE_UPPER)
+		rc |= dup_str(&d->upperdir, s->upperdir);
+	return rc;
+}
+
 int ctr_merge_mask(ctr_t *d, const ctr_t *s, unsigned mask)
 {
 	unsigned take = s->have & ~d->have & mask;
@@ -355,43 +399,7 @@ int ctr_merge_mask(ctr_t *d, const ctr_t *s, unsigned mask)
 			rc |= dup_str(&m->propagation, s->mounts[i].propagation);
 		}
 	}
-	if (take & CTR_HAVE_NNP)
-		d->no_new_privs = s->no_new_privs;
-	if (take & CTR_HAVE_SECMODE) {
-		d->seccomp_mode = s->seccomp_mode;
-		d->seccomp_filters = s->seccomp_filters;
-	}
-	if (take & CTR_HAVE_MAC)
-		rc |= dup_str(&d->mac_label, s->mac_label);
-	if (take & CTR_HAVE_LIMITS) {
-		d->mem_limit = s->mem_limit;
-		d->pids_limit = s->pids_limit;
-		d->cpu_limit = s->cpu_limit;
-	}
-	if (take & CTR_HAVE_USERNS) {
-		d->host_user = s->host_user;
-		d->host_cgroup = s->host_cgroup;
-	}
-	if (take & CTR_HAVE_DEVICES) {
-		clear_devices(d);
-		for (size_t i = 0; i < s->n_devices && rc == 0; i++) {
-			const ctr_device_t *x = &s->devices[i];
-			rc |= ctr_add_device(d, x->host_path, x->path, x->permissions, x->type,
-					     x->major, x->minor);
-		}
-	}
-	if (take & CTR_HAVE_ROOTPROP)
-		rc |= dup_str(&d->rootfs_propagation, s->rootfs_propagation);
-	if (take & CTR_HAVE_PORTS) {
-		clear_ports(d);
-		for (size_t i = 0; i < s->n_ports && rc == 0; i++)
-			rc |= ctr_add_port(d, s->ports[i].container_port, s->ports[i].host_ip,
-					   s->ports[i].host_port);
-	}
-	if (take & CTR_HAVE_DIGESTS)
-		rc |= dup_strv(&d->repo_digests, &s->repo_digests);
-	if (take & CTR_HAVE_UPPER)
-		rc |= dup_str(&d->upperdir, s->upperdir);
+	rc |= merge_facts(d, s, take);
 	d->found_by |= s->found_by;
 	if (take & CTR_HAVE_ROFS)
 		d->ro_rootfs = s->ro_rootfs;

@@ -136,6 +136,87 @@ static int api_ports(json_t *root, ctr_t *c)
 	return 0;
 }
 
+/* RepoDigests (Podman's ImageDigests): the registry digests. */
+static int api_digests(json_t *root, ctr_t *c)
+{
+	json_t *rd = json_object_get(root, "RepoDigests");
+	if (!rd)
+		rd = json_object_get(root, "ImageDigests");
+	if (json_is_array(rd)) {
+		ctr_strv_clear(&c->repo_digests);
+		size_t i;
+		json_t *d;
+		json_array_foreach(rd, i, d)
+		{
+			if (i >= 64) {
+				c->truncated = true;
+				break;
+			}
+			if (json_is_string(d) &&
+			    ctr_strv_push(&c->repo_digests, json_string_value(d),
+					  json_string_length(d), &c->truncated) != 0)
+				return -1;
+		}
+		c->have |= CTR_HAVE_DIGESTS;
+	}
+	return 0;
+}
+
+/* HostConfig: privileged, namespaces, restart policy, devices, read-only
+ * root, security options. Return 0, or -1 on OOM. */
+static int api_hostconfig(json_t *root, json_t *hc, ctr_t *c)
+{
+	c->privileged = json_is_true(json_object_get(hc, "Privileged"));
+	c->have |= CTR_HAVE_PRIV;
+	c->host_pid = mode_is_host(hc, "PidMode");
+	c->host_net = mode_is_host(hc, "NetworkMode");
+	c->host_ipc = mode_is_host(hc, "IpcMode");
+	c->host_uts = mode_is_host(hc, "UTSMode");
+	c->have |= CTR_HAVE_NS;
+	json_t *rp = json_object_get(hc, "RestartPolicy");
+	const char *policy = json_is_object(rp) ? jstr(rp, "Name") : NULL;
+	if (policy) {
+		if (ctr_set_str(&c->restart_policy, policy[0] ? policy : "no", &c->truncated) != 0)
+			return -1;
+		json_t *mr = json_object_get(rp, "MaximumRetryCount");
+		if (json_is_integer(mr) && json_integer_value(mr) > 0 &&
+		    json_integer_value(mr) <= UINT32_MAX)
+			c->restart_retries = (uint32_t)json_integer_value(mr);
+		c->have |= CTR_HAVE_RESTART;
+	}
+	if (api_devices(json_object_get(hc, "Devices"), c) != 0)
+		return -1;
+	c->ro_rootfs = json_is_true(json_object_get(hc, "ReadonlyRootfs"));
+	c->have |= CTR_HAVE_ROFS;
+	const char *seccomp = "default";
+	bool nnp_seen = false;
+	size_t i;
+	json_t *so;
+	json_array_foreach(json_object_get(hc, "SecurityOpt"), i, so)
+	{
+		const char *s = json_string_value(so);
+		if (s && (strncmp(s, "seccomp=", 8) == 0 || strncmp(s, "seccomp:", 8) == 0))
+			seccomp = s + 8;
+		/* "no-new-privileges", "no-new-privileges:true", "=false" */
+		if (s && strncmp(s, "no-new-privileges", 17) == 0) {
+			const char *v = s[17] ? s + 18 : "true";
+			c->no_new_privs = strcmp(v, "false") == 0
+						  ? VIGIL__V1__TRISTATE__TRISTATE_FALSE
+						  : VIGIL__V1__TRISTATE__TRISTATE_TRUE;
+			nnp_seen = true;
+		}
+	}
+	if (!nnp_seen)
+		c->no_new_privs = VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	c->have |= CTR_HAVE_NNP;
+	const char *aa = jstr(root, "AppArmorProfile");
+	if (ctr_set_str(&c->seccomp, seccomp, &c->truncated) != 0 ||
+	    ctr_set_str(&c->apparmor, aa ? aa : "", &c->truncated) != 0)
+		return -1;
+	c->have |= CTR_HAVE_PROFILES;
+	return 0;
+}
+
 int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labels)
 {
 	json_error_t e;
@@ -207,57 +288,8 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 	}
 	if (json_is_object(cfg))
 		parse_user(jstr(cfg, "User"), c);
-	if (json_is_object(hc)) {
-		c->privileged = json_is_true(json_object_get(hc, "Privileged"));
-		c->have |= CTR_HAVE_PRIV;
-		c->host_pid = mode_is_host(hc, "PidMode");
-		c->host_net = mode_is_host(hc, "NetworkMode");
-		c->host_ipc = mode_is_host(hc, "IpcMode");
-		c->host_uts = mode_is_host(hc, "UTSMode");
-		c->have |= CTR_HAVE_NS;
-		json_t *rp = json_object_get(hc, "RestartPolicy");
-		const char *policy = json_is_object(rp) ? jstr(rp, "Name") : NULL;
-		if (policy) {
-			if (ctr_set_str(&c->restart_policy, policy[0] ? policy : "no",
-					&c->truncated) != 0)
-				goto done;
-			json_t *mr = json_object_get(rp, "MaximumRetryCount");
-			if (json_is_integer(mr) && json_integer_value(mr) > 0 &&
-			    json_integer_value(mr) <= UINT32_MAX)
-				c->restart_retries = (uint32_t)json_integer_value(mr);
-			c->have |= CTR_HAVE_RESTART;
-		}
-		if (api_devices(json_object_get(hc, "Devices"), c) != 0)
-			goto done;
-		c->ro_rootfs = json_is_true(json_object_get(hc, "ReadonlyRootfs"));
-		c->have |= CTR_HAVE_ROFS;
-		const char *seccomp = "default";
-		bool nnp_seen = false;
-		size_t i;
-		json_t *so;
-		json_array_foreach(json_object_get(hc, "SecurityOpt"), i, so)
-		{
-			const char *s = json_string_value(so);
-			if (s && (strncmp(s, "seccomp=", 8) == 0 || strncmp(s, "seccomp:", 8) == 0))
-				seccomp = s + 8;
-			/* "no-new-privileges", "no-new-privileges:true", "=false" */
-			if (s && strncmp(s, "no-new-privileges", 17) == 0) {
-				const char *v = s[17] ? s + 18 : "true";
-				c->no_new_privs = strcmp(v, "false") == 0
-							  ? VIGIL__V1__TRISTATE__TRISTATE_FALSE
-							  : VIGIL__V1__TRISTATE__TRISTATE_TRUE;
-				nnp_seen = true;
-			}
-		}
-		if (!nnp_seen)
-			c->no_new_privs = VIGIL__V1__TRISTATE__TRISTATE_FALSE;
-		c->have |= CTR_HAVE_NNP;
-		const char *aa = jstr(root, "AppArmorProfile");
-		if (ctr_set_str(&c->seccomp, seccomp, &c->truncated) != 0 ||
-		    ctr_set_str(&c->apparmor, aa ? aa : "", &c->truncated) != 0)
-			goto done;
-		c->have |= CTR_HAVE_PROFILES;
-	}
+	if (json_is_object(hc) && api_hostconfig(root, hc, c) != 0)
+		goto done;
 	json_t *mounts = json_object_get(root, "Mounts");
 	if (json_is_array(mounts)) {
 		size_t i;
@@ -280,26 +312,8 @@ int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labe
 	}
 	if (api_ports(root, c) != 0)
 		goto done;
-	json_t *rd = json_object_get(root, "RepoDigests");
-	if (!rd)
-		rd = json_object_get(root, "ImageDigests");
-	if (json_is_array(rd)) {
-		ctr_strv_clear(&c->repo_digests);
-		size_t i;
-		json_t *d;
-		json_array_foreach(rd, i, d)
-		{
-			if (i >= 64) {
-				c->truncated = true;
-				break;
-			}
-			if (json_is_string(d) &&
-			    ctr_strv_push(&c->repo_digests, json_string_value(d),
-					  json_string_length(d), &c->truncated) != 0)
-				goto done;
-		}
-		c->have |= CTR_HAVE_DIGESTS;
-	}
+	if (api_digests(root, c) != 0)
+		goto done;
 	if (json_is_object(state)) {
 		json_t *pid = json_object_get(state, "Pid");
 		if (json_is_integer(pid) && json_integer_value(pid) > 0 &&

@@ -13,13 +13,14 @@
 #include "kfacts.h"
 #include "log.h"
 #include "oci.h"
+#include "pidmap.h"
 #include "procfs.h"
 #include "vtime.h"
 #include "wire.h"
 
 #define ID_MAX 128
-#define PIDMAP_EMPTY 0u
-#define PIDMAP_TOMB UINT32_MAX
+/* Processes the pid map follows at most (a fork storm is refused past it). */
+#define PIDMAP_MAX 16384
 
 typedef struct {
 	ctr_t *c;
@@ -33,12 +34,6 @@ typedef struct {
 	ctr_t *c;
 	bool seen;
 } oci_entry_t;
-
-typedef struct {
-	uint32_t pid;
-	uint32_t gen; /* scan generation that last saw it */
-	char id[ID_MAX];
-} pidslot_t;
 
 /* A process found in a container by the /proc walk. */
 typedef struct {
@@ -66,9 +61,7 @@ struct inventory {
 	size_t n_cur;
 	oci_entry_t *oci;
 	size_t n_oci;
-	pidslot_t *pm; /* open addressing, pid 0 = empty */
-	size_t pm_cap, pm_used;
-	uint32_t gen;
+	pidmap_t *pm;
 	uint64_t host_ns[4];
 	bool have_host_ns;
 	uint64_t host_capbnd;
@@ -94,109 +87,6 @@ struct inventory {
 };
 
 static const char *const ns_names[4] = {"pid", "net", "ipc", "uts"};
-
-/* ---- pid map ------------------------------------------------------------------ */
-
-static size_t pm_slot(const inventory_t *inv, uint32_t pid)
-{
-	return (pid * 2654435761u) & (inv->pm_cap - 1);
-}
-
-static pidslot_t *pm_find(inventory_t *inv, uint32_t pid)
-{
-	if (!inv->pm_cap)
-		return NULL;
-	size_t i = pm_slot(inv, pid);
-	for (size_t n = 0; n < inv->pm_cap; n++) {
-		pidslot_t *s = &inv->pm[(i + n) & (inv->pm_cap - 1)];
-		if (s->pid == pid)
-			return s;
-		if (s->pid == PIDMAP_EMPTY)
-			return NULL;
-	}
-	return NULL;
-}
-
-static void pm_put(inventory_t *inv, uint32_t pid, const char *id);
-
-/* Forget the pids that two scans in a row did not see (their exit event
- * was lost), and rebuild without tombstones. Fork-tracked pids of
- * processes that ended since the scan stay until their exit event. */
-static void pm_prune(inventory_t *inv)
-{
-	if (!inv->pm)
-		return;
-	pidslot_t *old = inv->pm;
-	size_t cap = inv->pm_cap;
-	inv->pm = calloc(cap, sizeof(*inv->pm));
-	if (!inv->pm) {
-		inv->pm = old;
-		return;
-	}
-	inv->pm_used = 0;
-	for (size_t i = 0; i < cap; i++) {
-		if (old[i].pid == PIDMAP_EMPTY || old[i].pid == PIDMAP_TOMB ||
-		    inv->gen - old[i].gen > 1)
-			continue;
-		uint32_t g = old[i].gen;
-		pm_put(inv, old[i].pid, old[i].id);
-		pidslot_t *s = pm_find(inv, old[i].pid);
-		if (s)
-			s->gen = g;
-	}
-	free(old);
-}
-
-static int pm_grow(inventory_t *inv)
-{
-	size_t ncap = inv->pm_cap ? inv->pm_cap * 2 : 256;
-	pidslot_t *old = inv->pm;
-	size_t ocap = inv->pm_cap;
-	inv->pm = calloc(ncap, sizeof(*inv->pm));
-	if (!inv->pm) {
-		inv->pm = old;
-		return -1;
-	}
-	inv->pm_cap = ncap;
-	inv->pm_used = 0;
-	for (size_t i = 0; i < ocap; i++)
-		if (old[i].pid != PIDMAP_EMPTY && old[i].pid != PIDMAP_TOMB)
-			pm_put(inv, old[i].pid, old[i].id);
-	free(old);
-	return 0;
-}
-
-static void pm_put(inventory_t *inv, uint32_t pid, const char *id)
-{
-	if (pid == PIDMAP_EMPTY || pid == PIDMAP_TOMB)
-		return;
-	pidslot_t *s = pm_find(inv, pid);
-	if (s) {
-		snprintf(s->id, sizeof(s->id), "%s", id);
-		s->gen = inv->gen;
-		return;
-	}
-	if ((inv->pm_used + 1) * 2 > inv->pm_cap && pm_grow(inv) != 0)
-		return;
-	size_t i = pm_slot(inv, pid);
-	for (size_t n = 0; n < inv->pm_cap; n++) {
-		pidslot_t *t = &inv->pm[(i + n) & (inv->pm_cap - 1)];
-		if (t->pid == PIDMAP_EMPTY || t->pid == PIDMAP_TOMB) {
-			t->pid = pid;
-			t->gen = inv->gen;
-			snprintf(t->id, sizeof(t->id), "%s", id);
-			inv->pm_used++;
-			return;
-		}
-	}
-}
-
-static void pm_del(inventory_t *inv, uint32_t pid)
-{
-	pidslot_t *s = pm_find(inv, pid);
-	if (s)
-		s->pid = PIDMAP_TOMB; /* pm_used counts tombstones until the next clear */
-}
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -438,7 +328,7 @@ static void walk_proc(inventory_t *inv)
 		log_warn("inventory: cannot read %s: %s", inv->s->proc_root, strerror(errno));
 		return;
 	}
-	inv->gen++;
+	pidmap_next_gen(inv->pm);
 	struct dirent *de;
 	char buf[8192];
 	while ((de = readdir(d)) != NULL) {
@@ -458,13 +348,13 @@ static void walk_proc(inventory_t *inv)
 		if (idx == SIZE_MAX)
 			continue;
 		proc_add(inv, (uint32_t)pid, idx);
-		pm_put(inv, (uint32_t)pid, m.id);
+		pidmap_put(inv->pm, (uint32_t)pid, m.id);
 	}
 	closedir(d);
 	/* OCI containers whose cgroup does not name them: find them by pid */
 	for (size_t i = 0; i < inv->n_oci; i++) {
 		oci_entry_t *o = &inv->oci[i];
-		if (!o->pid || pm_find(inv, o->pid))
+		if (!o->pid || pidmap_find(inv->pm, o->pid))
 			continue;
 		char p[64];
 		snprintf(p, sizeof(p), "%s/%u", inv->s->proc_root, o->pid);
@@ -474,7 +364,7 @@ static void walk_proc(inventory_t *inv)
 		if (idx == SIZE_MAX)
 			continue;
 		proc_add(inv, o->pid, idx);
-		pm_put(inv, o->pid, o->id);
+		pidmap_put(inv->pm, o->pid, o->id);
 	}
 	/* zombies are gone already (a dead init waits for its reaper): drop
 	 * them, and the containers that have nothing else */
@@ -486,7 +376,7 @@ static void walk_proc(inventory_t *inv)
 		char state = '?';
 		if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &start, &p->ppid, &state) != 0 ||
 		    state == 'Z' || state == 'X') {
-			pm_del(inv, p->pid);
+			pidmap_del(inv->pm, p->pid);
 			continue;
 		}
 		inv->procs[live++] = *p;
@@ -505,10 +395,10 @@ static void walk_proc(inventory_t *inv)
 		inv->found[kept++] = inv->found[f];
 	}
 	inv->n_found = kept;
-	pm_prune(inv);
+	pidmap_prune(inv->pm);
 	for (size_t i = 0; i < inv->n_procs; i++) {
 		cproc_t *p = &inv->procs[i];
-		pidslot_t *ps = pm_find(inv, p->ppid);
+		pidmap_slot_t *ps = pidmap_find(inv->pm, p->ppid);
 		bool parent_inside = ps && strcmp(ps->id, inv->found[p->idx].id) == 0;
 		found_t *f = &inv->found[p->idx];
 		if (!parent_inside && (!f->init_pid || p->pid < f->init_pid))
@@ -578,6 +468,33 @@ static bool cgroup_names_runtime(const found_t *f)
 	       f->runtime != VIGIL__V1__RUNTIME__RUNTIME_RUNC;
 }
 
+/* Merge into m what each source knows of f, field by field: the kernel's
+ * view (pr) first, then the API's record, the OCI bundle, the rest of pr.
+ * Return 0, or -1 on OOM. */
+static int merge_sources(inventory_t *inv, const found_t *f, ctr_t *pr, const ctr_t *api, ctr_t *m)
+{
+	oci_entry_t *o = oci_find(inv, f->id);
+	if (o)
+		pr->found_by |= CTR_SRC_OCI;
+	if (api)
+		pr->found_by |= CTR_SRC_API;
+	/* the kernel's view first: pid, namespaces, capabilities, user,
+	 * the security facts of init, limits, root propagation; and the
+	 * runtime that the cgroup path names */
+	int rc = ctr_merge_mask(m, pr,
+				CTR_HAVE_PID | CTR_HAVE_NS | CTR_HAVE_CAPS | CTR_HAVE_USER |
+					CTR_HAVE_NNP | CTR_HAVE_SECMODE | CTR_HAVE_MAC |
+					CTR_HAVE_LIMITS | CTR_HAVE_USERNS | CTR_HAVE_ROOTPROP |
+					CTR_HAVE_UPPER |
+					(cgroup_names_runtime(f) ? CTR_HAVE_RUNTIME : 0));
+	if (api)
+		rc |= ctr_merge(m, api);
+	if (o && o->c && (!o->pid || !m->init_pid || o->pid == m->init_pid))
+		rc |= ctr_merge(m, o->c);
+	rc |= ctr_merge(m, pr);
+	return rc;
+}
+
 size_t inventory_scan(inventory_t *inv)
 {
 	int64_t t0 = vtime_mono_ns();
@@ -618,25 +535,7 @@ size_t inventory_scan(inventory_t *inv)
 			ctr_free(m);
 			continue;
 		}
-		oci_entry_t *o = oci_find(inv, f->id);
-		if (o)
-			pr->found_by |= CTR_SRC_OCI;
-		if (api)
-			pr->found_by |= CTR_SRC_API;
-		/* the kernel's view first: pid, namespaces, capabilities, user,
-		 * the security facts of init, limits, root propagation; and the
-		 * runtime that the cgroup path names */
-		int rc = ctr_merge_mask(m, pr,
-					CTR_HAVE_PID | CTR_HAVE_NS | CTR_HAVE_CAPS | CTR_HAVE_USER |
-						CTR_HAVE_NNP | CTR_HAVE_SECMODE | CTR_HAVE_MAC |
-						CTR_HAVE_LIMITS | CTR_HAVE_USERNS |
-						CTR_HAVE_ROOTPROP | CTR_HAVE_UPPER |
-						(cgroup_names_runtime(f) ? CTR_HAVE_RUNTIME : 0));
-		if (api)
-			rc |= ctr_merge(m, api);
-		if (o && o->c && (!o->pid || !m->init_pid || o->pid == m->init_pid))
-			rc |= ctr_merge(m, o->c);
-		rc |= ctr_merge(m, pr);
+		int rc = merge_sources(inv, f, pr, api, m);
 		ctr_free(pr);
 		if (rc != 0) {
 			ctr_free(m);
@@ -787,7 +686,7 @@ void inventory_snapshot(inventory_t *inv, size_t max_bytes)
 const char *inventory_container_of(inventory_t *inv, uint32_t pid, bool *known)
 {
 	*known = false;
-	pidslot_t *s = pm_find(inv, pid);
+	pidmap_slot_t *s = pidmap_find(inv->pm, pid);
 	if (s) {
 		snprintf(inv->lookup, sizeof(inv->lookup), "%s", s->id);
 	} else {
@@ -797,7 +696,7 @@ const char *inventory_container_of(inventory_t *inv, uint32_t pid, bool *known)
 		if (n <= 0 || !cgroup_parse(buf, (size_t)n, &m))
 			return NULL;
 		snprintf(inv->lookup, sizeof(inv->lookup), "%s", m.id);
-		pm_put(inv, pid, m.id);
+		pidmap_put(inv->pm, pid, m.id);
 	}
 	*known = cur_find(inv, inv->lookup) >= 0;
 	return inv->lookup;
@@ -805,22 +704,118 @@ const char *inventory_container_of(inventory_t *inv, uint32_t pid, bool *known)
 
 void inventory_note_fork(inventory_t *inv, uint32_t parent, uint32_t child)
 {
-	pidslot_t *s = pm_find(inv, parent);
+	pidmap_slot_t *s = pidmap_find(inv->pm, parent);
 	if (s) {
-		char id[ID_MAX];
-		snprintf(id, sizeof(id), "%s", s->id);
-		pm_put(inv, child, id);
+		pidmap_slot_t p = *s; /* pm_put may move the table */
+		pidmap_slot_t *c = pidmap_put(inv->pm, child, p.id);
+		if (c) {
+			c->flags = p.flags;
+			c->ruid = p.ruid;
+			c->euid = p.euid;
+		}
 	}
+}
+
+int inventory_exec_session(inventory_t *inv, uint32_t pid, uint32_t ppid, const char *id,
+			   bool known)
+{
+	pidmap_slot_t *s = pidmap_find(inv->pm, pid);
+	if (!s || strcmp(s->id, id) != 0)
+		return VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	if (s->flags & PIDMAP_F_EXEC_SESSION)
+		return VIGIL__V1__TRISTATE__TRISTATE_TRUE;
+	ssize_t k = cur_find(inv, id);
+	uint32_t init = k >= 0 ? inv->cur[k].c->init_pid : 0;
+	int answer = VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	if (init == pid)
+		answer = VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	/* walk up the ancestors (a bounded number) until one whose origin is
+	 * known, the container's init, or one outside the container */
+	uint32_t cur = init == pid ? 0 : ppid;
+	char buf[8192];
+	for (int step = 0; step < 32 && cur; step++) {
+		if (init && cur == init) {
+			answer = VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+			break;
+		}
+		pidmap_slot_t *p = pidmap_find(inv->pm, cur);
+		if (p && strcmp(p->id, id) == 0 &&
+		    (p->flags & (PIDMAP_F_EXEC_SESSION | PIDMAP_F_OWN))) {
+			answer = p->flags & PIDMAP_F_EXEC_SESSION
+					 ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+					 : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+			break;
+		}
+		ssize_t n = procfs_read(inv->s->proc_root, cur, "cgroup", buf, sizeof(buf));
+		cgroup_match_t m;
+		if (n <= 0)
+			break; /* gone: cannot tell */
+		if (!cgroup_parse(buf, (size_t)n, &m) || strcmp(m.id, id) != 0) {
+			/* started from outside; the container's own init is too,
+			 * so only a container already known can say */
+			if (known && init)
+				answer = VIGIL__V1__TRISTATE__TRISTATE_TRUE;
+			break;
+		}
+		n = procfs_read(inv->s->proc_root, cur, "stat", buf, sizeof(buf));
+		uint64_t start;
+		uint32_t up = 0;
+		if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &start, &up, NULL) != 0)
+			break;
+		cur = up;
+	}
+	s = pidmap_find(inv->pm, pid);
+	if (s) {
+		if (answer == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+			s->flags |= PIDMAP_F_EXEC_SESSION;
+		else if (answer == VIGIL__V1__TRISTATE__TRISTATE_FALSE)
+			s->flags |= PIDMAP_F_OWN;
+	}
+	return answer;
+}
+
+const char *inventory_upperdir(const inventory_t *inv, const char *id)
+{
+	ssize_t k = cur_find(inv, id);
+	if (k < 0 || !(inv->cur[k].c->have & CTR_HAVE_UPPER))
+		return NULL;
+	return inv->cur[k].c->upperdir;
+}
+
+void inventory_note_uids(inventory_t *inv, uint32_t pid, uint32_t ruid, uint32_t euid)
+{
+	pidmap_slot_t *s = pidmap_find(inv->pm, pid);
+	if (!s)
+		return;
+	s->ruid = ruid;
+	s->euid = euid;
+	s->flags |= PIDMAP_F_UIDS;
+}
+
+bool inventory_note_uid_change(inventory_t *inv, uint32_t pid, uint32_t ruid, uint32_t euid,
+			       uint32_t *old_ruid, uint32_t *old_euid)
+{
+	pidmap_slot_t *s = pidmap_find(inv->pm, pid);
+	if (!s)
+		return false;
+	bool was_known = s->flags & PIDMAP_F_UIDS;
+	*old_ruid = s->ruid;
+	*old_euid = s->euid;
+	s->ruid = ruid;
+	s->euid = euid;
+	s->flags |= PIDMAP_F_UIDS;
+	return was_known && *old_ruid != 0 && (ruid == 0 || euid == 0) &&
+	       !(*old_euid == 0 && euid == 0 && ruid != 0);
 }
 
 bool inventory_note_exit(inventory_t *inv, uint32_t pid, uint32_t status)
 {
-	pidslot_t *s = pm_find(inv, pid);
+	pidmap_slot_t *s = pidmap_find(inv->pm, pid);
 	if (!s)
 		return false;
 	char id[ID_MAX];
 	snprintf(id, sizeof(id), "%s", s->id);
-	pm_del(inv, pid);
+	pidmap_del(inv->pm, pid);
 	ssize_t k = cur_find(inv, id);
 	if (k < 0 || inv->cur[k].c->init_pid != pid)
 		return false;
@@ -876,6 +871,11 @@ inventory_t *inventory_new(const settings_t *s, const hostinfo_t *host, inventor
 	inv->host = host;
 	inv->emit = emit;
 	inv->arg = arg;
+	inv->pm = pidmap_new(PIDMAP_MAX);
+	if (!inv->pm) {
+		free(inv);
+		return NULL;
+	}
 	inv->clk_tck = sysconf(_SC_CLK_TCK);
 	if (inv->clk_tck <= 0)
 		inv->clk_tck = 100;
@@ -916,7 +916,7 @@ void inventory_free(inventory_t *inv)
 	for (size_t i = 0; i < inv->n_oci; i++)
 		ctr_free(inv->oci[i].c);
 	free(inv->oci);
-	free(inv->pm);
+	pidmap_free(inv->pm);
 	kfacts_free(inv->kf);
 	free(inv->found);
 	free(inv->procs);

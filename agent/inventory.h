@@ -52,6 +52,29 @@ bool inventory_note_exit(inventory_t *inv, uint32_t pid, uint32_t status);
 /* The API reported a container's death with its exit code. */
 void inventory_note_die(inventory_t *inv, const char *id, bool exit_known, int exit_code);
 
+/* Where the exec of pid (parent ppid) in container id comes from:
+ * TRISTATE_TRUE if an exec session into the container started it or an
+ * ancestor (its parent is outside the container: runc exec, the API's
+ * exec), FALSE if the container's own processes did, UNKNOWN if it cannot
+ * tell (the container is not in the inventory yet, the parent is gone).
+ * Remembers the answer for pid's children. known: as from
+ * inventory_container_of. */
+int inventory_exec_session(inventory_t *inv, uint32_t pid, uint32_t ppid, const char *id,
+			   bool known);
+
+/* The overlay upper layer (host path) of container id's root, or NULL.
+ * Borrowed until the next scan. */
+const char *inventory_upperdir(const inventory_t *inv, const char *id);
+
+/* Remember pid's real and effective uid (read at its exec). */
+void inventory_note_uids(inventory_t *inv, uint32_t pid, uint32_t ruid, uint32_t euid);
+
+/* A uid-change event of pid: return true (with the uids it had) if a
+ * process of a container whose real uid was not 0 now has real or
+ * effective uid 0. The new uids are remembered either way. */
+bool inventory_note_uid_change(inventory_t *inv, uint32_t pid, uint32_t ruid, uint32_t euid,
+			       uint32_t *old_ruid, uint32_t *old_euid);
+
 /* Runtimes seen ("podman", "runc", ...) for the host facts. */
 size_t inventory_runtimes(const inventory_t *inv, const char **out, size_t max);
 /* OCI state directories found at the last scan (-1: none exists). */

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "log.h"
 
 /* mountinfo of one container: more is cut (and the mount list marked
  * truncated) */

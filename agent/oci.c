@@ -139,6 +139,77 @@ static int spec_devices(json_t *devs, ctr_t *c)
 	return 0;
 }
 
+/* annotations: the manager (Podman, CRI-O), Podman's privileged flag,
+ * CRI names. Return 0, or -1 on OOM. */
+static int spec_annotations(json_t *ann, ctr_t *c)
+{
+	if (json_is_object(ann)) {
+		const char *mgr = jstr(ann, "io.container.manager");
+		if (mgr && strcmp(mgr, "libpod") == 0) {
+			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_PODMAN;
+			c->have |= CTR_HAVE_RUNTIME;
+		} else if (jstr(ann, "io.kubernetes.cri-o.ContainerID") ||
+			   jstr(ann, "io.kubernetes.cri-o.ContainerType")) {
+			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_CRIO;
+			c->have |= CTR_HAVE_RUNTIME;
+		}
+		const char *priv = jstr(ann, "io.podman.annotations.privileged");
+		if (priv) {
+			c->privileged = strcasecmp(priv, "true") == 0;
+			c->have |= CTR_HAVE_PRIV;
+		}
+		const char *name = jstr(ann, "io.kubernetes.cri.container-name");
+		if (!name)
+			name = jstr(ann, "io.kubernetes.container.name");
+		if (name) {
+			if (ctr_set_str(&c->name, name, &c->truncated) != 0)
+				return -1;
+			c->have |= CTR_HAVE_NAME;
+		}
+		const char *image = jstr(ann, "io.kubernetes.cri.image-name");
+		if (image) {
+			if (ctr_set_str(&c->image, image, &c->truncated) != 0)
+				return -1;
+			c->have |= CTR_HAVE_IMAGE;
+		}
+	}
+	return 0;
+}
+
+/* linux.namespaces: a namespace not listed, or joined at /proc/1/ns/X,
+ * is the host's. */
+static void spec_namespaces(json_t *linux_, ctr_t *c)
+{
+	json_t *nss = json_object_get(linux_, "namespaces");
+	if (json_is_array(nss)) {
+		bool pid = false, net = false, ipc = false, uts = false;
+		size_t i;
+		json_t *ns;
+		json_array_foreach(nss, i, ns)
+		{
+			const char *t = jstr(ns, "type");
+			const char *path = jstr(ns, "path");
+			/* joining /proc/1/ns/X is sharing the host's */
+			bool host = path && strncmp(path, "/proc/1/ns/", 11) == 0;
+			if (!t || host)
+				continue;
+			if (strcmp(t, "pid") == 0)
+				pid = true;
+			else if (strcmp(t, "network") == 0)
+				net = true;
+			else if (strcmp(t, "ipc") == 0)
+				ipc = true;
+			else if (strcmp(t, "uts") == 0)
+				uts = true;
+		}
+		c->host_pid = !pid;
+		c->host_net = !net;
+		c->host_ipc = !ipc;
+		c->host_uts = !uts;
+		c->have |= CTR_HAVE_NS;
+	}
+}
+
 int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 {
 	json_error_t e;
@@ -227,34 +298,7 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 		}
 		c->have |= CTR_HAVE_MOUNTS;
 	}
-	json_t *nss = json_object_get(linux_, "namespaces");
-	if (json_is_array(nss)) {
-		bool pid = false, net = false, ipc = false, uts = false;
-		size_t i;
-		json_t *ns;
-		json_array_foreach(nss, i, ns)
-		{
-			const char *t = jstr(ns, "type");
-			const char *path = jstr(ns, "path");
-			/* joining /proc/1/ns/X is sharing the host's */
-			bool host = path && strncmp(path, "/proc/1/ns/", 11) == 0;
-			if (!t || host)
-				continue;
-			if (strcmp(t, "pid") == 0)
-				pid = true;
-			else if (strcmp(t, "network") == 0)
-				net = true;
-			else if (strcmp(t, "ipc") == 0)
-				ipc = true;
-			else if (strcmp(t, "uts") == 0)
-				uts = true;
-		}
-		c->host_pid = !pid;
-		c->host_net = !net;
-		c->host_ipc = !ipc;
-		c->host_uts = !uts;
-		c->have |= CTR_HAVE_NS;
-	}
+	spec_namespaces(linux_, c);
 	if (json_is_object(linux_)) {
 		if (spec_devices(json_object_get(linux_, "devices"), c) != 0)
 			goto done;
@@ -265,38 +309,9 @@ int oci_parse_spec(const char *json, size_t len, ctr_t *c, size_t max_labels)
 			c->have |= CTR_HAVE_ROOTPROP;
 		}
 	}
-	json_t *ann = json_object_get(root, "annotations");
-	if (json_is_object(ann)) {
-		const char *mgr = jstr(ann, "io.container.manager");
-		if (mgr && strcmp(mgr, "libpod") == 0) {
-			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_PODMAN;
-			c->have |= CTR_HAVE_RUNTIME;
-		} else if (jstr(ann, "io.kubernetes.cri-o.ContainerID") ||
-			   jstr(ann, "io.kubernetes.cri-o.ContainerType")) {
-			c->runtime = VIGIL__V1__RUNTIME__RUNTIME_CRIO;
-			c->have |= CTR_HAVE_RUNTIME;
-		}
-		const char *priv = jstr(ann, "io.podman.annotations.privileged");
-		if (priv) {
-			c->privileged = strcasecmp(priv, "true") == 0;
-			c->have |= CTR_HAVE_PRIV;
-		}
-		const char *name = jstr(ann, "io.kubernetes.cri.container-name");
-		if (!name)
-			name = jstr(ann, "io.kubernetes.container.name");
-		if (name) {
-			if (ctr_set_str(&c->name, name, &c->truncated) != 0)
-				goto done;
-			c->have |= CTR_HAVE_NAME;
-		}
-		const char *image = jstr(ann, "io.kubernetes.cri.image-name");
-		if (image) {
-			if (ctr_set_str(&c->image, image, &c->truncated) != 0)
-				goto done;
-			c->have |= CTR_HAVE_IMAGE;
-		}
-		(void)max_labels;
-	}
+	if (spec_annotations(json_object_get(root, "annotations"), c) != 0)
+		goto done;
+	(void)max_labels;
 	rc = 0;
 done:
 	json_decref(root);

@@ -80,6 +80,18 @@ int proc_connector_parse(const uint8_t *buf, size_t len, const proc_connector_cb
 								     pe.event_data.exit.exit_code);
 						found++;
 						break;
+					case PROC_EVENT_UID:
+						if (cbs->on_uid)
+							cbs->on_uid(
+								arg,
+								(uint32_t)pe.event_data.id
+									.process_pid,
+								(uint32_t)pe.event_data.id
+									.process_tgid,
+								(uint32_t)pe.event_data.id.r.ruid,
+								(uint32_t)pe.event_data.id.e.euid);
+						found++;
+						break;
 					default:
 						break;
 					}

@@ -20,6 +20,8 @@ typedef struct {
 	void (*on_exec)(void *arg, uint32_t pid, uint32_t tgid);
 	/* status is the wait(2) status: exit code << 8, or the signal */
 	void (*on_exit)(void *arg, uint32_t pid, uint32_t tgid, uint32_t status);
+	/* setuid(2) and friends: the new real and effective uid */
+	void (*on_uid)(void *arg, uint32_t pid, uint32_t tgid, uint32_t ruid, uint32_t euid);
 } proc_connector_cbs_t;
 
 /* Parse one netlink datagram. Return the number of process events found,

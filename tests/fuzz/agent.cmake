@@ -13,10 +13,15 @@ vigil_fuzz(fuzz_agent_json
   SOURCES ${AGENT_FUZZ_COMMON} ${AGENT_DIR}/cgroup.c ${AGENT_DIR}/oci.c
           ${AGENT_DIR}/docker_api.c ${AGENT_DIR}/httpc.c
   LIBS PkgConfig::PROTOBUFC PkgConfig::JANSSON PkgConfig::LIBEVENT)
+vigil_fuzz(fuzz_agent_facts
+  SOURCES ${AGENT_FUZZ_COMMON} ${AGENT_DIR}/cgroup.c ${AGENT_DIR}/procfs.c
+          ${AGENT_DIR}/kfacts.c
+  LIBS PkgConfig::PROTOBUFC PkgConfig::LIBEVENT)
 vigil_fuzz(fuzz_agent_httpc
   SOURCES ${AGENT_DIR}/httpc.c
   LIBS)
-foreach(t fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc)
+foreach(t fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_agent_facts)
   target_include_directories(${t} PRIVATE ${AGENT_DIR})
 endforeach()
-add_custom_target(agent-fuzz-targets DEPENDS fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc)
+add_custom_target(agent-fuzz-targets DEPENDS fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc
+  fuzz_agent_facts)

@@ -54,6 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		oci_state_t st;
 		oci_parse_state(buf, len, &st);
+		oci_parse_crun_status(buf, len, "dir-id", &st);
 		break;
 	}
 	case 1: {

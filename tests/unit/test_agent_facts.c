@@ -22,6 +22,7 @@
 #include "docker_api.h"
 #include "kfacts.h"
 #include "oci.h"
+#include "pidmap.h"
 #include "procfs.h"
 
 #define ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -418,6 +419,45 @@ static void test_unknown_facts(void **state)
 	ctr_free(c);
 }
 
+static void test_pidmap_bounded(void **state)
+{
+	(void)state;
+	pidmap_t *pm = pidmap_new(1000);
+	assert_non_null(pm);
+	/* a storm of short-lived processes: tombstones do not fill the map */
+	for (uint32_t pid = 1; pid <= 200000; pid++) {
+		assert_non_null(pidmap_put(pm, pid, ID));
+		if (pid > 10)
+			pidmap_del(pm, pid - 10);
+	}
+	assert_int_equal(pidmap_count(pm), 10);
+	assert_int_equal(pidmap_refused(pm), 0);
+	assert_true(pidmap_bytes(pm) <= 4096 * sizeof(pidmap_slot_t));
+	/* live ones past the cap are refused and counted */
+	for (uint32_t pid = 300000; pid < 302000; pid++)
+		pidmap_put(pm, pid, ID);
+	assert_int_equal(pidmap_count(pm), 1000);
+	assert_int_equal(pidmap_refused(pm), 1010);
+	assert_non_null(pidmap_find(pm, 300000));
+	assert_null(pidmap_find(pm, 301999));
+	/* a reused pid in another container forgets what was known */
+	pidmap_slot_t *s = pidmap_find(pm, 300000);
+	s->flags = PIDMAP_F_EXEC_SESSION;
+	s = pidmap_put(pm, 300000, "other");
+	assert_int_equal(s->flags, 0);
+	/* two scans without them: gone, and the table shrinks */
+	size_t big = pidmap_bytes(pm);
+	pidmap_next_gen(pm);
+	pidmap_next_gen(pm);
+	pidmap_prune(pm);
+	assert_int_equal(pidmap_count(pm), 0);
+	assert_non_null(pidmap_put(pm, 7, ID));
+	assert_int_equal(pidmap_count(pm), 1);
+	assert_non_null(pidmap_find(pm, 7));
+	assert_true(pidmap_bytes(pm) < big);
+	pidmap_free(pm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),	cmocka_unit_test(test_uid_map_and_label),
 		cmocka_unit_test(test_cgroup_paths),	cmocka_unit_test(test_crun_and_oci_facts),
 		cmocka_unit_test(test_api_facts),	cmocka_unit_test(test_unknown_facts),
+		cmocka_unit_test(test_pidmap_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

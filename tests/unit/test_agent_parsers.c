@@ -338,7 +338,15 @@ static void test_procfs(void **state)
 	assert_int_equal(procfs_parse_ns_link("net:", 4, &ino), -1);
 }
 
-static uint32_t seen_exec, seen_exit_status;
+static uint32_t seen_exec, seen_exit_status, seen_uid_pid, seen_ruid, seen_euid;
+static void on_uid(void *arg, uint32_t pid, uint32_t tgid, uint32_t ruid, uint32_t euid)
+{
+	(void)arg;
+	(void)tgid;
+	seen_uid_pid = pid;
+	seen_ruid = ruid;
+	seen_euid = euid;
+}
 static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 {
 	(void)arg;
@@ -365,6 +373,11 @@ static size_t put_event(uint8_t *buf, unsigned what, uint32_t pid, uint32_t code
 	if (what == PROC_EVENT_EXEC) {
 		pe.event_data.exec.process_pid = (int)pid;
 		pe.event_data.exec.process_tgid = (int)pid;
+	} else if (what == PROC_EVENT_UID) {
+		pe.event_data.id.process_pid = (int)pid;
+		pe.event_data.id.process_tgid = (int)pid;
+		pe.event_data.id.r.ruid = code;
+		pe.event_data.id.e.euid = 0;
 	} else {
 		pe.event_data.exit.process_pid = (int)pid;
 		pe.event_data.exit.process_tgid = (int)pid;
@@ -387,10 +400,14 @@ static void test_proc_connector_parse(void **state)
 	uint8_t buf[1024];
 	size_t n = put_event(buf, PROC_EVENT_EXEC, 4242, 0);
 	n += put_event(buf + n, PROC_EVENT_EXIT, 4243, 3 << 8);
-	proc_connector_cbs_t cbs = {NULL, on_exec, on_exit_ev};
-	assert_int_equal(proc_connector_parse(buf, n, &cbs, NULL), 2);
+	n += put_event(buf + n, PROC_EVENT_UID, 4244, 1000);
+	proc_connector_cbs_t cbs = {NULL, on_exec, on_exit_ev, on_uid};
+	assert_int_equal(proc_connector_parse(buf, n, &cbs, NULL), 3);
 	assert_int_equal(seen_exec, 4242);
 	assert_int_equal(seen_exit_status, 3 << 8);
+	assert_int_equal(seen_uid_pid, 4244);
+	assert_int_equal(seen_ruid, 1000);
+	assert_int_equal(seen_euid, 0);
 	/* a length beyond the datagram is malformed */
 	buf[0] = 0xff;
 	buf[1] = 0xff;
