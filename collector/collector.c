@@ -14,6 +14,30 @@
 
 static void free_list(char **list, size_t n);
 
+collector_t *collector_new(settings_t *s)
+{
+	collector_t *col = calloc(1, sizeof(*col));
+	if (!col)
+		return NULL;
+	col->settings = s;
+	pthread_mutex_init(&col->tls_lock, NULL);
+	pthread_mutex_init(&col->reg_lock, NULL);
+	pthread_mutex_init(&col->revoked_lock, NULL);
+	return col;
+}
+
+void collector_free(collector_t *col)
+{
+	if (!col)
+		return;
+	collector_set_tls_ctx(col, NULL);
+	collector_registry_clear(col); /* and the revoked list */
+	pthread_mutex_destroy(&col->tls_lock);
+	pthread_mutex_destroy(&col->reg_lock);
+	pthread_mutex_destroy(&col->revoked_lock);
+	free(col);
+}
+
 struct registry_entry {
 	struct registry_entry *next;
 	uint64_t conn_id;

@@ -18,6 +18,7 @@
 
 struct worker;
 struct ingest;
+struct rules;
 
 /* Read a reloadable numeric setting from any thread. */
 #define SETTING(col, field) __atomic_load_n(&(col)->settings->field, __ATOMIC_RELAXED)
@@ -52,6 +53,7 @@ typedef struct collector {
 	struct worker **workers;
 	int n_workers;
 	collector_kick_fn kick; /* set once the workers run; NULL before */
+	struct rules *rules;	/* the rules in force (rules/rules.h) */
 
 	pthread_mutex_t tls_lock; /* guards tls_ctx */
 	SSL_CTX *tls_ctx;
@@ -69,6 +71,13 @@ typedef struct collector {
 	atomic_llong range_hi_ns;
 	counters_t counters;
 } collector_t;
+
+/* The shared state for settings s (borrowed; they outlive it), with no
+ * TLS context, agents or revocations yet. NULL when out of memory. */
+collector_t *collector_new(settings_t *s);
+/* Drop the TLS context and the registry and free col (NULL is fine); what
+ * its owner attached (workers, ingest, rules) is the owner's to free. */
+void collector_free(collector_t *col);
 
 /* Return the current server TLS context with a reference the caller drops
  * with SSL_CTX_free. */

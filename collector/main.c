@@ -20,6 +20,7 @@
 #include "ingest/ingest.h"
 #include "ingest/listener.h"
 #include "log.h"
+#include "rules/rules.h"
 #include "settings.h"
 #include "ingest/store.h"
 #include "http/token_cmd.h"
@@ -358,16 +359,16 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	evthread_use_pthreads();
 
-	collector_t *col = calloc(1, sizeof(*col));
+	collector_t *col = collector_new(&settings);
 	int exit_code = 1;
 	if (!col)
 		goto out_settings;
-	col->settings = &settings;
-	pthread_mutex_init(&col->tls_lock, NULL);
-	pthread_mutex_init(&col->reg_lock, NULL);
-	pthread_mutex_init(&col->revoked_lock, NULL);
 	if (collector_load_revoked(col, settings.revoked_agents) != 0)
 		goto out_col;
+	if (!(col->rules = rules_new_default())) {
+		log_error("out of memory");
+		goto out_col;
+	}
 
 	if (!migrate_only) {
 		SSL_CTX *ctx = build_tls(&settings);
@@ -477,12 +478,8 @@ out_threads:
 		worker_free(col->workers[i]);
 	free(col->workers);
 out_col:
-	collector_set_tls_ctx(col, NULL);
-	collector_registry_clear(col);
-	pthread_mutex_destroy(&col->tls_lock);
-	pthread_mutex_destroy(&col->reg_lock);
-	pthread_mutex_destroy(&col->revoked_lock);
-	free(col);
+	rules_free(col->rules);
+	collector_free(col);
 out_settings:
 	cfg_free(settings_table, &settings);
 	cfg_cli_free(&cli.cfg);

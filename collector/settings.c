@@ -18,6 +18,7 @@ const cfg_setting_t settings_table[] = {
 #include "settings.inc"
 #include "ingest/settings.inc"
 #include "http/settings.inc"
+#include "rules/settings.inc"
 #undef VIGIL_SETTING
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };

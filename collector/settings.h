@@ -26,6 +26,7 @@ typedef struct {
 #include "settings.inc"
 #include "ingest/settings.inc"
 #include "http/settings.inc"
+#include "rules/settings.inc"
 #undef VIGIL_SETTING
 } settings_t;
 

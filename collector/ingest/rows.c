@@ -312,8 +312,69 @@ static void put_str_or_null(copybuf_t *b, const char *s)
 		copy_null(b);
 }
 
+/* Drop the partial row of event idx (from start) and the state ops it
+ * added (past n_ops), and record why. */
+static void reject_row(rows_batch_t *out, size_t start, size_t n_ops, uint32_t idx)
+{
+	out->rows.len = start;
+	while (out->state_ops && json_array_size(out->state_ops) > n_ops)
+		json_array_remove(out->state_ops, n_ops);
+	if (out->state_ops && json_array_size(out->state_ops) == 0) {
+		json_decref(out->state_ops);
+		out->state_ops = NULL;
+	}
+	out->reject[out->n_rejects].idx = idx;
+	out->reject[out->n_rejects].reason = "event details are not valid UTF-8";
+	out->n_rejects++;
+}
+
+/* Judge event e with the rules in force: its findings go to the state ops,
+ * after the ops of the event itself. */
+static int judge_event(const rules_t *rules, const Vigil__V1__Event *e, uint64_t seq, uint32_t idx,
+		       int64_t ts, rows_batch_t *out)
+{
+	const rules_evidence_t ev = {seq, idx, ts};
+	const Vigil__V1__Container *const *cs = NULL;
+	size_t n = 0;
+	const Vigil__V1__Container *one = NULL;
+	switch (e->body_case) {
+	case VIGIL__V1__EVENT__BODY_INVENTORY:
+		cs = (const Vigil__V1__Container *const *)e->inventory->containers;
+		n = e->inventory->n_containers;
+		break;
+	case VIGIL__V1__EVENT__BODY_CONTAINER_STARTED:
+		one = e->container_started->container;
+		break;
+	case VIGIL__V1__EVENT__BODY_CONTAINER_CHANGED:
+		one = e->container_changed->container;
+		break;
+	case VIGIL__V1__EVENT__BODY_PROCESS_EXEC:
+	case VIGIL__V1__EVENT__BODY_PROCESS_UID_CHANGE:
+		break;
+	default:
+		return 0;
+	}
+	if (!out->state_ops && !(out->state_ops = json_array()))
+		return -1;
+	if (one) {
+		cs = &one;
+		n = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (cs[i]->id && cs[i]->id[0] &&
+		    rules_judge_container(rules, cs[i], &ev, out->state_ops) != 0)
+			return -1;
+	if (e->body_case == VIGIL__V1__EVENT__BODY_PROCESS_EXEC)
+		return rules_judge_exec(rules, e->container_id, e->process_exec, &ev,
+					out->state_ops);
+	if (e->body_case == VIGIL__V1__EVENT__BODY_PROCESS_UID_CHANGE)
+		return rules_judge_uid_change(rules, e->container_id, e->process_uid_change, &ev,
+					      out->state_ops);
+	return 0;
+}
+
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
-		      rows_range_t range, rows_batch_t *out)
+		      rows_range_t range, const rules_t *rules, rows_batch_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	copybuf_init(&out->rows);
@@ -379,23 +440,14 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 				copy_null(c);
 		}
 		json_t *d = event_details(e, ts, out);
+		if (rules && judge_event(rules, e, b->seq, (uint32_t)i, ts, out) != 0)
+			out->rows.oom = 1;
 		if (d) {
 			char *s = json_dumps(d, JSON_COMPACT);
 			json_decref(d);
 			if (!s) {
-				/* Only invalid UTF-8 makes jansson refuse: drop the
-				 * partial row and the state ops it added. */
-				c->len = start;
-				while (out->state_ops && json_array_size(out->state_ops) > n_ops)
-					json_array_remove(out->state_ops, n_ops);
-				if (out->state_ops && json_array_size(out->state_ops) == 0) {
-					json_decref(out->state_ops);
-					out->state_ops = NULL;
-				}
-				out->reject[out->n_rejects].idx = (uint32_t)i;
-				out->reject[out->n_rejects].reason =
-					"event details are not valid UTF-8";
-				out->n_rejects++;
+				/* Only invalid UTF-8 makes jansson refuse. */
+				reject_row(out, start, n_ops, (uint32_t)i);
 				continue;
 			}
 			copy_jsonb(c, s, strlen(s));
@@ -410,6 +462,10 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 	if (out->rows.oom) {
 		rows_batch_free(out);
 		return -1;
+	}
+	if (out->state_ops && json_array_size(out->state_ops) == 0) {
+		json_decref(out->state_ops); /* judged, nothing found */
+		out->state_ops = NULL;
 	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "ingest/copyenc.h"
+#include "rules/rules.h"
 #include "vigil/v1/protocol.pb-c.h"
 
 /* Number of columns of the events table, in schema order. */
@@ -39,15 +40,17 @@ typedef struct {
 	size_t n_rows;
 	rows_reject_t *reject; /* events that cannot become a row at all */
 	size_t n_rejects;
-	json_t *state_ops; /* NULL, or ops for vigil_apply_state() */
+	json_t *state_ops; /* NULL, or ops for vigil_apply_state() and findings */
 	size_t clamped;	   /* events whose time was replaced */
 } rows_batch_t;
 
-/* Encode every event of batch b sent by agent_id and received at recv_ns.
+/* Encode every event of batch b sent by agent_id and received at recv_ns,
+ * and judge each with rules (NULL: no rules) into the state ops.
  * Return 0, or -1 when out of memory (out is then freed).
  * Caller frees out with rows_batch_free. */
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
-		      rows_range_t range, rows_batch_t *out) __attribute__((warn_unused_result));
+		      rows_range_t range, const rules_t *rules, rows_batch_t *out)
+	__attribute__((warn_unused_result));
 void rows_batch_free(rows_batch_t *out);
 
 /* The container as a JSON object (the shape vigil_apply_state takes).

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "ingest/migrations.h"
 #include "ingest/stateplan.h"
+#include "rules/rules.h"
 #include "vtime.h"
 #include "wire.h"
 
@@ -487,35 +488,49 @@ static res_t insert_rejects(store_t *st, job_t *j)
 	return rc;
 }
 
-/* Apply the container state changes of the stored batches among jobs,
- * planned as a few set-based statements (stateplan.h), in one call. */
+/* Apply the container state changes and the findings of the stored
+ * batches among jobs, each planned as a few set-based statements
+ * (stateplan.h, rules.h): the findings after the states they judge. */
 static res_t apply_state(store_t *st, job_t **jobs, size_t n)
 {
 	stateplan_src_t *src = calloc(n ? n : 1, sizeof(*src));
-	if (!src)
+	rules_plan_src_t *fsrc = calloc(n ? n : 1, sizeof(*fsrc));
+	char *plan = NULL, *fplan = NULL;
+	res_t rc = R_OK;
+	if (!src || !fsrc)
 		goto oom;
 	size_t ns = 0;
 	for (size_t i = 0; i < n; i++) {
 		job_t *j = jobs[i];
-		if (j->kind == JOB_BATCH && !j->replay && j->rows.state_ops)
-			src[ns++] = (stateplan_src_t){j->agent_id, j->rows.state_ops};
+		if (j->kind == JOB_BATCH && !j->replay && j->rows.state_ops) {
+			src[ns] = (stateplan_src_t){j->agent_id, j->rows.state_ops};
+			fsrc[ns++] = (rules_plan_src_t){j->agent_id, j->rows.state_ops};
+		}
 	}
-	int empty = 1;
-	char *plan = ns ? stateplan_build(src, ns, &empty) : NULL;
-	free(src);
-	if (!ns || (plan && empty)) {
-		free(plan);
-		return R_OK;
-	}
-	if (!plan)
+	if (!ns)
+		goto out;
+	int empty = 1, fempty = 1;
+	if (!(plan = stateplan_build(src, ns, &empty)) ||
+	    !(fplan = rules_plan_build(fsrc, ns, &fempty)))
 		goto oom;
-	const char *vals[] = {plan};
-	res_t rc = run(st, "SELECT vigil_apply_state($1::jsonb)", 1, vals, NULL, NULL, NULL);
+	if (!empty) {
+		const char *vals[] = {plan};
+		rc = run(st, "SELECT vigil_apply_state($1::jsonb)", 1, vals, NULL, NULL, NULL);
+	}
+	if (rc == R_OK && !fempty) {
+		const char *vals[] = {fplan};
+		rc = run(st, "SELECT vigil_apply_findings($1::jsonb)", 1, vals, NULL, NULL, NULL);
+	}
+out:
+	free(src);
+	free(fsrc);
 	free(plan);
+	free(fplan);
 	return rc;
 oom:
 	snprintf(st->err, sizeof(st->err), "out of memory");
-	return R_OTHER;
+	rc = R_OTHER;
+	goto out;
 }
 
 static res_t set_committed(store_t *st, agent_seq_t *agents, size_t n)

@@ -14,6 +14,7 @@
 
 #include "ingest/rows.h"
 #include "ingest/stateplan.h"
+#include "rules/rules.h"
 
 #define RECV_NS (INT64_C(1700000000) * 1000000000)
 #define DAY_NS (INT64_C(86400) * 1000000000)
@@ -80,6 +81,29 @@ static void check_plan(const json_t *ops)
 	}
 	json_decref(plan);
 	free(text);
+
+	/* the findings plan of the same ops: valid JSON, every element of an
+	 * agent of the group */
+	rules_plan_src_t fsrc[] = {{7, ops}, {8, ops}, {7, ops}};
+	text = rules_plan_build(fsrc, 3, &empty);
+	if (!text)
+		abort();
+	plan = json_loads(text, 0, NULL);
+	if (!plan)
+		abort();
+	json_object_foreach(plan, key, list)
+	{
+		size_t i;
+		json_t *e;
+		json_array_foreach(list, i, e)
+		{
+			json_int_t a = json_integer_value(json_object_get(e, "a"));
+			if (a != 7 && a != 8)
+				abort();
+		}
+	}
+	json_decref(plan);
+	free(text);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -91,7 +115,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	rows_range_t range = {RECV_NS - DAY_NS, RECV_NS + DAY_NS};
 	rows_batch_t out;
-	if (rows_encode_batch(b, 7, RECV_NS, range, &out) != 0)
+	static rules_t *rules;
+	if (!rules && !(rules = rules_new_default()))
+		abort();
+	if (rows_encode_batch(b, 7, RECV_NS, range, rules, &out) != 0)
 		abort(); /* only out of memory may fail */
 	if (out.n_rows + out.n_rejects != b->n_events || out.clamped > b->n_events)
 		abort();

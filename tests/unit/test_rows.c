@@ -186,7 +186,7 @@ static void batch_init(Vigil__V1__Batch *b, uint64_t seq, Vigil__V1__Event **eve
 
 static void encode(const Vigil__V1__Batch *b, rows_batch_t *out)
 {
-	assert_int_equal(rows_encode_batch(b, AGENT_ID, RECV_NS, range, out), 0);
+	assert_int_equal(rows_encode_batch(b, AGENT_ID, RECV_NS, range, NULL, out), 0);
 	assert_false(out->rows.oom);
 	assert_partition(out, b->n_events);
 }

@@ -1,0 +1,110 @@
+/*
+ * The rule engine: judges every container state and every exec that the
+ * collector stores, on the worker thread that encodes the batch, so a
+ * finding is written in the same transaction as its evidence.
+ *
+ * Posture rules look at a container's settings (privileged, capabilities,
+ * namespaces, mounts, profiles, limits, image); runtime rules look at one
+ * exec or uid change. A judgment is appended as an op to the batch's state
+ * ops (rows.h), where the plan of a commit group (rules_plan_build) finds
+ * it in order with the containers' stops and removals:
+ *
+ *   {"op":"posture","id":C,"ts":NS,"seq":S,"idx":I,
+ *    "hits":[{"r":RULE,"k":KEY,"s":SEV,"m":SUMMARY}...],"unk":[RULE...]}
+ *   {"op":"runtime","id":C,"ts":NS,"seq":S,"idx":I,
+ *    "r":RULE,"k":KEY,"s":SEV,"m":SUMMARY,"d":{exe, argv0, pid, uid}}
+ *
+ * A posture op lists every posture finding the container has now (the
+ * others are resolved) and, under "unk", the rules whose input no source
+ * could establish: those raise nothing and are counted as unknown.
+ * Pure code: no I/O, no database; strings from agents are kept as bytes.
+ */
+#ifndef VIGIL_RULES_H
+#define VIGIL_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vigil/v1/events.pb-c.h"
+
+typedef enum {
+	RULE_POSTURE,
+	RULE_RUNTIME,
+} rule_kind_t;
+
+/* A built-in rule. Severities are Vigil__V1__Severity values. */
+typedef struct {
+	const char *id; /* stable, lower_snake_case */
+	rule_kind_t kind;
+	int severity; /* default; a rules file may override it */
+	const char *title;
+	const char *control; /* the standard and version it implements */
+	const char *rationale;
+	const char *remediation;
+} rule_info_t;
+
+/* The built-in rules, in a fixed order; NULL past the end. */
+const rule_info_t *rules_builtin(size_t i);
+/* The built-in rule named id, or NULL. */
+const rule_info_t *rules_find(const char *id);
+/* The rule kind and a severity by name ("posture", "high"), or NULL. */
+const char *rules_kind_name(rule_kind_t k);
+const char *rules_severity_name(int severity);
+
+/* The rules in force: which are enabled and at what severity. Immutable
+ * once built, so worker threads share it without locks. */
+typedef struct rules rules_t;
+
+/* Every built-in rule enabled at its default severity. NULL when out of
+ * memory. Free with rules_free. */
+rules_t *rules_new_default(void);
+void rules_free(rules_t *r);
+/* Whether rule id is in force, and at what severity. */
+int rules_enabled(const rules_t *r, const char *id);
+int rules_severity(const rules_t *r, const char *id);
+
+/* Where a judged event sits: its batch and position, and its time. */
+typedef struct {
+	uint64_t seq;
+	uint32_t idx;
+	int64_t ts_ns;
+} rules_evidence_t;
+
+/* Judge container c: append one posture op to ops. Return 0, or -1 when
+ * out of memory. */
+int rules_judge_container(const rules_t *r, const Vigil__V1__Container *c,
+			  const rules_evidence_t *ev, json_t *ops)
+	__attribute__((warn_unused_result));
+
+/* Judge exec x in container container_id: append a runtime op to ops for
+ * each rule it breaks. Return 0, or -1 when out of memory. */
+int rules_judge_exec(const rules_t *r, const char *container_id, const Vigil__V1__ProcessExec *x,
+		     const rules_evidence_t *ev, json_t *ops) __attribute__((warn_unused_result));
+
+/* Judge uid change u in container container_id (a process became root). */
+int rules_judge_uid_change(const rules_t *r, const char *container_id,
+			   const Vigil__V1__ProcessUidChange *u, const rules_evidence_t *ev,
+			   json_t *ops) __attribute__((warn_unused_result));
+
+/* One batch's state ops, for the plan of a commit group. */
+typedef struct {
+	int32_t agent_id;
+	const json_t *ops;
+} rules_plan_src_t;
+
+/* The findings plan of src[0..n) in queue order, as compact JSON text for
+ * vigil_apply_findings():
+ *   {"posture":[..],"runtime":[..],"gone":[..],"full":[..]}
+ * posture: the last posture op of each (agent, container), with "a";
+ * runtime: one element per (agent, container, rule, key) with the count
+ * "n", the first evidence and the last ("lts","lseq","lidx");
+ * gone: containers whose last stop came after their last posture op;
+ * full: per agent, the ids of its last full inventory and every id it
+ * touched after it (findings of other containers are resolved).
+ * *empty is set when there is nothing to apply. NULL when out of memory.
+ * Caller frees the result. */
+char *rules_plan_build(const rules_plan_src_t *src, size_t n, int *empty);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * Runtime rules: judge one exec (or uid change) in a container. A process
+ * is known by two names, the base names of its argv[0] and of its
+ * executable (busybox runs "sh" as /bin/busybox); a rule matches either.
+ */
+#include "rules/rules.h"
+#include "rules/rules_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef Vigil__V1__ProcessExec exec_t;
+
+/* Append one runtime op for rule with key and summary. */
+static int add_op(const rules_t *r, json_t *ops, const char *cid, const char *rule, const char *key,
+		  const rules_evidence_t *ev, const exec_t *x, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+static int add_op(const rules_t *r, json_t *ops, const char *cid, const char *rule, const char *key,
+		  const rules_evidence_t *ev, const exec_t *x, const char *fmt, ...)
+{
+	if (!rules_enabled(r, rule))
+		return 0;
+	char m[RULES_SUMMARY_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	json_t *op = json_object();
+	json_t *d = json_object();
+	if (!op || !d) {
+		json_decref(op);
+		json_decref(d);
+		return -1;
+	}
+	if (x) {
+		json_object_set_new(d, "pid", json_integer(x->pid));
+		json_object_set_new(d, "uid", json_integer(x->uid));
+		json_object_set_new(d, "exe", rules_text(x->executable, RULES_KEY_MAX));
+		json_object_set_new(d, "argv0",
+				    rules_text(x->n_argv ? x->argv[0] : "", RULES_KEY_MAX));
+	}
+	int rc = json_object_set_new(op, "op", json_string("runtime"));
+	rc |= json_object_set_new(op, "id", rules_text(cid, RULES_KEY_MAX));
+	rc |= json_object_set_new(op, "ts", json_integer(ev->ts_ns));
+	rc |= json_object_set_new(op, "seq", json_integer((json_int_t)ev->seq));
+	rc |= json_object_set_new(op, "idx", json_integer(ev->idx));
+	rc |= json_object_set_new(op, "r", json_string(rule));
+	rc |= json_object_set_new(op, "k", rules_text(key, RULES_KEY_MAX));
+	rc |= json_object_set_new(op, "s", json_integer(rules_severity(r, rule)));
+	rc |= json_object_set_new(op, "m", rules_text(m, sizeof(m)));
+	rc |= json_object_set_new(op, "d", d);
+	if (rc) {
+		json_decref(op);
+		return -1;
+	}
+	return json_array_append_new(ops, op);
+}
+
+static const char *const shells[] = {"sh",  "bash", "ash",  "dash", "zsh", "ksh",
+				     "csh", "tcsh", "fish", "mksh", NULL};
+static const char *const package_managers[] = {
+	"apt", "apt-get", "aptitude", "dpkg", "apk", "yum",  "dnf", "microdnf",
+	"rpm", "zypper",  "pip",      "pip3", "npm", "yarn", "gem", NULL};
+static const char *const escape_tools[] = {"nsenter", "mount",	"debugfs", "insmod", "modprobe",
+					   "unshare", "chroot", "rmmod",   NULL};
+static const char *const nc_tools[] = {"nc",	     "ncat", "netcat", "nc.traditional",
+				       "nc.openbsd", NULL};
+static const char *const search_tools[] = {"grep", "egrep", "fgrep",  "find", "rg",
+					   "ag",   "ack",   "locate", NULL};
+static const char *const secrets[] = {"id_rsa",	   "id_dsa",   "id_ecdsa",	"id_ed25519",
+				      ".pem",	   "shadow",   "password",	"private key",
+				      "BEGIN RSA", "BEGIN EC", "BEGIN OPENSSH", NULL};
+static const char *const miners[] = {"xmrig",	"minerd",   "cpuminer", "xmr-stak",
+				     "ccminer", "cgminer",  "ethminer", "nbminer",
+				     "t-rex",	"lolminer", NULL};
+
+typedef struct {
+	const char *n0; /* base name of argv[0] */
+	const char *ne; /* base name of the executable */
+} names_t;
+
+static const char *named(const names_t *n, const char *const *set)
+{
+	if (n->n0[0] && rules_in(n->n0, set))
+		return n->n0;
+	if (n->ne[0] && rules_in(n->ne, set))
+		return n->ne;
+	return NULL;
+}
+
+static bool any_arg(const exec_t *x, const char *needle)
+{
+	for (size_t i = 1; i < x->n_argv; i++)
+		if (x->argv[i] && rules_contains_ci(x->argv[i], needle))
+			return true;
+	return false;
+}
+
+static bool has_arg(const exec_t *x, const char *arg)
+{
+	for (size_t i = 1; i < x->n_argv; i++)
+		if (x->argv[i] && strcmp(x->argv[i], arg) == 0)
+			return true;
+	return false;
+}
+
+/* nc -e/-c, socat exec:/system:, a shell with /dev/tcp or /dev/udp. */
+static bool reverse_shell(const exec_t *x, const names_t *n)
+{
+	if (named(n, nc_tools))
+		return has_arg(x, "-e") || has_arg(x, "-c") || any_arg(x, "--exec") ||
+		       any_arg(x, "--sh-exec") || any_arg(x, "--lua-exec");
+	const char *socat[] = {"socat", NULL};
+	if (named(n, socat))
+		return any_arg(x, "exec:") || any_arg(x, "system:");
+	if (named(n, shells))
+		return any_arg(x, "/dev/tcp/") || any_arg(x, "/dev/udp/");
+	return false;
+}
+
+static int judge_exec_rules(const rules_t *r, const char *cid, const exec_t *x,
+			    const rules_evidence_t *ev, json_t *ops)
+{
+	names_t n = {rules_basename(x->n_argv ? x->argv[0] : ""), rules_basename(x->executable)};
+	const char *exe = x->executable ? x->executable : "";
+	const char *hit;
+	int rc = 0;
+
+	if ((hit = named(&n, shells)) && x->tty == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+		rc |= add_op(r, ops, cid, "terminal_shell", hit, ev, x, "shell %s with a terminal",
+			     hit);
+	if ((hit = named(&n, package_managers)))
+		rc |= add_op(r, ops, cid, "package_manager", hit, ev, x, "package manager %s run",
+			     hit);
+	static const char *const tmp_dirs[] = {"/tmp/", "/var/tmp/", "/dev/shm/", NULL};
+	for (size_t i = 0; tmp_dirs[i]; i++)
+		if (strncmp(exe, tmp_dirs[i], strlen(tmp_dirs[i])) == 0)
+			rc |= add_op(r, ops, cid, "exec_from_tmp", exe, ev, x, "%s executed", exe);
+	if (x->exe_memfd == VIGIL__V1__TRISTATE__TRISTATE_TRUE || strncmp(exe, "/memfd:", 7) == 0 ||
+	    strncmp(exe, "memfd:", 6) == 0)
+		rc |= add_op(r, ops, cid, "fileless_exec", exe, ev, x, "%s executed from memory",
+			     exe);
+	else if (x->exe_upper_layer == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+		rc |= add_op(r, ops, cid, "drift", exe, ev, x,
+			     "%s is not in the image (written after start)", exe);
+	if (reverse_shell(x, &n))
+		rc |= add_op(r, ops, cid, "reverse_shell", n.n0[0] ? n.n0 : n.ne, ev, x,
+			     "%s hands a shell to the network", n.n0[0] ? n.n0 : n.ne);
+	if ((hit = named(&n, escape_tools)))
+		rc |= add_op(r, ops, cid, "escape_tool", hit, ev, x, "%s run", hit);
+	/* one finding per container: every command of the session counts */
+	if (x->exec_session == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+		rc |= add_op(r, ops, cid, "exec_session", "", ev, x,
+			     "exec session into the container: %s%s", n.n0[0] ? n.n0 : n.ne,
+			     x->tty == VIGIL__V1__TRISTATE__TRISTATE_TRUE ? " (interactive)" : "");
+	if ((hit = named(&n, search_tools))) {
+		for (size_t i = 0; secrets[i]; i++)
+			if (any_arg(x, secrets[i])) {
+				rc |= add_op(r, ops, cid, "credential_search", hit, ev, x,
+					     "%s searching for %s", hit, secrets[i]);
+				break;
+			}
+	}
+	if ((hit = named(&n, miners)))
+		rc |= add_op(r, ops, cid, "crypto_miner", hit, ev, x, "miner %s run", hit);
+	else if (any_arg(x, "stratum+tcp://") || any_arg(x, "stratum+ssl://"))
+		rc |= add_op(r, ops, cid, "crypto_miner", n.n0[0] ? n.n0 : n.ne, ev, x,
+			     "%s talks the stratum mining protocol", n.n0[0] ? n.n0 : n.ne);
+	return rc ? -1 : 0;
+}
+
+int rules_judge_exec(const rules_t *r, const char *container_id, const exec_t *x,
+		     const rules_evidence_t *ev, json_t *ops)
+{
+	if (!container_id || !container_id[0])
+		return 0; /* a process of the node, not of a container */
+	return judge_exec_rules(r, container_id, x, ev, ops);
+}
+
+int rules_judge_uid_change(const rules_t *r, const char *container_id,
+			   const Vigil__V1__ProcessUidChange *u, const rules_evidence_t *ev,
+			   json_t *ops)
+{
+	if (!container_id || !container_id[0])
+		return 0;
+	bool was_root = u->old_real_uid == 0 || u->old_effective_uid == 0;
+	bool is_root = u->new_real_uid == 0 || u->new_effective_uid == 0;
+	if (was_root || !is_root)
+		return 0;
+	const char *exe = u->executable && u->executable[0] ? u->executable : u->argv0;
+	exec_t x = VIGIL__V1__PROCESS_EXEC__INIT;
+	x.pid = u->pid;
+	x.uid = u->new_effective_uid;
+	x.executable = (char *)(u->executable ? u->executable : "");
+	char *argv0 = u->argv0 ? u->argv0 : (char *)"";
+	x.argv = &argv0;
+	x.n_argv = 1;
+	return add_op(r, ops, container_id, "setuid_root", rules_basename(exe), ev, &x,
+		      "%s became root (uid %u to %u)", exe ? exe : "", u->old_real_uid,
+		      u->new_effective_uid);
+}
