@@ -18,7 +18,7 @@
 
 struct worker;
 struct ingest;
-struct rules;
+struct rules_slot;
 
 /* Read a reloadable numeric setting from any thread. */
 #define SETTING(col, field) __atomic_load_n(&(col)->settings->field, __ATOMIC_RELAXED)
@@ -52,8 +52,8 @@ typedef struct collector {
 	struct ingest *ingest;
 	struct worker **workers;
 	int n_workers;
-	collector_kick_fn kick; /* set once the workers run; NULL before */
-	struct rules *rules;	/* the rules in force (rules/rules.h) */
+	collector_kick_fn kick;	  /* set once the workers run; NULL before */
+	struct rules_slot *rules; /* the rules in force (rules/rules.h) */
 
 	pthread_mutex_t tls_lock; /* guards tls_ctx */
 	SSL_CTX *tls_ctx;

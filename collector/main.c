@@ -57,6 +57,18 @@ static void kick_conn(collector_t *col, int worker_idx, uint64_t conn_id, int er
 	worker_kick(col->workers[worker_idx], conn_id, error_code, why);
 }
 
+/* Put the rules in force at start. Return 0, or -1 after logging why. */
+static int load_rules(collector_t *col)
+{
+	rules_t *r = rules_new_default();
+	if (!r || !(col->rules = rules_slot_new(r))) {
+		rules_unref(r);
+		log_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static void early_signal(int sig)
 {
 	(void)sig;
@@ -365,10 +377,8 @@ int main(int argc, char **argv)
 		goto out_settings;
 	if (collector_load_revoked(col, settings.revoked_agents) != 0)
 		goto out_col;
-	if (!(col->rules = rules_new_default())) {
-		log_error("out of memory");
+	if (load_rules(col) != 0)
 		goto out_col;
-	}
 
 	if (!migrate_only) {
 		SSL_CTX *ctx = build_tls(&settings);
@@ -478,7 +488,7 @@ out_threads:
 		worker_free(col->workers[i]);
 	free(col->workers);
 out_col:
-	rules_free(col->rules);
+	rules_slot_free(col->rules);
 	collector_free(col);
 out_settings:
 	cfg_free(settings_table, &settings);

@@ -295,9 +295,10 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	}
 	job_t *j = job_new(JOB_BATCH);
 	rows_range_t range = {atomic_load(&c->col->range_lo_ns), atomic_load(&c->col->range_hi_ns)};
-	const rules_t *rules = SETTING(c->col, rules) ? c->col->rules : NULL;
-	if (!j || rows_encode_batch(b, c->agent_id, vtime_now_ns(), range, rules, &j->rows) != 0 ||
-	    add_rejects(j, b) != 0 || !(j->raw = malloc(len))) {
+	rules_t *rules = SETTING(c->col, rules) ? rules_slot_get(c->col->rules) : NULL;
+	int rc = j ? rows_encode_batch(b, c->agent_id, vtime_now_ns(), range, rules, &j->rows) : -1;
+	rules_unref(rules);
+	if (rc != 0 || add_rejects(j, b) != 0 || !(j->raw = malloc(len))) {
 		job_free(j);
 		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 		return;

@@ -7,6 +7,8 @@
 #include "rules/rules.h"
 #include "rules/rules_int.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +193,7 @@ const char *rules_severity_name(int severity)
 }
 
 struct rules {
+	atomic_int refs;
 	unsigned char enabled[N_BUILTIN];
 	unsigned char severity[N_BUILTIN];
 };
@@ -200,6 +203,7 @@ rules_t *rules_new_default(void)
 	rules_t *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	atomic_init(&r->refs, 1);
 	for (size_t i = 0; i < N_BUILTIN; i++) {
 		r->enabled[i] = 1;
 		r->severity[i] = (unsigned char)builtin[i].severity;
@@ -207,9 +211,58 @@ rules_t *rules_new_default(void)
 	return r;
 }
 
-void rules_free(rules_t *r)
+rules_t *rules_ref(rules_t *r)
 {
-	free(r);
+	if (r)
+		atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+void rules_unref(rules_t *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+		free(r);
+}
+
+struct rules_slot {
+	pthread_mutex_t lock; /* guards r */
+	rules_t *r;
+};
+
+rules_slot_t *rules_slot_new(rules_t *r)
+{
+	rules_slot_t *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	s->r = r;
+	return s;
+}
+
+rules_t *rules_slot_get(rules_slot_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	rules_t *r = rules_ref(s->r);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void rules_slot_set(rules_slot_t *s, rules_t *r)
+{
+	pthread_mutex_lock(&s->lock);
+	rules_t *old = s->r;
+	s->r = r;
+	pthread_mutex_unlock(&s->lock);
+	rules_unref(old);
+}
+
+void rules_slot_free(rules_slot_t *s)
+{
+	if (!s)
+		return;
+	rules_unref(s->r);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
 }
 
 int rules_enabled(const rules_t *r, const char *id)

@@ -57,10 +57,24 @@ const char *rules_severity_name(int severity);
  * once built, so worker threads share it without locks. */
 typedef struct rules rules_t;
 
-/* Every built-in rule enabled at its default severity. NULL when out of
- * memory. Free with rules_free. */
+/* Every built-in rule enabled at its default severity, with one
+ * reference. NULL when out of memory. */
 rules_t *rules_new_default(void);
-void rules_free(rules_t *r);
+/* Take another reference to r (any thread); drop one, freeing r with the
+ * last (NULL is fine). */
+rules_t *rules_ref(rules_t *r);
+void rules_unref(rules_t *r);
+
+/* Where the rules in force live: threads take a reference for as long as
+ * they judge (a batch, a request) while a reload swaps in new rules. */
+typedef struct rules_slot rules_slot_t;
+/* A slot holding r (it takes r's reference). NULL when out of memory. */
+rules_slot_t *rules_slot_new(rules_t *r);
+/* The rules in force, with a reference the caller drops (rules_unref). */
+rules_t *rules_slot_get(rules_slot_t *s);
+/* Put r in force (the slot takes r's reference). */
+void rules_slot_set(rules_slot_t *s, rules_t *r);
+void rules_slot_free(rules_slot_t *s);
 /* Whether rule id is in force, and at what severity. */
 int rules_enabled(const rules_t *r, const char *id);
 int rules_severity(const rules_t *r, const char *id);
