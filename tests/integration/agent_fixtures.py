@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -59,7 +60,64 @@ def make_rootfs(path):
     run(["chroot", path, "/bin/busybox", "--install", "-s"])
     with open(os.path.join(path, "etc", "passwd"), "w") as f:
         f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+    build_helpers(path)
     return path
+
+
+# Test programs that busybox cannot be: built static on the host, copied
+# into the root file system.
+HELPERS = {
+    # runs busybox's sleep from a memfd: a fileless executable
+    "memfd-sleep": r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	int in = open("/bin/busybox", O_RDONLY);
+	int m = memfd_create("vigil-fileless", MFD_CLOEXEC);
+	char buf[65536];
+	ssize_t n;
+	if (in < 0 || m < 0)
+		return 126;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(m, buf, (size_t)n) != n)
+			return 126;
+	char *args[] = {"sleep", argc > 1 ? argv[1] : "1", NULL};
+	char *env[] = {NULL};
+	fexecve(m, args, env);
+	return 127;
+}
+""",
+    # installed setuid root: waits (so the agent reads its uids at exec),
+    # becomes root for real, waits again
+    "suid-root": r"""
+#include <unistd.h>
+int main(void)
+{
+	usleep(700000);
+	if (setuid(0) != 0)
+		return 1;
+	usleep(700000);
+	return 0;
+}
+""",
+}
+
+
+def build_helpers(rootfs_path):
+    if not shutil.which("gcc"):
+        return
+    for name, src in HELPERS.items():
+        c = os.path.join(rootfs_path, name + ".c")
+        with open(c, "w") as f:
+            f.write(src)
+        out = os.path.join(rootfs_path, "usr", "bin", name)
+        run(["gcc", "-static", "-O1", "-o", out, c], timeout=120)
+        os.unlink(c)
+    os.chown(os.path.join(rootfs_path, "usr", "bin", "suid-root"), 0, 0)
+    os.chmod(os.path.join(rootfs_path, "usr", "bin", "suid-root"), 0o4755)
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +142,7 @@ class RuncContainer:
     read-only busybox root file system."""
 
     def __init__(self, workdir, rootfs, args, cid=None, caps=(), mounts=(), host_net=False,
-                 readonly=True, env=None):
+                 readonly=True, env=None, spec_edit=None):
         self.id = cid or new_id()
         self.bundle = os.path.join(workdir, "bundles", self.id[:16])
         os.makedirs(self.bundle, exist_ok=True)
@@ -109,6 +167,8 @@ class RuncContainer:
         if host_net:
             cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
                                           if n["type"] != "network"]
+        if spec_edit:
+            spec_edit(cfg)
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
         self.started = False
@@ -394,6 +454,42 @@ def agent_factory(agent_bin, pki, workdir, request):
     if problems and request.session.shouldstop:
         return
     assert not problems, "\n".join(problems)
+
+
+# --- the agent's spool, read without a collector ---------------------------------------
+
+SPOOL_MAGIC = 0x56475331
+
+
+def _spool_payloads(spool_dir):
+    """The payloads of every valid record in the spool's segments, in
+    order (the layout of agent/spool.h; the CRC is not checked here)."""
+    out = []
+    for name in sorted(n for n in os.listdir(spool_dir) if n.startswith("seg-")):
+        with open(os.path.join(spool_dir, name), "rb") as f:
+            data = f.read()
+        off = 0
+        while off + 48 <= len(data):
+            magic, length = struct.unpack_from("<II", data, off)
+            if magic != SPOOL_MAGIC or off + 48 + length > len(data):
+                break
+            out.append(data[off + 48:off + 48 + length])
+            off += 48 + length
+    return out
+
+
+def spool_events(spool_dir):
+    """Every event the agent wrote to its spool (acknowledged batches are
+    deleted: use with an agent that has no collector), as vigil.v1.Event
+    messages in order."""
+    events_pb2, protocol_pb2 = vt.pb()
+    out = []
+    for payload in _spool_payloads(spool_dir):
+        # a payload is Batch.events (field 2) without the seq
+        b = protocol_pb2.Batch()
+        b.ParseFromString(payload)
+        out.extend(b.events)
+    return out
 
 
 # --- queries ---------------------------------------------------------------------------
