@@ -17,6 +17,7 @@
 #include "hostinfo.h"
 #include "inventory.h"
 #include "log.h"
+#include "loss.h"
 #include "proc_connector.h"
 #include "procfs.h"
 #include "spool.h"
@@ -63,6 +64,7 @@ struct agent {
 	int64_t last_fsync_ns;
 	uint64_t last_append_seq;
 	uint64_t execs_seen, execs_incomplete;
+	loss_t loss;
 };
 
 static struct timeval tv_ms(int64_t ms)
@@ -134,15 +136,20 @@ static void emit_status(agent_t *a)
 	}
 	as.sources = sp;
 	as.n_sources = N_SRC;
+	Vigil__V1__Loss lm[LOSS_N];
+	Vigil__V1__Loss *lp[LOSS_N];
+	bool losses = loss_pending(&a->loss);
+	as.n_losses = loss_to_pb(&a->loss, lm, lp);
+	as.losses = lp;
 	Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
 	e.time_ns = vtime_now_ns();
 	e.kind = VIGIL__V1__EVENT_KIND__EVENT_KIND_AGENT_STATUS;
 	bool failing = false;
 	for (int i = 0; i < N_SRC; i++)
 		failing |= !a->src[i].ok;
-	e.severity = have_drops ? VIGIL__V1__SEVERITY__SEVERITY_HIGH
-		     : failing	? VIGIL__V1__SEVERITY__SEVERITY_MEDIUM
-				: VIGIL__V1__SEVERITY__SEVERITY_INFO;
+	e.severity = have_drops		 ? VIGIL__V1__SEVERITY__SEVERITY_HIGH
+		     : failing || losses ? VIGIL__V1__SEVERITY__SEVERITY_MEDIUM
+					 : VIGIL__V1__SEVERITY__SEVERITY_INFO;
 	e.container_id = "";
 	e.body_case = VIGIL__V1__EVENT__BODY_AGENT_STATUS;
 	e.agent_status = &as;
@@ -156,6 +163,8 @@ static void emit_status(agent_t *a)
 	batcher_flush(a->batcher);
 	if (!a->last_append_seq && have_drops)
 		spool_restore_drops(a->spool, &drops);
+	if (a->last_append_seq)
+		loss_reported(&a->loss);
 	a->status_due = false;
 }
 
@@ -347,8 +356,11 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 	e.process_exec = &x;
 	emit(a, &e);
 	a->execs_seen++;
-	if (incomplete)
+	if (incomplete) {
 		a->execs_incomplete++;
+		if (loss_add(&a->loss, LOSS_EXEC_UNREAD, 1, e.time_ns))
+			a->status_due = true;
+	}
 	free(exe);
 	free(cwd);
 	free(pexe);
@@ -446,6 +458,30 @@ static void status_cb(evutil_socket_t fd, short what, void *arg)
 	arm(a->status_ev, a->s->status_interval_ms);
 }
 
+/* Take the sources' own loss counters into the loss table. A first loss
+ * since the last report makes a status event due at once; later ones wait
+ * for the periodic one. */
+static void observe_losses(agent_t *a)
+{
+	int64_t now = vtime_now_ns();
+	bool first = false;
+	if (a->pc)
+		first |= loss_observe(&a->loss, LOSS_PROC_CONNECTOR_OVERRUN,
+				      proc_connector_overruns(a->pc), now);
+	first |= loss_observe(&a->loss, LOSS_EVENT_TOO_LARGE, batcher_oversized(a->batcher), now);
+	spool_stats_t st;
+	spool_get_stats(a->spool, &st);
+	first |= loss_observe(&a->loss, LOSS_SPOOL_TORN_RECORD, st.torn_records, now);
+	if (a->api) {
+		docker_api_gaps_t g;
+		docker_api_get_gaps(a->api, &g);
+		first |= loss_observe(&a->loss, LOSS_API_EVENT_GAP, g.count, now);
+	}
+	first |= loss_observe(&a->loss, LOSS_PID_UNTRACKED, inventory_pids_untracked(a->inv), now);
+	if (first)
+		a->status_due = true;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -455,6 +491,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	int64_t oldest = batcher_oldest_ns(a->batcher);
 	if (oldest && now - oldest >= a->s->batch_delay_ms * 1000000)
 		batcher_flush(a->batcher);
+	observe_losses(a);
 	spool_drops_t d;
 	if (uplink_state(a->uplink) == UPLINK_ST_READY && spool_take_drops(a->spool, &d)) {
 		spool_restore_drops(a->spool, &d);

@@ -454,6 +454,11 @@ struct docker_api {
 	size_t n_cache;
 	char **listed; /* ids of the last list */
 	size_t n_listed;
+	/* event-stream gaps: the stream broke after it had been open; the
+	 * reconnect asks for what happened since (and the list catches up) */
+	bool events_was_open;
+	int64_t gap_since_s; /* 0: no gap pending */
+	docker_api_gaps_t gaps;
 };
 
 static void set_status(docker_api_t *d, bool ok, const char *error)
@@ -698,6 +703,17 @@ static void req_fail(req_t *r, const char *what)
 	snprintf(why, sizeof(why), "%s: %s", path, what);
 	if (r->kind == REQ_EVENTS) {
 		docker_api_t *d = r->d;
+		if (d->events_was_open) {
+			/* a gap begins: count it, remember where to resume */
+			int64_t now = vtime_now_ns();
+			d->events_was_open = false;
+			if (!d->gap_since_s)
+				d->gap_since_s = now / 1000000000 - 1;
+			d->gaps.count++;
+			if (!d->gaps.first_ns)
+				d->gaps.first_ns = now;
+			d->gaps.last_ns = now;
+		}
 		d->events = NULL;
 		req_free(r);
 		set_status(d, false, why);
@@ -738,6 +754,16 @@ static void req_read_cb(struct bufferevent *bev, void *arg)
 				return;
 			}
 			r->d->events_backoff_ms = 1000;
+			r->d->events_was_open = true;
+			if (r->d->gap_since_s) {
+				/* the events since the gap are being replayed; the
+				 * list catches up with what they do not say */
+				log_info("docker_api: event stream open again, replaying events "
+					 "since %lld",
+					 (long long)r->d->gap_since_s);
+				r->d->gap_since_s = 0;
+				docker_api_refresh(r->d);
+			}
 			log_debug("docker_api: event stream open");
 		}
 	}
@@ -816,6 +842,11 @@ static void req_start(docker_api_t *d, req_kind_t kind, const char *id)
 		snprintf(path, sizeof(path), "/v1.41/containers/json");
 	else if (kind == REQ_INSPECT)
 		snprintf(path, sizeof(path), "/v1.41/containers/%s/json", r->id);
+	else if (d->gap_since_s)
+		snprintf(path, sizeof(path),
+			 "/v1.41/events?since=%lld&filters=%%7B%%22type%%22%%3A%%5B%%22"
+			 "container%%22%%5D%%7D",
+			 (long long)d->gap_since_s);
 	else
 		snprintf(path, sizeof(path),
 			 "/v1.41/events?filters=%%7B%%22type%%22%%3A%%5B%%22"
@@ -935,6 +966,11 @@ void docker_api_foreach(const docker_api_t *d, void (*cb)(void *arg, const ctr_t
 {
 	for (size_t i = 0; i < d->n_cache; i++)
 		cb(arg, d->cache[i]);
+}
+
+void docker_api_get_gaps(const docker_api_t *d, docker_api_gaps_t *out)
+{
+	*out = d->gaps;
 }
 
 bool docker_api_ok(const docker_api_t *d)

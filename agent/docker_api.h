@@ -69,6 +69,15 @@ const ctr_t *docker_api_get(const docker_api_t *d, const char *id);
 /* Call cb for each running container the API knows. */
 void docker_api_foreach(const docker_api_t *d, void (*cb)(void *arg, const ctr_t *c), void *arg);
 
+/* Breaks of the event stream after it had been open (each reconnect asks
+ * for the events since the break), with the time range of the breaks. */
+typedef struct {
+	uint64_t count;
+	int64_t first_ns, last_ns;
+} docker_api_gaps_t;
+
+void docker_api_get_gaps(const docker_api_t *d, docker_api_gaps_t *out);
+
 bool docker_api_ok(const docker_api_t *d);
 const char *docker_api_error(const docker_api_t *d);
 

@@ -856,6 +856,11 @@ int64_t inventory_last_scan_ns(const inventory_t *inv)
 	return inv->last_scan_ns;
 }
 
+uint64_t inventory_pids_untracked(const inventory_t *inv)
+{
+	return pidmap_refused(inv->pm);
+}
+
 size_t inventory_count(const inventory_t *inv)
 {
 	return inv->n_cur;

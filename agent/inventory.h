@@ -82,6 +82,8 @@ int inventory_oci_dirs_found(const inventory_t *inv);
 /* Time the last scan took. */
 int64_t inventory_last_scan_ns(const inventory_t *inv);
 size_t inventory_count(const inventory_t *inv);
+/* Pids the pid map had no room for, since the start. */
+uint64_t inventory_pids_untracked(const inventory_t *inv);
 /* True if the last scan held a container back (being created, or waiting
  * for its API record): scan again soon. */
 bool inventory_wants_rescan(const inventory_t *inv);

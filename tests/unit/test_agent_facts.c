@@ -21,6 +21,7 @@
 #include "ctr.h"
 #include "docker_api.h"
 #include "kfacts.h"
+#include "loss.h"
 #include "oci.h"
 #include "pidmap.h"
 #include "procfs.h"
@@ -458,6 +459,43 @@ static void test_pidmap_bounded(void **state)
 	pidmap_free(pm);
 }
 
+static void test_loss_accounting(void **state)
+{
+	(void)state;
+	loss_t l;
+	memset(&l, 0, sizeof(l));
+	Vigil__V1__Loss m[LOSS_N], *p[LOSS_N];
+	assert_int_equal(loss_to_pb(&l, m, p), 0);
+	assert_false(loss_pending(&l));
+	/* the first loss since a report says so; the next ones do not */
+	assert_true(loss_add(&l, LOSS_EXEC_UNREAD, 1, 100));
+	assert_false(loss_add(&l, LOSS_EXEC_UNREAD, 2, 300));
+	/* a source's running total: only what is new counts */
+	assert_false(loss_observe(&l, LOSS_PROC_CONNECTOR_OVERRUN, 5, 200));
+	assert_false(loss_observe(&l, LOSS_PROC_CONNECTOR_OVERRUN, 5, 250));
+	assert_false(loss_observe(&l, LOSS_PROC_CONNECTOR_OVERRUN, 7, 400));
+	assert_int_equal(loss_to_pb(&l, m, p), 2);
+	assert_string_equal(p[0]->what, "proc_connector_overrun");
+	assert_int_equal(p[0]->count, 7);
+	assert_int_equal(p[0]->first_ns, 200);
+	assert_int_equal(p[0]->last_ns, 400);
+	assert_string_equal(p[1]->what, "exec_unread");
+	assert_int_equal(p[1]->count, 3);
+	assert_int_equal(p[1]->first_ns, 100);
+	/* reported: the totals stay, the period starts again */
+	loss_reported(&l);
+	assert_false(loss_pending(&l));
+	assert_int_equal(loss_to_pb(&l, m, p), 2);
+	assert_int_equal(p[0]->count, 0);
+	assert_int_equal(p[0]->total, 7);
+	assert_int_equal(p[0]->first_ns, 0);
+	/* a source that restarted counts from zero */
+	assert_true(loss_observe(&l, LOSS_PROC_CONNECTOR_OVERRUN, 2, 500));
+	assert_int_equal(l.c[LOSS_PROC_CONNECTOR_OVERRUN].total, 9);
+	assert_false(loss_add(&l, LOSS_N, 1, 1));
+	assert_string_equal(loss_name(LOSS_PID_UNTRACKED), "pid_untracked");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,7 +503,7 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),	cmocka_unit_test(test_uid_map_and_label),
 		cmocka_unit_test(test_cgroup_paths),	cmocka_unit_test(test_crun_and_oci_facts),
 		cmocka_unit_test(test_api_facts),	cmocka_unit_test(test_unknown_facts),
-		cmocka_unit_test(test_pidmap_bounded),
+		cmocka_unit_test(test_pidmap_bounded),	cmocka_unit_test(test_loss_accounting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
