@@ -168,6 +168,20 @@ static void emit_status(agent_t *a)
 	a->status_due = false;
 }
 
+/* The controlling tty and the login uid of an exec'ing process. */
+static void exec_tty_login(agent_t *a, uint32_t pid, Vigil__V1__ProcessExec *x)
+{
+	char buf[1024];
+	ssize_t n = procfs_read(a->s->proc_root, pid, "stat", buf, sizeof(buf));
+	uint32_t tty;
+	if (n > 0 && procfs_parse_stat_tty(buf, (size_t)n, &tty) == 0)
+		x->tty = tty ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
+			     : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
+	n = procfs_read(a->s->proc_root, pid, "loginuid", buf, sizeof(buf));
+	if (n > 0 && procfs_parse_u32(buf, (size_t)n, &x->login_uid) == 0)
+		x->login_uid_known = true;
+}
+
 /* The parent's executable and argv[0], read at once (it may be gone). */
 static void exec_parent(agent_t *a, uint32_t ppid, char **exe, char **argv0, bool *truncated)
 {
@@ -297,14 +311,7 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 	} else {
 		incomplete = true;
 	}
-	n = procfs_read(root, tgid, "stat", buf, sizeof(buf));
-	uint32_t tty;
-	if (n > 0 && procfs_parse_stat_tty(buf, (size_t)n, &tty) == 0)
-		x.tty = tty ? VIGIL__V1__TRISTATE__TRISTATE_TRUE
-			    : VIGIL__V1__TRISTATE__TRISTATE_FALSE;
-	n = procfs_read(root, tgid, "loginuid", buf, sizeof(buf));
-	if (n > 0 && procfs_parse_u32(buf, (size_t)n, &x.login_uid) == 0)
-		x.login_uid_known = true;
+	exec_tty_login(a, tgid, &x);
 	ctr_strv_t argv = {0};
 	n = procfs_read(root, tgid, "cmdline", buf, sizeof(buf));
 	if (n > 0)
