@@ -30,6 +30,11 @@
 #define BATCH_MAX_BYTES (3u * 1024 * 1024)
 #define TICK_MS 250
 #define QUICK_SCAN_MS 50
+/* Quick scans (on a new container's first exec, an exit, an API event)
+ * keep at least this gap, and ten times the last scan's duration, after
+ * the previous scan: /proc scanning stays bounded however many unknown
+ * containers appear. */
+#define QUICK_SCAN_GAP_MS 200
 
 typedef struct {
 	const char *name;
@@ -65,6 +70,7 @@ struct agent {
 	uint64_t last_append_seq;
 	uint64_t execs_seen, execs_incomplete;
 	loss_t loss;
+	int64_t last_scan_end_ns; /* monotonic */
 };
 
 static struct timeval tv_ms(int64_t ms)
@@ -80,6 +86,20 @@ static void arm(struct event *ev, int64_t ms)
 }
 
 /* ---- events in ---------------------------------------------------------------- */
+
+/* Scan again in ms, or later to keep the gap after the last scan. */
+static void quick_scan(agent_t *a, int64_t ms)
+{
+	if (evtimer_pending(a->quick_ev, NULL))
+		return;
+	int64_t gap_ms = inventory_last_scan_ns(a->inv) / 100000; /* 10 x its duration */
+	if (gap_ms < QUICK_SCAN_GAP_MS)
+		gap_ms = QUICK_SCAN_GAP_MS;
+	int64_t since_ms = (vtime_mono_ns() - a->last_scan_end_ns) / 1000000;
+	if (a->last_scan_end_ns && since_ms + ms < gap_ms)
+		ms = gap_ms - since_ms;
+	arm(a->quick_ev, ms);
+}
 
 static void emit(void *arg, const Vigil__V1__Event *ev)
 {
@@ -373,8 +393,8 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 	free(pexe);
 	free(parg0);
 	ctr_strv_clear(&argv);
-	if (id && !known && !evtimer_pending(a->quick_ev, NULL))
-		arm(a->quick_ev, QUICK_SCAN_MS);
+	if (id && !known)
+		quick_scan(a, QUICK_SCAN_MS);
 }
 
 static void on_fork(void *arg, uint32_t parent, uint32_t child_pid, uint32_t child_tgid)
@@ -389,15 +409,13 @@ static void on_exit_ev(void *arg, uint32_t pid, uint32_t tgid, uint32_t status)
 	agent_t *a = arg;
 	if (pid != tgid)
 		return;
-	if (inventory_note_exit(a->inv, tgid, status) && !evtimer_pending(a->quick_ev, NULL))
-		arm(a->quick_ev, QUICK_SCAN_MS);
+	if (inventory_note_exit(a->inv, tgid, status))
+		quick_scan(a, QUICK_SCAN_MS);
 }
 
 static void api_change(void *arg)
 {
-	agent_t *a = arg;
-	if (!evtimer_pending(a->quick_ev, NULL))
-		arm(a->quick_ev, QUICK_SCAN_MS);
+	quick_scan(arg, QUICK_SCAN_MS);
 }
 
 static void api_die(void *arg, const char *id, bool exit_known, int exit_code)
@@ -419,8 +437,9 @@ static void scan(agent_t *a)
 	if (a->shutting_down)
 		return;
 	inventory_scan(a->inv);
-	if (inventory_wants_rescan(a->inv) && !evtimer_pending(a->quick_ev, NULL))
-		arm(a->quick_ev, 4 * QUICK_SCAN_MS);
+	a->last_scan_end_ns = vtime_mono_ns();
+	if (inventory_wants_rescan(a->inv))
+		quick_scan(a, 4 * QUICK_SCAN_MS);
 	int dirs = inventory_oci_dirs_found(a->inv);
 	if (dirs < 0)
 		set_source(a, SRC_OCI, false, "no OCI runtime state directory exists");

@@ -228,3 +228,30 @@ int cgroup_parse_cpu_max(const char *buf, size_t len, bool *unlimited, uint64_t 
 		return -1;
 	return 0;
 }
+
+int cgroup_parse_frozen(const char *buf, size_t len, bool v2, bool *frozen)
+{
+	if (!v2) {
+		len = trim(buf, len);
+		if (len == 6 && memcmp(buf, "THAWED", 6) == 0)
+			*frozen = false;
+		else if ((len == 6 && memcmp(buf, "FROZEN", 6) == 0) ||
+			 (len == 8 && memcmp(buf, "FREEZING", 8) == 0))
+			*frozen = true;
+		else
+			return -1;
+		return 0;
+	}
+	size_t pos = 0;
+	while (pos < len) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t eol = nl ? (size_t)(nl - buf) : len;
+		if (eol - pos == 8 && memcmp(buf + pos, "frozen ", 7) == 0 &&
+		    (buf[pos + 7] == '0' || buf[pos + 7] == '1')) {
+			*frozen = buf[pos + 7] == '1';
+			return 0;
+		}
+		pos = eol + 1;
+	}
+	return -1;
+}

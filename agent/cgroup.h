@@ -48,6 +48,11 @@ typedef struct {
  * LLONG_MAX, reads as unlimited). Return 0, or -1. */
 int cgroup_parse_limit(const char *buf, size_t len, cgroup_limit_t *out);
 
+/* Is a cgroup frozen? v1: the text of freezer.state ("FROZEN"; FREEZING
+ * counts as frozen), v2: the text of cgroup.events ("frozen 1"). Return 0
+ * and set *frozen, or -1 if the text does not say. */
+int cgroup_parse_frozen(const char *buf, size_t len, bool v2, bool *frozen);
+
 /* Parse cgroup v2 cpu.max ("max 100000", "50000 100000"). Return 0 or -1. */
 int cgroup_parse_cpu_max(const char *buf, size_t len, bool *unlimited, uint64_t *quota_us,
 			 uint64_t *period_us);

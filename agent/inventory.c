@@ -43,6 +43,15 @@ typedef struct {
 
 typedef struct {
 	char id[ID_MAX];
+	int64_t since;
+} waiting_t;
+
+/* Containers held back at once at most (then they are reported without
+ * waiting for their API record). */
+#define WAITING_MAX 4096
+
+typedef struct {
+	char id[ID_MAX];
 	int runtime;
 	unsigned src; /* CTR_SRC_*: who found it */
 	uint32_t init_pid;
@@ -72,11 +81,10 @@ struct inventory {
 	unsigned runtimes_seen; /* bit per Vigil__V1__Runtime */
 	bool primed;		/* a first scan happened: later ones emit changes */
 	bool rescan;		/* a container was caught half-made: scan again soon */
-	struct {
-		char id[ID_MAX];
-		int64_t since;
-	} waiting[64]; /* containers held back until their API record arrives */
-	size_t n_waiting;
+	/* containers held back until their API record arrives (grows: a
+	 * burst of new containers all get their API metadata) */
+	waiting_t *waiting;
+	size_t n_waiting, cap_waiting;
 	bool crun_seen;
 	char lookup[ID_MAX];
 	/* scan scratch */
@@ -451,8 +459,14 @@ static bool hold_new(inventory_t *inv, const char *id, int64_t now)
 	for (size_t i = 0; i < inv->n_waiting; i++)
 		if (strcmp(inv->waiting[i].id, id) == 0)
 			return now - inv->waiting[i].since < API_WAIT_NS;
-	if (inv->n_waiting == sizeof(inv->waiting) / sizeof(inv->waiting[0]))
-		return false;
+	if (inv->n_waiting == inv->cap_waiting) {
+		size_t nc = inv->cap_waiting ? inv->cap_waiting * 2 : 64;
+		waiting_t *nw = nc <= WAITING_MAX ? realloc(inv->waiting, nc * sizeof(*nw)) : NULL;
+		if (!nw)
+			return false;
+		inv->waiting = nw;
+		inv->cap_waiting = nc;
+	}
 	snprintf(inv->waiting[inv->n_waiting].id, ID_MAX, "%s", id);
 	inv->waiting[inv->n_waiting++].since = now;
 	return true;
@@ -479,13 +493,13 @@ static int merge_sources(inventory_t *inv, const found_t *f, ctr_t *pr, const ct
 	if (api)
 		pr->found_by |= CTR_SRC_API;
 	/* the kernel's view first: pid, namespaces, capabilities, user,
-	 * the security facts of init, limits, root propagation; and the
-	 * runtime that the cgroup path names */
+	 * the security facts of init, limits, root propagation, paused or
+	 * not; and the runtime that the cgroup path names */
 	int rc = ctr_merge_mask(m, pr,
 				CTR_HAVE_PID | CTR_HAVE_NS | CTR_HAVE_CAPS | CTR_HAVE_USER |
 					CTR_HAVE_NNP | CTR_HAVE_SECMODE | CTR_HAVE_MAC |
 					CTR_HAVE_LIMITS | CTR_HAVE_USERNS | CTR_HAVE_ROOTPROP |
-					CTR_HAVE_UPPER |
+					CTR_HAVE_UPPER | CTR_HAVE_STATE |
 					(cgroup_names_runtime(f) ? CTR_HAVE_RUNTIME : 0));
 	if (api)
 		rc |= ctr_merge(m, api);
@@ -549,7 +563,9 @@ size_t inventory_scan(inventory_t *inv)
 				continue;
 			}
 		}
-		if (ctr_set_str(&m->state, "running", NULL) != 0) {
+		/* running, or paused as the kernel (or the API) says */
+		bool paused = m->state && strcmp(m->state, "paused") == 0;
+		if (ctr_set_str(&m->state, paused ? "paused" : "running", NULL) != 0) {
 			ctr_free(m);
 			continue;
 		}
@@ -577,7 +593,8 @@ size_t inventory_scan(inventory_t *inv)
 		next[i].exit_known = old->exit_known;
 		next[i].exit_code = old->exit_code;
 		/* a container on its way out reads half gone: no change to report */
-		if (!old->exit_known && ctr_settings_differ(old->c, next[i].c))
+		if (!old->exit_known && (ctr_settings_differ(old->c, next[i].c) ||
+					 strcmp(old->c->state, next[i].c->state) != 0))
 			emit_container(inv, VIGIL__V1__EVENT_KIND__EVENT_KIND_CONTAINER_CHANGED,
 				       next[i].c);
 	}
@@ -922,6 +939,7 @@ void inventory_free(inventory_t *inv)
 		ctr_free(inv->oci[i].c);
 	free(inv->oci);
 	pidmap_free(inv->pm);
+	free(inv->waiting);
 	kfacts_free(inv->kf);
 	free(inv->found);
 	free(inv->procs);

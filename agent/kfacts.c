@@ -174,6 +174,16 @@ static void limit_facts(kfacts_t *k, ctr_t *c)
 	}
 	if (c->mem_limit.known || c->pids_limit.known || c->cpu_limit.known)
 		c->have |= CTR_HAVE_LIMITS;
+	/* paused: the freezer (v1) or the cgroup's own freeze (v2) */
+	bool frozen, have_frozen = false;
+	if (cg_dir(k, cgfile, len, "freezer", dir, sizeof(dir)) &&
+	    (n = procfs_read(dir, 0, "freezer.state", buf, sizeof(buf))) > 0)
+		have_frozen = cgroup_parse_frozen(buf, (size_t)n, false, &frozen) == 0;
+	if (!have_frozen && v2 &&
+	    (n = procfs_read(v2dir, 0, "cgroup.events", buf, sizeof(buf))) > 0)
+		have_frozen = cgroup_parse_frozen(buf, (size_t)n, true, &frozen) == 0;
+	if (have_frozen && ctr_set_str(&c->state, frozen ? "paused" : "running", NULL) == 0)
+		c->have |= CTR_HAVE_STATE;
 }
 
 /* File systems every container gets from its runtime: not reported. */

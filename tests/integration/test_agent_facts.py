@@ -190,3 +190,43 @@ def test_podman_user_namespace(agent_factory, podman):
     ctr = started(a, cid)
     assert ctr.host_user == pb.TRISTATE_FALSE
     assert ctr.uid == 100000 or ctr.uid == 0  # the kernel's view is the host's uid
+
+
+def test_podman_paused_container_stays(agent_factory, podman):
+    pb, _ = vt.pb()
+    a = lonely_agent(agent_factory, "facts-paused")
+    name = "vigil-it-paused-%d" % os.getpid()
+    cid = podman.run(name, LOOP)
+    started(a, cid)
+    run(["podman", "pause", name])
+    try:
+        ch = events(a, lambda e: e.WhichOneof("body") == "container_changed"
+                    and e.container_id == cid
+                    and e.container_changed.container.state == "paused", "paused state")
+        assert ch[0].container_changed.container.init_pid
+        time.sleep(2.5)  # a few scans: still there, not stopped
+        assert not [e for e in spool_events(a.spool)
+                    if e.WhichOneof("body") == "container_stopped" and e.container_id == cid]
+    finally:
+        run(["podman", "unpause", name], check=False)
+    events(a, lambda e: e.WhichOneof("body") == "container_changed"
+           and e.container_id == cid
+           and e.container_changed.container.state == "running", "running again")
+
+
+def test_fork_storm_is_bounded(agent_factory, runc_factory):
+    """Thousands of short processes in one container: the agent keeps up,
+    and what it could not follow is counted, not hidden."""
+    a = lonely_agent(agent_factory, "facts-storm", status_interval="1s")
+    c = runc_factory(LOOP, spec_edit=lambda cfg: cfg["linux"].setdefault(
+        "resources", {}).update({"pids": {"limit": 2000}})).start()
+    started(a, c.id)
+    c.exec("sh", "-c", "i=0; while [ $i -lt 3000 ]; do /bin/true & i=$((i+1)); done; wait",
+           timeout=120)
+    assert a.alive()
+    with open("/proc/%d/status" % a.proc.pid) as f:
+        rss_kib = int([ln for ln in f if ln.startswith("VmRSS:")][0].split()[1])
+    # generous: sanitizer builds take more; bench/agent.sh measures the real figure
+    assert rss_kib < (256 if os.environ.get("VIGIL_SANITIZE") else 64) * 1024, rss_kib
+    st = events(a, lambda e: e.WhichOneof("body") == "agent_status", "a status event")
+    assert st

@@ -260,6 +260,35 @@ static void test_cgroup_paths(void **state)
 	}
 }
 
+static void test_cgroup_frozen(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *t;
+		bool v2;
+		int rc;
+		bool frozen;
+	} cases[] = {
+		{"FROZEN\n", false, 0, true},
+		{"FREEZING\n", false, 0, true},
+		{"THAWED\n", false, 0, false},
+		{"frozen", false, -1, false},
+		{"populated 1\nfrozen 1\n", true, 0, true},
+		{"populated 1\nfrozen 0\n", true, 0, false},
+		{"populated 1\n", true, -1, false},
+		{"frozen 2\n", true, -1, false},
+		{"frozen 10\n", true, -1, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool f = !cases[i].frozen;
+		assert_int_equal(
+			cgroup_parse_frozen(cases[i].t, strlen(cases[i].t), cases[i].v2, &f),
+			cases[i].rc);
+		if (cases[i].rc == 0)
+			assert_int_equal(f, cases[i].frozen);
+	}
+}
+
 static void test_crun_and_oci_facts(void **state)
 {
 	(void)state;
@@ -503,7 +532,8 @@ int main(void)
 		cmocka_unit_test(test_mountinfo),	cmocka_unit_test(test_uid_map_and_label),
 		cmocka_unit_test(test_cgroup_paths),	cmocka_unit_test(test_crun_and_oci_facts),
 		cmocka_unit_test(test_api_facts),	cmocka_unit_test(test_unknown_facts),
-		cmocka_unit_test(test_pidmap_bounded),	cmocka_unit_test(test_loss_accounting),
+		cmocka_unit_test(test_pidmap_bounded),	cmocka_unit_test(test_cgroup_frozen),
+		cmocka_unit_test(test_loss_accounting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
