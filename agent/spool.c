@@ -41,6 +41,7 @@ struct spool {
 	uint64_t bytes;
 	bool dirty;
 	bool meta_dirty;
+	bool meta_unsynced;    /* written, not yet made durable */
 	spool_drops_t pending; /* drops not yet reported */
 	spool_drops_t total;
 	uint64_t torn;
@@ -169,8 +170,12 @@ static void seg_path(const spool_t *sp, uint64_t no, char *out, size_t n)
 	snprintf(out, n, "%s/seg-%020" PRIu64, sp->dir, no);
 }
 
-static void write_meta(spool_t *sp)
+/* Write DIR/meta (write, rename). durable: sync it and the directory
+ * entry too (spool_sync's schedule, or every write with fsync_ms = 0), so
+ * that a power cut loses no drop count that the data's sync kept. */
+static void write_meta(spool_t *sp, bool durable)
 {
+	durable |= sp->fsync_ms == 0;
 	char path[4096], tmp[4096], text[256];
 	snprintf(path, sizeof(path), "%s/meta", sp->dir);
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", sp->dir);
@@ -185,11 +190,20 @@ static void write_meta(spool_t *sp)
 		return;
 	}
 	bool ok = write(fd, text, (size_t)n) == n;
-	if (ok && sp->fsync_ms == 0)
-		fdatasync(fd);
+	if (ok && durable && fdatasync(fd) != 0)
+		ok = false;
 	close(fd);
-	if (ok && rename(tmp, path) == 0)
-		sp->meta_dirty = false;
+	if (!ok || rename(tmp, path) != 0)
+		return;
+	sp->meta_dirty = false;
+	sp->meta_unsynced = !durable;
+	if (durable) {
+		int dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) != 0)
+			sp->meta_unsynced = true;
+		if (dfd >= 0)
+			close(dfd);
+	}
 }
 
 static void read_meta(spool_t *sp)
@@ -343,8 +357,9 @@ static void drop_seg(spool_t *sp, size_t i)
 			 " unacknowledged batches (seq %" PRIu64 "..%" PRIu64 ")",
 			 sp->max_bytes, batches, s->first_seq, s->last_seq);
 	}
-	/* the meta file must cover the seqs of every deleted record */
-	write_meta(sp);
+	/* the meta file must cover the seqs of every deleted record, and the
+	 * drop counts must survive a power cut as the deletion does */
+	write_meta(sp, true);
 	unlink_seg(sp, i);
 }
 
@@ -451,7 +466,7 @@ spool_t *spool_open(const char *dir, uint64_t max_bytes, int64_t fsync_ms, char 
 	log_info("spool: %s: %zu segments, %" PRIu64 " bytes, last seq %" PRIu64
 		 ", acknowledged %" PRIu64,
 		 dir, sp->n_segs, sp->bytes, sp->last_seq, sp->acked_seq);
-	write_meta(sp);
+	write_meta(sp, false);
 	return sp;
 }
 
@@ -460,7 +475,7 @@ void spool_close(spool_t *sp)
 	if (!sp)
 		return;
 	close_active(sp);
-	write_meta(sp);
+	write_meta(sp, false);
 	free(sp->segs);
 	free(sp->dir);
 	free(sp);
@@ -506,6 +521,35 @@ static int try_write(spool_t *sp, const uint8_t *hdr, const uint8_t *data, size_
 	return -1;
 }
 
+/* The file system is full before the spool's cap: write again, dropping
+ * the oldest segments one by one (as at the cap, counted) until the batch
+ * fits or nothing is left to drop. Return true once written. */
+static bool retry_write(spool_t *sp, const uint8_t *hdr, const uint8_t *data, size_t len,
+			bool freed, int *err)
+{
+	for (;;) {
+		if (sp->active_fd < 0 && open_active(sp) != 0) {
+			*err = errno;
+			if (!sp->n_segs)
+				return false;
+		} else if (freed) {
+			if (try_write(sp, hdr, data, len) == 0)
+				return true;
+			*err = errno;
+			if (*err != ENOSPC)
+				return false;
+		}
+		/* drop the oldest segment that is not the empty active one */
+		size_t i = 0;
+		if (i < sp->n_segs && active_is(sp, i) && sp->segs[i].n_records == 0)
+			return false;
+		if (i >= sp->n_segs)
+			return false;
+		drop_seg(sp, i);
+		freed = true;
+	}
+}
+
 uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_events,
 		      int64_t first_ns, int64_t last_ns)
 {
@@ -535,19 +579,14 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 				if (g->n_records && g->last_seq <= sp->acked_seq) {
 					if (active_is(sp, i))
 						close_active(sp);
-					write_meta(sp);
+					write_meta(sp, false);
 					unlink_seg(sp, i);
 					freed = true;
 				} else {
 					i++;
 				}
 			}
-			if (!freed && sp->n_segs > 1)
-				drop_seg(sp, 0);
-			if (sp->active_fd < 0 && open_active(sp) != 0)
-				e = errno;
-			else
-				retried = try_write(sp, hdr, data, len) == 0;
+			retried = retry_write(sp, hdr, data, len, freed, &e);
 		}
 		if (!retried) {
 			count_write_failure(sp, n_events, first_ns, last_ns, strerror(e));
@@ -661,7 +700,7 @@ void spool_ack(spool_t *sp, uint64_t seq)
 		}
 		if (acked) {
 			if (!deleted)
-				write_meta(sp);
+				write_meta(sp, false);
 			deleted = true;
 			unlink_seg(sp, i);
 		} else {
@@ -688,7 +727,7 @@ void spool_set_committed(spool_t *sp, uint64_t committed)
 			 committed, sp->last_seq, committed);
 		sp->last_seq = committed;
 		sp->meta_dirty = true;
-		write_meta(sp);
+		write_meta(sp, false);
 	}
 	if (renumber) {
 		log_warn("spool: batches %" PRIu64 "..%" PRIu64
@@ -715,8 +754,8 @@ void spool_sync(spool_t *sp)
 			log_warn("spool: fdatasync: %s", strerror(errno));
 		sp->dirty = false;
 	}
-	if (sp->meta_dirty)
-		write_meta(sp);
+	if (sp->meta_dirty || sp->meta_unsynced)
+		write_meta(sp, true);
 }
 
 bool spool_take_drops(spool_t *sp, spool_drops_t *out)

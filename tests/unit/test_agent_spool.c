@@ -15,6 +15,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -49,6 +50,7 @@ static int teardown(void **state)
 	}
 	if (d)
 		closedir(d);
+	umount2(dir, MNT_DETACH); /* a test's tmpfs, if it failed before its umount */
 	rmdir(dir);
 	return 0;
 }
@@ -229,6 +231,51 @@ static void test_full_spool_drops_oldest_and_counts(void **state)
 	spool_close(sp);
 }
 
+/* The file system fills before the spool's cap: the oldest batches go,
+ * counted, and the newest are kept; the drop counts are in the meta file
+ * after a sync. Needs a small tmpfs (root); skipped otherwise. The
+ * teardown unmounts it. */
+static void test_full_filesystem_drops_oldest(void **state)
+{
+	(void)state;
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=96k") != 0)
+		skip();
+	spool_t *sp = open_sp(16 << 20); /* segments of 2 MiB: far above the disk */
+	uint64_t last = 0;
+	for (int i = 0; i < 100; i++) {
+		uint64_t seq = put(sp, i, 4000);
+		assert_true(seq > 0); /* the newest always gets in */
+		last = seq;
+	}
+	spool_stats_t st;
+	spool_get_stats(sp, &st);
+	assert_true(st.bytes < 96 * 1024);
+	spool_sync(sp);
+	char path[300], text[256] = "";
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	spool_drops_t d;
+	assert_true(spool_take_drops(sp, &d));
+	assert_true(d.batches > 0);
+	/* the meta file carried the pending drops */
+	char expect[64];
+	snprintf(expect, sizeof(expect), " %llu ", (unsigned long long)d.batches);
+	assert_non_null(strstr(text, expect));
+	uint64_t stored = 0, after = 0;
+	spool_rec_t r;
+	while (spool_read_after(sp, after, &r) == 1) {
+		stored++;
+		after = r.seq;
+		free(r.data);
+	}
+	assert_int_equal(after, last);
+	assert_int_equal(stored + d.batches, 100);
+	spool_close(sp);
+}
+
 static void test_crc32c(void **state)
 {
 	(void)state;
@@ -305,6 +352,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_record_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_spool_drops_oldest_and_counts, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_full_filesystem_drops_oldest, setup, teardown),
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_batcher_frames_decode),
 	};
