@@ -21,6 +21,7 @@
 #include "ingest/listener.h"
 #include "log.h"
 #include "rules/rules.h"
+#include "rules/rules_cmd.h"
 #include "settings.h"
 #include "ingest/store.h"
 #include "http/token_cmd.h"
@@ -57,16 +58,43 @@ static void kick_conn(collector_t *col, int worker_idx, uint64_t conn_id, int er
 	worker_kick(col->workers[worker_idx], conn_id, error_code, why);
 }
 
+/* The rules of rules_file (the built-in defaults if it is empty), with a
+ * reference; NULL after logging why. */
+static rules_t *read_rules(const settings_t *s)
+{
+	char err[1024];
+	rules_t *r = s->rules_file[0] ? rules_load(s->rules_file, err, sizeof(err))
+				      : rules_new_default();
+	if (!r)
+		log_error("rules_file: %s", s->rules_file[0] ? err : "out of memory");
+	else if (s->rules_file[0])
+		log_info("rules_file %s: %zu exceptions, %zu allowed registries", s->rules_file,
+			 rules_exception_count(r), rules_registry_count(r));
+	return r;
+}
+
 /* Put the rules in force at start. Return 0, or -1 after logging why. */
 static int load_rules(collector_t *col)
 {
-	rules_t *r = rules_new_default();
+	rules_t *r = read_rules(col->settings);
 	if (!r || !(col->rules = rules_slot_new(r))) {
 		rules_unref(r);
-		log_error("out of memory");
 		return -1;
 	}
 	return 0;
+}
+
+/* Commands that need neither the database nor the network: --print-config
+ * and `rules`. Return their exit status, or -1 for any other command. */
+static int offline_command(const cli_t *cli, const settings_t *s)
+{
+	if (cli->print_config) {
+		cfg_print(settings_table, s, stdout);
+		return 0;
+	}
+	if (cli->command && strcmp(cli->command, "rules") == 0)
+		return rules_cmd_run(cli->cmd_argc, cli->cmd_argv, s->rules_file);
+	return -1;
 }
 
 static void early_signal(int sig)
@@ -83,6 +111,8 @@ static void usage(FILE *out)
 		     "[--expires 30d] [options]\n"
 		     "       vigil-collector token list [options]\n"
 		     "       vigil-collector token revoke NAME [options]\n"
+		     "       vigil-collector rules list [options]  the rules in force\n"
+		     "       vigil-collector rules check FILE      validate a rules file\n"
 		     "\n"
 		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
 		     "      --print-config           print the effective settings and exit\n"
@@ -145,7 +175,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 	}
 	if (rc == 0 && optind < argc) {
 		cli->command = argv[optind++];
-		if (strcmp(cli->command, "token") == 0) {
+		if (strcmp(cli->command, "token") == 0 || strcmp(cli->command, "rules") == 0) {
 			cli->cmd_argc = argc - optind;
 			cli->cmd_argv = argv + optind;
 			optind = argc;
@@ -252,6 +282,11 @@ static void on_reload(app_t *app)
 	cfg_free(settings_table, &fresh);
 	if (collector_load_revoked(app->col, app->col->settings->revoked_agents) != 0)
 		log_error("reload: keeping the previous revoked_agents list");
+	rules_t *rules = read_rules(app->col->settings);
+	if (rules)
+		rules_slot_set(app->col->rules, rules);
+	else
+		log_error("reload: keeping the rules in force");
 	http_reload(app->http);
 	apply_log_level(app->col->settings);
 	SSL_CTX *ctx = build_tls(app->col->settings);
@@ -350,11 +385,11 @@ int main(int argc, char **argv)
 		cfg_cli_free(&cli.cfg);
 		return 2;
 	}
-	if (cli.print_config) {
-		cfg_print(settings_table, &settings, stdout);
+	int offline = offline_command(&cli, &settings);
+	if (offline >= 0) {
 		cfg_free(settings_table, &settings);
 		cfg_cli_free(&cli.cfg);
-		return 0;
+		return offline;
 	}
 	bool token_cmd = cli.command && strcmp(cli.command, "token") == 0;
 	bool migrate_only = (cli.command && strcmp(cli.command, "migrate") == 0) || token_cmd;

@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-20}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_config fuzz_rows fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_api_query)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_config fuzz_rows fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_api_query fuzz_rules_file)
 
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DVIGIL_FUZZ=ON -DCMAKE_C_COMPILER=clang \

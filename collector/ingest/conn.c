@@ -55,6 +55,7 @@ struct conn {
 	int64_t last_tx_ns;
 	int64_t frame_start_ns; /* first byte of an unfinished frame, or 0 */
 	int64_t closing_ns;
+	rules_subjects_t *subjects; /* its containers, for rule exceptions */
 };
 
 const char *conn_state_str(conn_state_t st)
@@ -296,7 +297,12 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	job_t *j = job_new(JOB_BATCH);
 	rows_range_t range = {atomic_load(&c->col->range_lo_ns), atomic_load(&c->col->range_hi_ns)};
 	rules_t *rules = SETTING(c->col, rules) ? rules_slot_get(c->col->rules) : NULL;
-	int rc = j ? rows_encode_batch(b, c->agent_id, vtime_now_ns(), range, rules, &j->rows) : -1;
+	if (rules && !c->subjects)
+		c->subjects = rules_subjects_new(); /* NULL: exceptions see less */
+	rules_ctx_t ctx = {rules, c->subjects, c->agent, vtime_now_ns()};
+	int rc = j ? rows_encode_batch(b, c->agent_id, ctx.now_ns, range, rules ? &ctx : NULL,
+				       &j->rows)
+		   : -1;
 	rules_unref(rules);
 	if (rc != 0 || add_rejects(j, b) != 0 || !(j->raw = malloc(len))) {
 		job_free(j);
@@ -582,6 +588,7 @@ void conn_free(conn_t *c)
 		*head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	rules_subjects_free(c->subjects);
 	free(c);
 }
 

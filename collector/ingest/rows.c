@@ -330,8 +330,8 @@ static void reject_row(rows_batch_t *out, size_t start, size_t n_ops, uint32_t i
 
 /* Judge event e with the rules in force: its findings go to the state ops,
  * after the ops of the event itself. */
-static int judge_event(const rules_t *rules, const Vigil__V1__Event *e, uint64_t seq, uint32_t idx,
-		       int64_t ts, rows_batch_t *out)
+static int judge_event(const rules_ctx_t *rules, const Vigil__V1__Event *e, uint64_t seq,
+		       uint32_t idx, int64_t ts, rows_batch_t *out)
 {
 	const rules_evidence_t ev = {seq, idx, ts};
 	const Vigil__V1__Container *const *cs = NULL;
@@ -374,7 +374,7 @@ static int judge_event(const rules_t *rules, const Vigil__V1__Event *e, uint64_t
 }
 
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
-		      rows_range_t range, const rules_t *rules, rows_batch_t *out)
+		      rows_range_t range, const rules_ctx_t *rules, rows_batch_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	copybuf_init(&out->rows);

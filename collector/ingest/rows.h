@@ -45,11 +45,11 @@ typedef struct {
 } rows_batch_t;
 
 /* Encode every event of batch b sent by agent_id and received at recv_ns,
- * and judge each with rules (NULL: no rules) into the state ops.
+ * and judge each with the rules of ctx (NULL: no rules) into the state ops.
  * Return 0, or -1 when out of memory (out is then freed).
  * Caller frees out with rows_batch_free. */
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
-		      rows_range_t range, const rules_t *rules, rows_batch_t *out)
+		      rows_range_t range, const rules_ctx_t *ctx, rows_batch_t *out)
 	__attribute__((warn_unused_result));
 void rows_batch_free(rows_batch_t *out);
 

@@ -166,7 +166,7 @@ const rule_info_t *rules_builtin(size_t i)
 	return i < N_BUILTIN ? &builtin[i] : NULL;
 }
 
-static int rule_index(const char *id)
+int rules_index(const char *id)
 {
 	for (size_t i = 0; id && i < N_BUILTIN; i++)
 		if (strcmp(builtin[i].id, id) == 0)
@@ -176,7 +176,7 @@ static int rule_index(const char *id)
 
 const rule_info_t *rules_find(const char *id)
 {
-	int i = rule_index(id);
+	int i = rules_index(id);
 	return i < 0 ? NULL : &builtin[i];
 }
 
@@ -192,11 +192,12 @@ const char *rules_severity_name(int severity)
 	return severity >= 0 && severity <= 5 ? names[severity] : NULL;
 }
 
-struct rules {
-	atomic_int refs;
-	unsigned char enabled[N_BUILTIN];
-	unsigned char severity[N_BUILTIN];
-};
+_Static_assert(N_BUILTIN <= RULES_MAX, "raise RULES_MAX");
+
+size_t rules_count(void)
+{
+	return N_BUILTIN;
+}
 
 rules_t *rules_new_default(void)
 {
@@ -220,8 +221,24 @@ rules_t *rules_ref(rules_t *r)
 
 void rules_unref(rules_t *r)
 {
-	if (r && atomic_fetch_sub(&r->refs, 1) == 1)
-		free(r);
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < r->n_exc; i++) {
+		rules_exception_t *x = &r->exc[i];
+		free(x->image);
+		free(x->digest);
+		free(x->label_key);
+		free(x->label_value);
+		free(x->agent);
+		free(x->container);
+		free(x->reason);
+	}
+	free(r->exc);
+	for (size_t i = 0; i < r->n_registries; i++)
+		free(r->registries[i]);
+	free(r->registries);
+	free(r->origin);
+	free(r);
 }
 
 struct rules_slot {
@@ -267,13 +284,13 @@ void rules_slot_free(rules_slot_t *s)
 
 int rules_enabled(const rules_t *r, const char *id)
 {
-	int i = rule_index(id);
+	int i = rules_index(id);
 	return r && i >= 0 && r->enabled[i];
 }
 
 int rules_severity(const rules_t *r, const char *id)
 {
-	int i = rule_index(id);
+	int i = rules_index(id);
 	if (i < 0)
 		return 0;
 	return r ? r->severity[i] : builtin[i].severity;

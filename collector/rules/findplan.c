@@ -73,8 +73,10 @@ static int add_op(plan_t *p, int32_t a, const json_t *op, json_int_t pos)
 {
 	const char *what = str(op, "op");
 	char key[1024];
-	if (strcmp(what, "runtime") == 0)
+	if (strcmp(what, "runtime") == 0) {
+		touch(p, a, str(op, "id"));
 		return add_runtime(p, a, op);
+	}
 	if (strcmp(what, "posture") == 0) {
 		map_key(key, sizeof(key), a, str(op, "id"), NULL, NULL);
 		touch(p, a, str(op, "id"));

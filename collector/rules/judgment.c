@@ -19,7 +19,7 @@ json_t *rules_text(const char *s, size_t cap)
 
 void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *fmt, ...)
 {
-	if (!rules_enabled(j->rules, rule))
+	if (!rules_enabled(j->ctx->rules, rule) || rules_excepted(j->ctx, j->subj, rule))
 		return;
 	size_t i;
 	json_t *h;
@@ -38,7 +38,7 @@ void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *
 	h = json_object();
 	if (!h || json_object_set_new(h, "r", json_string(rule)) ||
 	    json_object_set_new(h, "k", rules_text(key, RULES_KEY_MAX)) ||
-	    json_object_set_new(h, "s", json_integer(rules_severity(j->rules, rule))) ||
+	    json_object_set_new(h, "s", json_integer(rules_severity(j->ctx->rules, rule))) ||
 	    json_object_set_new(h, "m", rules_text(m, sizeof(m))) ||
 	    json_array_append_new(j->hits, h))
 		j->oom = 1;
@@ -46,7 +46,7 @@ void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *
 
 void judgment_unknown(judgment_t *j, const char *rule)
 {
-	if (!rules_enabled(j->rules, rule))
+	if (!rules_enabled(j->ctx->rules, rule))
 		return;
 	size_t i;
 	json_t *u;

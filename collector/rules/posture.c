@@ -266,9 +266,62 @@ static void judge_image(judgment_t *j, const ctr_t *c)
 			     img);
 }
 
-int rules_judge_container(const rules_t *r, const ctr_t *c, const rules_evidence_t *ev, json_t *ops)
+/* The registry and path of an image reference: "docker.io/library/nginx"
+ * for "nginx", as docker and podman read short names. */
+static void image_path(const char *img, char *buf, size_t len)
 {
-	judgment_t j = {r, json_array(), json_array(), 0};
+	const char *slash = strchr(img, '/');
+	size_t first = slash ? (size_t)(slash - img) : 0;
+	bool has_registry = slash && (memchr(img, '.', first) || memchr(img, ':', first) ||
+				      strncmp(img, "localhost/", 10) == 0);
+	if (has_registry)
+		snprintf(buf, len, "%s", img);
+	else if (slash)
+		snprintf(buf, len, "docker.io/%s", img);
+	else
+		snprintf(buf, len, "docker.io/library/%s", img);
+}
+
+/* True if image path lies under allowed prefix (a registry, or a registry
+ * and a path). */
+static bool allowed(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(path, prefix, n) != 0)
+		return false;
+	return (n && prefix[n - 1] == '/') || path[n] == '/' || path[n] == '\0' || path[n] == '@' ||
+	       path[n] == ':';
+}
+
+static void judge_registry(judgment_t *j, const ctr_t *c)
+{
+	const rules_t *r = j->ctx->rules;
+	if (!r->n_registries)
+		return; /* no allow-list: the rule does not apply */
+	const char *img = c->image ? c->image : "";
+	if (!img[0]) {
+		judgment_unknown(j, "image_registry");
+		return;
+	}
+	char path[RULES_SUMMARY_MAX];
+	image_path(img, path, sizeof(path));
+	for (size_t i = 0; i < r->n_registries; i++)
+		if (allowed(path, r->registries[i]))
+			return;
+	char reg[RULES_KEY_MAX];
+	snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(path, "/"), path);
+	judgment_hit(j, "image_registry", reg, "image %s comes from %s, not an allowed registry",
+		     img, reg);
+}
+
+int rules_judge_container(const rules_ctx_t *ctx, const ctr_t *c, const rules_evidence_t *ev,
+			  json_t *ops)
+{
+	rules_subjects_put(ctx->subjects, c);
+	const char *keys[RULES_LABELS_MAX], *values[RULES_LABELS_MAX];
+	rules_subject_t subj;
+	rules_subject_of(c, &subj, keys, values);
+	judgment_t j = {ctx, &subj, json_array(), json_array(), 0};
 	int privileged = fact_bool(c, "privileged", c->privileged);
 	judge_bool(&j, "privileged", privileged, "privileged container");
 	judge_caps(&j, c, privileged);
@@ -292,6 +345,8 @@ int rules_judge_container(const rules_t *r, const ctr_t *c, const rules_evidence
 	judge_bool(&j, "no_new_privs_unset", nnp < 0 ? -1 : !nnp, "no_new_privs not set");
 	judge_restart(&j, c);
 	judge_image(&j, c);
+	judge_registry(&j, c);
+	judge_registry(&j, c);
 
 	json_t *op = json_object();
 	if (!op || j.oom || !j.hits || !j.unk) {

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -79,6 +80,36 @@ void rules_slot_free(rules_slot_t *s);
 int rules_enabled(const rules_t *r, const char *id);
 int rules_severity(const rules_t *r, const char *id);
 
+/* Read a rules file (YAML, at most 1 MiB) into rules in force, with one
+ * reference: built-in rules switched off or re-rated, exceptions, the
+ * registry allow-list (README.md, "Rules file"). On any error return NULL
+ * with err set to "FILE:LINE:COLUMN: what" and nothing applied. */
+rules_t *rules_load(const char *path, char *err, size_t errlen);
+/* The same from text; origin names it in errors. Pure: no I/O. */
+rules_t *rules_parse(const char *text, size_t len, const char *origin, char *err, size_t errlen);
+/* Print the rules in force, one per line (id, kind, severity, enabled,
+ * title), then the exceptions and the allowed registries. */
+void rules_print(const rules_t *r, FILE *out);
+/* Exceptions in force and registries allowed, for listings. */
+size_t rules_exception_count(const rules_t *r);
+size_t rules_registry_count(const rules_t *r);
+
+/* What the collector knows of the containers of one agent connection: the
+ * name, image and labels of each, for the exceptions of runtime rules (an
+ * exec names only its container id). Bounded; owned by one thread. */
+typedef struct rules_subjects rules_subjects_t;
+rules_subjects_t *rules_subjects_new(void);
+void rules_subjects_free(rules_subjects_t *s);
+
+/* Everything a judgment needs besides the event. */
+typedef struct {
+	const rules_t *rules;
+	rules_subjects_t *subjects; /* may be NULL: exceptions by image, name or
+				       label then apply to posture rules only */
+	const char *agent;	    /* the agent's identity */
+	int64_t now_ns;		    /* exceptions past their expiry are ignored */
+} rules_ctx_t;
+
 /* Where a judged event sits: its batch and position, and its time. */
 typedef struct {
 	uint64_t seq;
@@ -86,19 +117,20 @@ typedef struct {
 	int64_t ts_ns;
 } rules_evidence_t;
 
-/* Judge container c: append one posture op to ops. Return 0, or -1 when
- * out of memory. */
-int rules_judge_container(const rules_t *r, const Vigil__V1__Container *c,
+/* Judge container c: remember it in ctx->subjects and append one posture
+ * op to ops. Return 0, or -1 when out of memory. */
+int rules_judge_container(const rules_ctx_t *ctx, const Vigil__V1__Container *c,
 			  const rules_evidence_t *ev, json_t *ops)
 	__attribute__((warn_unused_result));
 
 /* Judge exec x in container container_id: append a runtime op to ops for
  * each rule it breaks. Return 0, or -1 when out of memory. */
-int rules_judge_exec(const rules_t *r, const char *container_id, const Vigil__V1__ProcessExec *x,
-		     const rules_evidence_t *ev, json_t *ops) __attribute__((warn_unused_result));
+int rules_judge_exec(const rules_ctx_t *ctx, const char *container_id,
+		     const Vigil__V1__ProcessExec *x, const rules_evidence_t *ev, json_t *ops)
+	__attribute__((warn_unused_result));
 
 /* Judge uid change u in container container_id (a process became root). */
-int rules_judge_uid_change(const rules_t *r, const char *container_id,
+int rules_judge_uid_change(const rules_ctx_t *ctx, const char *container_id,
 			   const Vigil__V1__ProcessUidChange *u, const rules_evidence_t *ev,
 			   json_t *ops) __attribute__((warn_unused_result));
 

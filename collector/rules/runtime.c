@@ -13,13 +13,16 @@
 typedef Vigil__V1__ProcessExec exec_t;
 
 /* Append one runtime op for rule with key and summary. */
-static int add_op(const rules_t *r, json_t *ops, const char *cid, const char *rule, const char *key,
-		  const rules_evidence_t *ev, const exec_t *x, const char *fmt, ...)
-	__attribute__((format(printf, 8, 9)));
-static int add_op(const rules_t *r, json_t *ops, const char *cid, const char *rule, const char *key,
-		  const rules_evidence_t *ev, const exec_t *x, const char *fmt, ...)
+static int add_op(const rules_ctx_t *ctx, json_t *ops, const char *cid, const char *rule,
+		  const char *key, const rules_evidence_t *ev, const exec_t *x, const char *fmt,
+		  ...) __attribute__((format(printf, 8, 9)));
+static int add_op(const rules_ctx_t *ctx, json_t *ops, const char *cid, const char *rule,
+		  const char *key, const rules_evidence_t *ev, const exec_t *x, const char *fmt,
+		  ...)
 {
-	if (!rules_enabled(r, rule))
+	const rules_t *r = ctx->rules;
+	if (!rules_enabled(r, rule) ||
+	    rules_excepted(ctx, rules_subjects_get(ctx->subjects, cid), rule))
 		return 0;
 	char m[RULES_SUMMARY_MAX];
 	va_list ap;
@@ -119,7 +122,7 @@ static bool reverse_shell(const exec_t *x, const names_t *n)
 	return false;
 }
 
-static int judge_exec_rules(const rules_t *r, const char *cid, const exec_t *x,
+static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t *x,
 			    const rules_evidence_t *ev, json_t *ops)
 {
 	names_t n = {rules_basename(x->n_argv ? x->argv[0] : ""), rules_basename(x->executable)};
@@ -170,7 +173,7 @@ static int judge_exec_rules(const rules_t *r, const char *cid, const exec_t *x,
 	return rc ? -1 : 0;
 }
 
-int rules_judge_exec(const rules_t *r, const char *container_id, const exec_t *x,
+int rules_judge_exec(const rules_ctx_t *r, const char *container_id, const exec_t *x,
 		     const rules_evidence_t *ev, json_t *ops)
 {
 	if (!container_id || !container_id[0])
@@ -178,7 +181,7 @@ int rules_judge_exec(const rules_t *r, const char *container_id, const exec_t *x
 	return judge_exec_rules(r, container_id, x, ev, ops);
 }
 
-int rules_judge_uid_change(const rules_t *r, const char *container_id,
+int rules_judge_uid_change(const rules_ctx_t *r, const char *container_id,
 			   const Vigil__V1__ProcessUidChange *u, const rules_evidence_t *ev,
 			   json_t *ops)
 {

@@ -116,9 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rows_range_t range = {RECV_NS - DAY_NS, RECV_NS + DAY_NS};
 	rows_batch_t out;
 	static rules_t *rules;
-	if (!rules && !(rules = rules_new_default()))
+	static rules_subjects_t *subjects;
+	if (!rules && (!(rules = rules_new_default()) || !(subjects = rules_subjects_new())))
 		abort();
-	if (rows_encode_batch(b, 7, RECV_NS, range, rules, &out) != 0)
+	rules_ctx_t ctx = {rules, subjects, "fuzz-agent", RECV_NS};
+	if (rows_encode_batch(b, 7, RECV_NS, range, &ctx, &out) != 0)
 		abort(); /* only out of memory may fail */
 	if (out.n_rows + out.n_rejects != b->n_events || out.clamped > b->n_events)
 		abort();

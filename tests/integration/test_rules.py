@@ -271,3 +271,135 @@ def test_rules_off_store_only(module_collector_factory, db, agent):
     assert db.scalar("SELECT count(*) FROM events WHERE kind = 6") == 0
     assert db.scalar("SELECT count(*) FROM events") == 2
     a.close()
+
+
+RULES_FILE = """
+# rule settings, exceptions and the registry allow-list
+rules:
+  package_manager:
+    enabled: false
+  run_as_root:
+    severity: low
+registries:
+  - registry.example
+  - docker.io/library
+exceptions:
+  - rule: privileged
+    reason: the node exporter needs the host's view
+    image: "quay.io/prometheus/*"
+  - rule: "*"
+    reason: a lab agent
+    agent: "lab-*"
+  - rule: crypto_miner
+    reason: the mining benchmark
+    label: "purpose=bench*"
+  - rule: escape_tool
+    reason: expired exception
+    container: "debug-*"
+    expires: 2020-01-01
+"""
+
+
+def test_rules_file_exceptions_and_reload(module_collector_factory, db, agent, workdir):
+    import os
+    import signal
+    path = os.path.join(workdir, "rules-%d.yaml" % os.getpid())
+    with open(path, "w") as f:
+        f.write(RULES_FILE)
+    coll = module_collector_factory(db, {"--rules-file": path})
+    E, _ = vt.pb()
+
+    a = agent(coll.port, "node-1")
+    a.hello()
+    exporter = vt.container_started_event("f1" * 32, "exporter", privileged=True,
+                                          image="quay.io/prometheus/node-exporter:v1")
+    bench = vt.container_started_event("f2" * 32, "debug-miner",
+                                       image="registry.example/bench@sha256:" + "00" * 32)
+    lab = bench.container_started.container.labels.add()
+    lab.key, lab.value = "purpose", "benchmark"
+    a.batch(1, [exporter, bench,
+                vt.exec_event(1, ["xmrig"], exe="/usr/bin/xmrig", container_id="f2" * 32),
+                vt.exec_event(2, ["nsenter", "-t", "1"], exe="/usr/bin/nsenter",
+                              container_id="f2" * 32),
+                vt.exec_event(3, ["apt-get", "install", "x"], exe="/usr/bin/apt-get",
+                              container_id="f2" * 32)])
+    f1 = findings(db, "node-1", "f1" * 32)
+    f2 = findings(db, "node-1", "f2" * 32)
+    assert ("privileged", "") not in f1  # excepted by image
+    assert ("image_registry", "quay.io") in f1  # not on the allow-list
+    assert f1[("run_as_root", "")]["severity"] == 2  # re-rated low
+    assert ("crypto_miner", "xmrig") not in f2  # excepted by label
+    assert ("escape_tool", "nsenter") in f2  # the exception has expired
+    assert ("package_manager", "apt-get") not in f2  # switched off
+    assert not [k for k in f2 if k[0] == "image_registry"]
+    a.close()
+
+    lab_agent = agent(coll.port, "lab-7")
+    lab_agent.hello()
+    lab_agent.batch(1, [risky_container("f3" * 32)])
+    assert findings(db, "lab-7") == {}  # every rule excepted for lab-* agents
+    lab_agent.close()
+
+    # A malformed file on SIGHUP: refused with its line, the rules in force stay.
+    with open(path, "w") as f:
+        f.write("rules:\n  privileged:\n    enabled: maybe\n")
+    off = coll.log_size()
+    coll.signal(signal.SIGHUP)
+    vt.wait_for(lambda: "keeping the rules in force" in coll.log_since(off), 10,
+                what="reload refused")
+    assert ":3:14: expected true or false" in coll.log_since(off)
+    b = agent(coll.port, "node-2")
+    b.hello()
+    b.batch(1, [vt.exec_event(4, ["apt-get", "update"], exe="/usr/bin/apt-get",
+                              container_id="f4" * 32)])
+    assert findings(db, "node-2") == {}  # package_manager still off
+
+    # A good file on SIGHUP: in force for the next batch.
+    with open(path, "w") as f:
+        f.write("rules:\n  escape_tool:\n    severity: critical\n")
+    off = coll.log_size()
+    coll.signal(signal.SIGHUP)
+    vt.wait_for(lambda: "rules_file %s" % path in coll.log_since(off), 10, what="reload")
+    b.batch(2, [vt.exec_event(5, ["apt-get", "update"], exe="/usr/bin/apt-get",
+                              container_id="f4" * 32),
+                vt.exec_event(6, ["nsenter"], exe="/usr/bin/nsenter", container_id="f4" * 32)])
+    f4 = findings(db, "node-2")
+    assert ("package_manager", "apt-get") in f4
+    assert f4[("escape_tool", "nsenter")]["severity"] == 5
+    b.close()
+
+
+def test_rules_check_and_list(collector_bin, workdir):
+    import os
+    import subprocess
+    good = os.path.join(workdir, "good-rules.yaml")
+    with open(good, "w") as f:
+        f.write(RULES_FILE)
+    out = subprocess.run([collector_bin, "rules", "check", good], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "4 exceptions, 2 allowed registries" in out.stdout
+    listing = subprocess.run([collector_bin, "rules", "list", "--rules-file", good],
+                             capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert any(l.split()[:4] == ["package_manager", "runtime", "medium", "no"] for l in lines)
+    assert any(l.split()[:4] == ["run_as_root", "posture", "low", "yes"] for l in lines)
+    assert sum(1 for l in lines if l.startswith("exception (line ")) == 4
+    bad = {
+        "rules:\n  no_such_rule: {enabled: false}\n": ":2:3: unknown rule",
+        "exceptions:\n  - rule: privileged\n    reason: r\n    image: " + "x" * 300 + "\n":
+            ":4:12: image is longer than 256 bytes",
+        "exceptions:\n  - {rule: privileged, reason: a, image: x}\n"
+        "  - {rule: privileged, reason: b, image: x}\n": ":3:5: the same exception as on line 2",
+        "registries: &r [*r]\n": ":1:13: aliases are not allowed",
+        "rules: [\n": ":2:1:",
+        "exceptions:\n  - rule: privileged\n    reason: r\n": "needs a selector",
+    }
+    for text, want in bad.items():
+        path = os.path.join(workdir, "bad-rules.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        out = subprocess.run([collector_bin, "rules", "check", path], capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 1 and want in out.stderr, (text, out.stderr)
