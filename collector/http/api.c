@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "http/api_common.h"
 #include "ingest/ingest.h"
 #include "log.h"
 
@@ -23,188 +24,6 @@
 static const char SEVERITY_SQL[] =
 	"CASE e.severity WHEN 1 THEN 'info' WHEN 2 THEN 'low' WHEN 3 THEN 'medium' "
 	"WHEN 4 THEN 'high' WHEN 5 THEN 'critical' ELSE 'unspecified' END";
-
-/* A time as a timestamptz parameter (RFC 3339, microseconds). A constant
- * lets the planner prune the daily partitions itself, instead of planning
- * every partition and pruning at run time. */
-static void qb_time(qb_t *q, int64_t us)
-{
-	char t[40];
-	api_format_time(us, t, sizeof(t));
-	qb_param(q, t);
-	qb_sql(q, "::timestamptz");
-}
-
-/* ---- parameters -------------------------------------------------------------------- */
-
-static bool bad_param(hreq_t *r, const char *name, const char *why)
-{
-	hreq_error(r, 400, "bad_parameter", name, "parameter '%s': %s", name, why);
-	return false;
-}
-
-static bool no_unknown(hreq_t *r)
-{
-	const char *k = qparams_unused(hreq_params(r));
-	if (!k)
-		return true;
-	return bad_param(r, k, "unknown parameter");
-}
-
-static bool get_limit(hreq_t *r, int64_t def, int64_t *out)
-{
-	const char *v = qparams_get(hreq_params(r), "limit");
-	int64_t max = SETTING(hreq_col(r), http_max_limit);
-	if (!v) {
-		*out = def < max ? def : max;
-		return true;
-	}
-	int64_t n;
-	if (api_parse_int(v, 1, INT64_MAX / 2, &n) != 0)
-		return bad_param(r, "limit", "must be a positive integer");
-	*out = n < max ? n : max; /* capped, not refused */
-	return true;
-}
-
-/* since/until; a missing since is until minus def_us. */
-static bool get_window(hreq_t *r, int64_t def_us, int64_t *since, int64_t *until)
-{
-	qparams_t *q = hreq_params(r);
-	const char *s = qparams_get(q, "since"), *u = qparams_get(q, "until");
-	int64_t now = hreq_now_us(r);
-	*until = now + 60 * INT64_C(1000000); /* a little ahead: agent clocks */
-	if (u && api_parse_time(u, now, until) != 0)
-		return bad_param(r, "until", "not a time (RFC 3339, Unix seconds, or 24h ago)");
-	if (!s)
-		*since = *until - def_us;
-	else if (api_parse_time(s, now, since) != 0)
-		return bad_param(r, "since", "not a time (RFC 3339, Unix seconds, or 24h ago)");
-	if (*since >= *until)
-		return bad_param(r, "until", "must be after since");
-	int64_t max = SETTING(hreq_col(r), http_max_window_ms) * 1000;
-	if (*until - *since > max)
-		return bad_param(r, "since", "window wider than http_max_window");
-	return true;
-}
-
-static bool get_bool(hreq_t *r, const char *name, int *out)
-{
-	const char *v = qparams_get(hreq_params(r), name);
-	*out = -1;
-	if (!v)
-		return true;
-	bool b;
-	if (api_parse_bool(v, &b) != 0)
-		return bad_param(r, name, "must be true or false");
-	*out = b;
-	return true;
-}
-
-/* A plain string filter: at most 512 bytes. */
-static bool get_str(hreq_t *r, const char *name, const char **out)
-{
-	*out = qparams_get(hreq_params(r), name);
-	if (*out && (!**out || strlen(*out) > 512))
-		return bad_param(r, name, "must be 1 to 512 bytes");
-	return true;
-}
-
-typedef enum {
-	FMT_JSON,
-	FMT_NDJSON,
-	FMT_CSV,
-} fmt_t;
-
-static bool get_format(hreq_t *r, bool streams, fmt_t *out)
-{
-	const char *v = qparams_get(hreq_params(r), "format");
-	*out = FMT_JSON;
-	if (!v || !strcmp(v, "json"))
-		return true;
-	if (!strcmp(v, "csv")) {
-		*out = FMT_CSV;
-		return true;
-	}
-	if (streams && !strcmp(v, "ndjson")) {
-		*out = FMT_NDJSON;
-		return true;
-	}
-	return bad_param(r, "format",
-			 streams ? "must be json, ndjson or csv" : "must be json or csv");
-}
-
-/* ---- common answers -------------------------------------------------------------------- */
-
-/* {"<key>": [rows...], <extra>} from column 0 of every row. */
-static void reply_rows(hreq_t *r, apidb_job_t *job, const char *key, size_t n, const char *extra)
-{
-	sbuf_t b;
-	sbuf_init(&b);
-	sbuf_printf(&b, "{\"%s\":[", key);
-	for (size_t i = 0; i < n && i < job->n_rows; i++) {
-		if (i)
-			sbuf_add(&b, ",");
-		const char *c = apidb_cell(job, i, 0);
-		sbuf_add(&b, c ? c : "null");
-	}
-	sbuf_printf(&b, "],\"count\":%zu%s%s}", n < job->n_rows ? n : job->n_rows, extra ? "," : "",
-		    extra ? extra : "");
-	if (b.oom)
-		hreq_error(r, 500, "internal", NULL, "out of memory");
-	else
-		hreq_reply(r, 200, "application/json", b.s, b.len);
-	sbuf_free(&b);
-}
-
-static void json_str_or_empty(sbuf_t *b, json_t *v)
-{
-	if (json_is_string(v)) {
-		api_csv_cell(b, json_string_value(v));
-	} else if (json_is_null(v) || !v) {
-		api_csv_cell(b, "");
-	} else if (json_is_array(v)) {
-		sbuf_t t;
-		sbuf_init(&t);
-		size_t i;
-		json_t *x;
-		json_array_foreach(v, i, x)
-		{
-			if (i)
-				sbuf_add(&t, " ");
-			if (json_is_string(x))
-				sbuf_add(&t, json_string_value(x));
-		}
-		api_csv_cell(b, t.s ? t.s : "");
-		sbuf_free(&t);
-	} else {
-		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		api_csv_cell(b, s ? s : "");
-		free(s);
-	}
-}
-
-/* One CSV line of the fields cols of a row (JSON text). */
-static void csv_row(sbuf_t *b, const char *row, const char *const *cols)
-{
-	json_t *o = json_loads(row ? row : "{}", 0, NULL);
-	for (int i = 0; cols[i]; i++) {
-		if (i)
-			sbuf_add(b, ",");
-		json_str_or_empty(b, o ? json_object_get(o, cols[i]) : NULL);
-	}
-	sbuf_add(b, "\r\n");
-	json_decref(o);
-}
-
-static void csv_header(sbuf_t *b, const char *const *cols)
-{
-	for (int i = 0; cols[i]; i++) {
-		if (i)
-			sbuf_add(b, ",");
-		api_csv_cell(b, cols[i]);
-	}
-	sbuf_add(b, "\r\n");
-}
 
 /* ---- agents ------------------------------------------------------------------------------- */
 
@@ -222,7 +41,7 @@ static void agents_done(hreq_t *r, apidb_job_t *job)
 					 strlen(apidb_cell(job, 0, 0)))
 			    : hreq_error(r, 404, "not_found", NULL, "no such agent");
 	else
-		reply_rows(r, job, "agents", job->n_rows, NULL);
+		api_reply_rows(r, job, "agents", job->n_rows, NULL);
 	apidb_job_free(job);
 }
 
@@ -230,10 +49,11 @@ static void h_agents(hreq_t *r, const char *one)
 {
 	const char *status;
 	int64_t limit;
-	if (!get_str(r, "status", &status) || !get_limit(r, 10000, &limit) || !no_unknown(r))
+	if (!api_get_str(r, "status", &status) || !api_get_limit(r, 10000, &limit) ||
+	    !api_no_unknown(r))
 		return;
 	if (status && strcmp(status, "online") != 0 && strcmp(status, "offline") != 0) {
-		bad_param(r, "status", "must be online or offline");
+		api_bad_param(r, "status", "must be online or offline");
 		return;
 	}
 	json_t *names = json_array();
@@ -285,13 +105,13 @@ static void h_agents(hreq_t *r, const char *one)
 /* ---- containers ---------------------------------------------------------------------------- */
 
 static const char *const CONTAINER_CSV[] = {
-	"agent",	"hostname",	 "id",	      "name",	    "image",
-	"image_digest", "runtime",	 "state",     "privileged", "labels",
-	"command",	"cap_effective", "host_pid",  "host_net",   "started_at",
-	"stopped_at",	"first_seen",	 "last_seen", NULL};
+	"agent",	"hostname",	 "id",	      "name",	       "image",
+	"image_digest", "runtime",	 "state",     "privileged",    "labels",
+	"command",	"cap_effective", "host_pid",  "host_net",      "started_at",
+	"stopped_at",	"first_seen",	 "last_seen", "findings_open", NULL};
 
 typedef struct {
-	fmt_t fmt;
+	api_fmt_t fmt;
 } list_state_t;
 
 static void containers_done(hreq_t *r, apidb_job_t *job)
@@ -299,17 +119,17 @@ static void containers_done(hreq_t *r, apidb_job_t *job)
 	list_state_t *st = hreq_state(r);
 	if (job->status != APIDB_OK) {
 		hreq_db_error(r, job);
-	} else if (st->fmt == FMT_CSV) {
+	} else if (st->fmt == API_FMT_CSV) {
 		sbuf_t b;
 		sbuf_init(&b);
-		csv_header(&b, CONTAINER_CSV);
+		api_csv_header(&b, CONTAINER_CSV);
 		for (size_t i = 0; i < job->n_rows; i++)
-			csv_row(&b, apidb_cell(job, i, 0), CONTAINER_CSV);
+			api_csv_row(&b, apidb_cell(job, i, 0), CONTAINER_CSV);
 		hreq_stream_start(r, "text/csv; charset=utf-8", "containers.csv");
 		hreq_stream_chunk(r, &b, NULL);
 		sbuf_free(&b);
 	} else {
-		reply_rows(r, job, "containers", job->n_rows, NULL);
+		api_reply_rows(r, job, "containers", job->n_rows, NULL);
 	}
 	apidb_job_free(job);
 }
@@ -325,13 +145,13 @@ static void h_containers(hreq_t *r)
 		return;
 	}
 	hreq_set_state(r, st, free);
-	if (!get_str(r, "agent", &agent) || !get_str(r, "image", &image) ||
-	    !get_str(r, "digest", &digest) || !get_str(r, "name", &name) ||
-	    !get_str(r, "label", &label) || !get_str(r, "id", &id) || !get_str(r, "q", &text) ||
-	    !get_bool(r, "privileged", &priv) || !get_bool(r, "running", &running) ||
-	    !get_limit(r, 100, &limit) ||
-	    !get_window(r, CONTAINER_DEFAULT_WINDOW_US, &since, &until) ||
-	    !get_format(r, false, &st->fmt) || !no_unknown(r))
+	if (!api_get_str(r, "agent", &agent) || !api_get_str(r, "image", &image) ||
+	    !api_get_str(r, "digest", &digest) || !api_get_str(r, "name", &name) ||
+	    !api_get_str(r, "label", &label) || !api_get_str(r, "id", &id) ||
+	    !api_get_str(r, "q", &text) || !api_get_bool(r, "privileged", &priv) ||
+	    !api_get_bool(r, "running", &running) || !api_get_limit(r, 100, &limit) ||
+	    !api_get_window(r, CONTAINER_DEFAULT_WINDOW_US, &since, &until) ||
+	    !api_get_format(r, false, &st->fmt) || !api_no_unknown(r))
 		return;
 	qb_t q;
 	qb_init(&q, true);
@@ -340,8 +160,15 @@ static void h_containers(hreq_t *r)
 		   "c.privileged, c.cap_effective, c.cap_bounding, c.host_pid, c.host_net, "
 		   "c.host_ipc, c.host_uts, c.mounts, c.read_only_rootfs, c.seccomp_profile, "
 		   "c.apparmor_profile, c.init_pid, c.state, c.created_at, c.started_at, "
-		   "c.stopped_at, c.exit_code, c.first_seen, c.last_seen "
-		   "FROM containers c JOIN agents a ON a.id = c.agent_id WHERE c.last_seen >= ");
+		   "c.stopped_at, c.exit_code, c.first_seen, c.last_seen, "
+		   /* its open findings (open or reopened) and the worst of them */
+		   "fo.n AS findings_open, CASE fo.s WHEN 1 THEN 'info' WHEN 2 THEN 'low' "
+		   "WHEN 3 THEN 'medium' WHEN 4 THEN 'high' WHEN 5 THEN 'critical' END "
+		   "AS findings_severity, c.rules_unknown "
+		   "FROM containers c JOIN agents a ON a.id = c.agent_id "
+		   "CROSS JOIN LATERAL (SELECT count(*) AS n, max(f.severity) AS s "
+		   "FROM findings f WHERE f.agent_id = c.agent_id AND f.container_id = c.id "
+		   "AND f.state <> 'resolved') fo WHERE c.last_seen >= ");
 	qb_time(&q, since);
 	qb_sql(&q, " AND c.first_seen < ");
 	qb_time(&q, until);
@@ -398,15 +225,14 @@ static void h_containers(hreq_t *r)
 	hreq_run(r, &q, containers_done);
 }
 
-/* ---- events and findings --------------------------------------------------------------------- */
+/* ---- events --------------------------------------------------------------------- */
 
 static const char *const EVENT_CSV[] = {"ts",  "agent", "kind",	   "severity", "container_id",
 					"pid", "ppid",	"uid",	   "exe",      "argv",
 					"cwd", "rule",	"summary", NULL};
 
 typedef struct {
-	bool findings;
-	fmt_t fmt;
+	api_fmt_t fmt;
 	int64_t since, until, limit;
 	const char *agent, *container, *exe, *argv;
 	char kinds[64];
@@ -439,15 +265,16 @@ static void events_stream_done(hreq_t *r, apidb_job_t *job)
 	sbuf_init(&b);
 	if (!st->header_sent) {
 		st->header_sent = true;
-		hreq_stream_start(
-			r, st->fmt == FMT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
-			st->fmt == FMT_CSV ? "events.csv" : NULL);
-		if (st->fmt == FMT_CSV)
-			csv_header(&b, EVENT_CSV);
+		hreq_stream_start(r,
+				  st->fmt == API_FMT_CSV ? "text/csv; charset=utf-8"
+							 : "application/x-ndjson",
+				  st->fmt == API_FMT_CSV ? "events.csv" : NULL);
+		if (st->fmt == API_FMT_CSV)
+			api_csv_header(&b, EVENT_CSV);
 	}
 	for (size_t i = 0; i < job->n_rows; i++) {
-		if (st->fmt == FMT_CSV) {
-			csv_row(&b, apidb_cell(job, i, 0), EVENT_CSV);
+		if (st->fmt == API_FMT_CSV) {
+			api_csv_row(&b, apidb_cell(job, i, 0), EVENT_CSV);
 		} else {
 			sbuf_add(&b, apidb_cell(job, i, 0));
 			sbuf_add(&b, "\n");
@@ -486,7 +313,7 @@ static void events_done(hreq_t *r, apidb_job_t *job)
 		 "\"limit\":%lld,\"since\":\"%s\",\"until\":\"%s\",\"next_cursor\":%s%s%s",
 		 (long long)st->limit, since, until, cur ? "\"" : "", cur ? cur : "null",
 		 cur ? "\"" : "");
-	reply_rows(r, job, st->findings ? "findings" : "events", n, extra);
+	api_reply_rows(r, job, "events", n, extra);
 	apidb_job_free(job);
 }
 
@@ -548,7 +375,7 @@ static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limi
 	qb_sql(&q, " ORDER BY e.ts DESC, e.agent_id DESC, e.seq DESC, e.idx DESC LIMIT ");
 	qb_param_int(&q, limit);
 	qb_sql(&q, ") x");
-	hreq_run(r, &q, st->fmt == FMT_JSON ? events_done : events_stream_done);
+	hreq_run(r, &q, st->fmt == API_FMT_JSON ? events_done : events_stream_done);
 }
 
 static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
@@ -562,12 +389,12 @@ static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
 		size_t l = strcspn(p, ",");
 		char one[32];
 		if (l == 0 || l >= sizeof(one) || n >= 8)
-			return bad_param(r, "kind", "must be a comma-separated list of kinds");
+			return api_bad_param(r, "kind", "must be a comma-separated list of kinds");
 		memcpy(one, p, l);
 		one[l] = '\0';
 		int k = api_kind_parse(one);
 		if (k < 0)
-			return bad_param(r, "kind", "unknown event kind");
+			return api_bad_param(r, "kind", "unknown event kind");
 		o += (size_t)snprintf(out + o, outlen - o, "%s%d", n ? "," : "", k);
 		n++;
 		p += l;
@@ -578,7 +405,7 @@ static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
 	return true;
 }
 
-static void h_events(hreq_t *r, bool findings)
+static void h_events(hreq_t *r)
 {
 	events_state_t *st = calloc(1, sizeof(*st));
 	if (!st) {
@@ -586,34 +413,31 @@ static void h_events(hreq_t *r, bool findings)
 		return;
 	}
 	hreq_set_state(r, st, free);
-	st->findings = findings;
 	qparams_t *qp = hreq_params(r);
-	const char *kind = findings ? NULL : qparams_get(qp, "kind");
+	const char *kind = qparams_get(qp, "kind");
 	const char *sev = qparams_get(qp, "severity");
 	const char *cursor = qparams_get(qp, "cursor");
-	if (!get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &st->since,
-			&st->until) ||
-	    !get_str(r, "agent", &st->agent) || !get_str(r, "container", &st->container) ||
-	    !get_str(r, "exe", &st->exe) || !get_str(r, "argv", &st->argv) ||
-	    !get_format(r, true, &st->fmt))
+	if (!api_get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &st->since,
+			    &st->until) ||
+	    !api_get_str(r, "agent", &st->agent) || !api_get_str(r, "container", &st->container) ||
+	    !api_get_str(r, "exe", &st->exe) || !api_get_str(r, "argv", &st->argv) ||
+	    !api_get_format(r, true, &st->fmt))
 		return;
-	if (findings)
-		snprintf(st->kinds, sizeof(st->kinds), "{6}");
-	else if (kind && !parse_kinds(r, kind, st->kinds, sizeof(st->kinds)))
+	if (kind && !parse_kinds(r, kind, st->kinds, sizeof(st->kinds)))
 		return;
 	if (sev && (st->severity = api_severity_parse(sev)) < 0) {
-		bad_param(r, "severity", "must be info, low, medium, high or critical");
+		api_bad_param(r, "severity", "must be info, low, medium, high or critical");
 		return;
 	}
 	if (cursor) {
-		if (st->fmt != FMT_JSON || api_cursor_parse(cursor, &st->cursor) != 0) {
-			bad_param(r, "cursor", "not a cursor from next_cursor");
+		if (st->fmt != API_FMT_JSON || api_cursor_parse(cursor, &st->cursor) != 0) {
+			api_bad_param(r, "cursor", "not a cursor from next_cursor");
 			return;
 		}
 		st->has_cursor = true;
 	}
-	if (st->fmt == FMT_JSON) {
-		if (!get_limit(r, 100, &st->limit) || !no_unknown(r))
+	if (st->fmt == API_FMT_JSON) {
+		if (!api_get_limit(r, 100, &st->limit) || !api_no_unknown(r))
 			return;
 		events_query(r, st, true, st->limit + 1);
 		return;
@@ -624,13 +448,13 @@ static void h_events(hreq_t *r, bool findings)
 	st->limit = max;
 	if (lim) {
 		if (api_parse_int(lim, 1, INT64_MAX / 2, &st->limit) != 0) {
-			bad_param(r, "limit", "must be a positive integer");
+			api_bad_param(r, "limit", "must be a positive integer");
 			return;
 		}
 		if (st->limit > max)
 			st->limit = max;
 	}
-	if (!no_unknown(r))
+	if (!api_no_unknown(r))
 		return;
 	events_query(r, st, true, st->limit < EXPORT_PAGE ? st->limit : EXPORT_PAGE);
 }
@@ -642,7 +466,7 @@ static void images_done(hreq_t *r, apidb_job_t *job)
 	if (job->status != APIDB_OK)
 		hreq_db_error(r, job);
 	else
-		reply_rows(r, job, "nodes", job->n_rows, NULL);
+		api_reply_rows(r, job, "nodes", job->n_rows, NULL);
 	apidb_job_free(job);
 }
 
@@ -650,12 +474,12 @@ static void h_images(hreq_t *r)
 {
 	const char *image, *digest;
 	int64_t since, until, limit;
-	if (!get_str(r, "image", &image) || !get_str(r, "digest", &digest) ||
-	    !get_window(r, IMAGE_DEFAULT_WINDOW_US, &since, &until) ||
-	    !get_limit(r, 1000, &limit) || !no_unknown(r))
+	if (!api_get_str(r, "image", &image) || !api_get_str(r, "digest", &digest) ||
+	    !api_get_window(r, IMAGE_DEFAULT_WINDOW_US, &since, &until) ||
+	    !api_get_limit(r, 1000, &limit) || !api_no_unknown(r))
 		return;
 	if (!image && !digest) {
-		bad_param(r, "image", "give image= or digest=");
+		api_bad_param(r, "image", "give image= or digest=");
 		return;
 	}
 	qb_t q;
@@ -754,7 +578,7 @@ static void stats_done(hreq_t *r, apidb_job_t *job)
 
 static void h_stats(hreq_t *r)
 {
-	if (!no_unknown(r))
+	if (!api_no_unknown(r))
 		return;
 	qb_t q;
 	qb_init(&q, true);
@@ -855,7 +679,7 @@ static void audit_done(hreq_t *r, apidb_job_t *job)
 	if (job->status != APIDB_OK)
 		hreq_db_error(r, job);
 	else
-		reply_rows(r, job, hreq_state(r) ? "tokens" : "entries", job->n_rows, NULL);
+		api_reply_rows(r, job, hreq_state(r) ? "tokens" : "entries", job->n_rows, NULL);
 	apidb_job_free(job);
 }
 
@@ -871,9 +695,10 @@ static void h_audit(hreq_t *r)
 {
 	const char *principal;
 	int64_t since, until, limit;
-	if (!need_admin(r) || !get_str(r, "principal", &principal) ||
-	    !get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &since, &until) ||
-	    !get_limit(r, 100, &limit) || !no_unknown(r))
+	if (!need_admin(r) || !api_get_str(r, "principal", &principal) ||
+	    !api_get_window(r, SETTING(hreq_col(r), http_default_window_ms) * 1000, &since,
+			    &until) ||
+	    !api_get_limit(r, 100, &limit) || !api_no_unknown(r))
 		return;
 	qb_t q;
 	qb_init(&q, true);
@@ -894,7 +719,7 @@ static void h_audit(hreq_t *r)
 
 static void h_tokens(hreq_t *r)
 {
-	if (!need_admin(r) || !no_unknown(r))
+	if (!need_admin(r) || !api_no_unknown(r))
 		return;
 	hreq_set_state(r, (void *)1, NULL);
 	qb_t q;
@@ -906,7 +731,7 @@ static void h_tokens(hreq_t *r)
 
 static void h_whoami(hreq_t *r, const char *principal)
 {
-	if (!no_unknown(r))
+	if (!api_no_unknown(r))
 		return;
 	json_t *o = json_pack("{s:s, s:s}", "principal", principal, "role",
 			      auth_role_name(hreq_role(r)));
@@ -946,9 +771,11 @@ bool api_dispatch(hreq_t *r, const char *path)
 	} else if (!strcmp(path, "/api/v1/containers")) {
 		h_containers(r);
 	} else if (!strcmp(path, "/api/v1/events")) {
-		h_events(r, false);
+		h_events(r);
 	} else if (!strcmp(path, "/api/v1/findings")) {
-		h_events(r, true);
+		api_findings(r);
+	} else if (!strcmp(path, "/api/v1/rules")) {
+		api_rules(r);
 	} else if (!strcmp(path, "/api/v1/images")) {
 		h_images(r);
 	} else if (!strcmp(path, "/api/v1/stats")) {

@@ -355,30 +355,51 @@ void api_format_time(int64_t us, char *out, size_t outlen)
 
 /* ---- cursors ------------------------------------------------------------------------- */
 
-int api_cursor_parse(const char *s, api_cursor_t *out)
+/* n dot-separated decimal integers, v[i] within [min[i], INT64_MAX / 2]. */
+static int parse_dotted(const char *s, int n, const int64_t *min, int64_t *v)
 {
 	if (!s || strlen(s) > 80)
 		return -1;
-	int64_t v[4];
 	const char *p = s;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < n; i++) {
 		const char *dot = strchr(p, '.');
-		if ((i < 3) != (dot != NULL))
+		if ((i < n - 1) != (dot != NULL))
 			return -1;
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
 		char num[24];
-		if (n == 0 || n >= sizeof(num))
+		if (len == 0 || len >= sizeof(num))
 			return -1;
-		memcpy(num, p, n);
-		num[n] = '\0';
-		if (api_parse_int(num, i == 0 ? INT64_MIN / 2 : 0, INT64_MAX / 2, &v[i]) != 0)
+		memcpy(num, p, len);
+		num[len] = '\0';
+		if (api_parse_int(num, min[i], INT64_MAX / 2, &v[i]) != 0)
 			return -1;
-		p += n + (dot ? 1 : 0);
+		p += len + (dot ? 1 : 0);
 	}
+	return 0;
+}
+
+int api_cursor_parse(const char *s, api_cursor_t *out)
+{
+	/* seq is negative for the events the collector makes (findings) */
+	static const int64_t min[4] = {INT64_MIN / 2, 0, INT64_MIN / 2, 0};
+	int64_t v[4];
+	if (parse_dotted(s, 4, min, v) != 0)
+		return -1;
 	out->ts_us = v[0];
 	out->agent_id = v[1];
 	out->seq = v[2];
 	out->idx = v[3];
+	return 0;
+}
+
+int api_fcursor_parse(const char *s, api_fcursor_t *out)
+{
+	static const int64_t min[2] = {INT64_MIN / 2, 1};
+	int64_t v[2];
+	if (parse_dotted(s, 2, min, v) != 0)
+		return -1;
+	out->ts_us = v[0];
+	out->id = v[1];
 	return 0;
 }
 

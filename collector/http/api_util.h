@@ -74,6 +74,14 @@ typedef struct {
 
 int api_cursor_parse(const char *s, api_cursor_t *out) __attribute__((warn_unused_result));
 
+/* ---- finding cursors: "<last_seen_us>.<id>" (id >= 1) ---- */
+typedef struct {
+	int64_t ts_us;
+	int64_t id;
+} api_fcursor_t;
+
+int api_fcursor_parse(const char *s, api_fcursor_t *out) __attribute__((warn_unused_result));
+
 /* ---- paths ---- */
 /* Percent-decode one path segment into out (outlen bytes). Reject '/',
  * NUL, control bytes, invalid UTF-8, "." and "..". Return 0 or -1. */

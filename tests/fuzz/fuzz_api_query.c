@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int64_t t, n;
 			bool b;
 			api_cursor_t c;
+			api_fcursor_t fc;
 			char seg[256], tok[AUTH_TOKEN_LEN + 1], when[40];
 			if (api_parse_time(v, INT64_C(1700000000000000), &t) == 0)
 				api_format_time(t, when, sizeof(when));
@@ -64,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)api_kind_parse(v);
 			(void)api_severity_parse(v);
 			(void)api_cursor_parse(v, &c);
+			(void)api_fcursor_parse(v, &fc);
 			(void)api_path_segment(v, strlen(v), seg, sizeof(seg));
 			(void)auth_bearer(q.key[i], tok);
 			(void)auth_token_value(q.key[i], tok);

@@ -156,11 +156,23 @@ static void test_numbers_kinds_cursors(void **state)
 	assert_int_equal(c.agent_id, 3);
 	assert_int_equal(c.seq, 17);
 	assert_int_equal(c.idx, 2);
-	static const char *const badc[] = {"",	     "1.2.3",	 "1.2.3.4.5", "a.b.c.d",
+	assert_int_equal(api_cursor_parse("1714564800000000.3.-17.0", &c), 0);
+	assert_int_equal(c.seq, -17); /* an event the collector made (a finding) */
+	static const char *const badc[] = {"",	     "1.2.3",	 "1.2.3.4.5", "a.b.c.d", "1.-2.3.4",
 					   "1..3.4", "1.2.3.-4", "1.2.3.4.",  NULL};
 	for (int i = 0; badc[i]; i++)
 		if (api_cursor_parse(badc[i], &c) == 0)
 			fail_msg("cursor '%s' accepted", badc[i]);
+	api_fcursor_t fc;
+	assert_int_equal(api_fcursor_parse("1714564800000000.42", &fc), 0);
+	assert_int_equal(fc.ts_us, INT64_C(1714564800000000));
+	assert_int_equal(fc.id, 42);
+	assert_int_equal(api_fcursor_parse("-5.1", &fc), 0);
+	static const char *const badf[] = {"",	 "1",	"1.0",	"1.2.3", "1..2", ".1",
+					   "1.", "a.1", "1.-2", "1.2 ",	 " 1.2", NULL};
+	for (int i = 0; badf[i]; i++)
+		if (api_fcursor_parse(badf[i], &fc) == 0)
+			fail_msg("finding cursor '%s' accepted", badf[i]);
 }
 
 static void test_path_segments(void **state)
