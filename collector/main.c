@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "alert/alert.h"
 #include "collector.h"
 #include "config.h"
 #include "http/http.h"
@@ -44,6 +45,7 @@ typedef struct {
 	struct event_base *base;
 	listener_t *listener;
 	http_t *http;
+	alert_t *alert;
 	struct event *drain_ev;
 	int64_t drain_deadline_ns;
 	bool drained;
@@ -268,6 +270,33 @@ static int prepare_database(collector_t *col)
 	return rc;
 }
 
+/* Start the HTTPS side and the alert senders, as set. Return 0, or -1
+ * after logging why (nothing of them is left running). */
+static int start_services(app_t *app)
+{
+	char err[512];
+	if (app->col->settings->http_listen[0]) {
+		app->http = http_new(app->col, err, sizeof(err));
+		if (!app->http || http_start(app->http) != 0) {
+			log_error("HTTPS: %s", app->http ? "cannot start the thread" : err);
+			http_free(app->http);
+			app->http = NULL;
+			return -1;
+		}
+	}
+	app->alert = alert_new(app->col, err, sizeof(err));
+	if (!app->alert || alert_start(app->alert) != 0) {
+		if (!app->alert)
+			log_error("alert: %s", err);
+		alert_free(app->alert);
+		app->alert = NULL;
+		http_free(app->http);
+		app->http = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void on_reload(app_t *app)
 {
 	settings_t fresh;
@@ -465,15 +494,10 @@ int main(int argc, char **argv)
 		event_base_free(app.base);
 		goto out_threads;
 	}
-	if (settings.http_listen[0]) {
-		app.http = http_new(col, err, sizeof(err));
-		if (!app.http || http_start(app.http) != 0) {
-			log_error("HTTPS: %s", app.http ? "cannot start the thread" : err);
-			http_free(app.http);
-			listener_free(app.listener);
-			event_base_free(app.base);
-			goto out_threads;
-		}
+	if (start_services(&app) != 0) {
+		listener_free(app.listener);
+		event_base_free(app.base);
+		goto out_threads;
 	}
 	struct event *sig_term = evsignal_new(app.base, SIGTERM, signal_cb, &app);
 	struct event *sig_int = evsignal_new(app.base, SIGINT, signal_cb, &app);
@@ -494,6 +518,7 @@ int main(int argc, char **argv)
 	}
 	http_free(app.http);
 	app.http = NULL;
+	alert_free(app.alert);
 	/* Writers finish what is queued unless the drain timed out. */
 	ingest_stop(col->ingest, !app.drained);
 	if (!app.drained && ingest_join(col->ingest, 5000) != 0) {

@@ -19,6 +19,7 @@ const cfg_setting_t settings_table[] = {
 #include "ingest/settings.inc"
 #include "http/settings.inc"
 #include "rules/settings.inc"
+#include "alert/settings.inc"
 #undef VIGIL_SETTING
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };

@@ -27,6 +27,7 @@ typedef struct {
 #include "ingest/settings.inc"
 #include "http/settings.inc"
 #include "rules/settings.inc"
+#include "alert/settings.inc"
 #undef VIGIL_SETTING
 } settings_t;
 
