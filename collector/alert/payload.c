@@ -9,8 +9,6 @@
 
 #include <jansson.h>
 
-#include "utf8.h"
-
 #define OCSF_VERSION "1.1.0"
 #define OCSF_CLASS 2004
 /* RFC 5424 facility 10: security/authorization messages (authpriv). */
@@ -130,7 +128,8 @@ size_t alert_escape(const char *s, const char *extra, char *out, size_t cap)
 
 /* --- OCSF JSON -------------------------------------------------------------- */
 
-/* A JSON string of s (repaired if it is not UTF-8), or NULL for NULL. */
+/* A JSON string of s, each byte that is not part of valid UTF-8 replaced
+ * by U+FFFD; NULL for NULL. */
 static json_t *jstr(const char *s)
 {
 	if (!s)
@@ -138,11 +137,26 @@ static json_t *jstr(const char *s)
 	json_t *j = json_string(s);
 	if (j)
 		return j;
-	char *copy = strdup(s);
+	size_t n = strlen(s), o = 0;
+	char *copy = malloc(n * 3 + 1);
 	if (!copy)
 		return NULL;
-	utf8_sanitize(copy);
-	j = json_string(copy);
+	const unsigned char *p = (const unsigned char *)s;
+	while (n > 0) {
+		unsigned cp;
+		size_t cl = utf8_decode(p, n, &cp);
+		if (cl == 0) {
+			memcpy(copy + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			cl = 1;
+		} else {
+			memcpy(copy + o, p, cl);
+			o += cl;
+		}
+		p += cl;
+		n -= cl;
+	}
+	j = json_stringn(copy, o);
 	free(copy);
 	return j;
 }
