@@ -42,6 +42,7 @@ struct spool {
 	bool dirty;
 	bool meta_dirty;
 	bool meta_unsynced;    /* written, not yet made durable */
+	bool fs_full_logged;   /* until a write works without dropping */
 	spool_drops_t pending; /* drops not yet reported */
 	spool_drops_t total;
 	uint64_t torn;
@@ -539,13 +540,15 @@ static bool retry_write(spool_t *sp, const uint8_t *hdr, const uint8_t *data, si
 			if (*err != ENOSPC)
 				return false;
 		}
-		/* drop the oldest segment that is not the empty active one */
-		size_t i = 0;
-		if (i < sp->n_segs && active_is(sp, i) && sp->segs[i].n_records == 0)
+		/* drop the oldest segment, unless it is the empty active one */
+		if (!sp->n_segs || (active_is(sp, 0) && sp->segs[0].n_records == 0))
 			return false;
-		if (i >= sp->n_segs)
-			return false;
-		drop_seg(sp, i);
+		if (!sp->in_error && !sp->fs_full_logged)
+			log_warn("spool: the file system of %s is full below spool_max_bytes: "
+				 "dropping the oldest batches to make room",
+				 sp->dir);
+		sp->fs_full_logged = true;
+		drop_seg(sp, 0);
 		freed = true;
 	}
 }
@@ -567,10 +570,11 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 	hdr_t h = {(uint32_t)len, sp->last_seq + 1, n_events, first_ns, last_ns};
 	uint8_t hdr[SPOOL_HEADER_BYTES];
 	hdr_encode(hdr, &h, data);
+	bool retried_after_full = false;
 	if (try_write(sp, hdr, data, len) != 0) {
 		int e = errno;
 		/* full file system: give acknowledged segments up (the active
-		 * one too), else the oldest one, and try once more */
+		 * one too), then the oldest ones, until it fits */
 		bool retried = false;
 		if (e == ENOSPC) {
 			bool freed = false;
@@ -587,6 +591,7 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 				}
 			}
 			retried = retry_write(sp, hdr, data, len, freed, &e);
+			retried_after_full = retried;
 		}
 		if (!retried) {
 			count_write_failure(sp, n_events, first_ns, last_ns, strerror(e));
@@ -596,6 +601,8 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 	if (sp->in_error)
 		log_info("spool: writing works again");
 	sp->in_error = false;
+	if (!retried_after_full)
+		sp->fs_full_logged = false;
 	seg_t *s = &sp->segs[sp->n_segs - 1];
 	s->size += need;
 	s->n_records++;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Footprint and latency of vigil-agent with real runc containers, a real
 # collector and a real PostgreSQL, on a fresh machine (Debian 12, root):
-#   bash bench/agent.sh [CONTAINERS] [BURST_EXECS]
+#   bash bench/agent.sh [CONTAINERS] [BURST_EXECS] [STORM_PROCESSES]
 # Installs what it needs, builds into build/ (or $VIGIL_BUILD_DIR), starts everything in a
 # temporary directory and cleans up. Ends with one line of key=value:
 #   containers rss_kib idle_cpu_pct inventory_ms exec_to_row_p50_ms
 #   exec_to_row_p99_ms execs_sent execs_stored (plus execs_per_s)
+#   storm_rss_kib storm_peak_kib (the agent's RSS after, and its peak by
+#   then, a fork storm of STORM processes in one container, 1,000 alive at
+#   a time)
 # exec_to_row: from the agent's clock when it saw the exec (the event's
 # ts) to the row being visible in PostgreSQL, one exec at a time.
 # The machine is shared and noisy: figures vary; nothing here fails on a
@@ -14,6 +17,7 @@ set -euo pipefail
 
 N=${1:-100}
 BURST=${2:-5000}
+STORM=${3:-20000}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
@@ -172,4 +176,15 @@ print("exec_to_row_p50_ms=%.1f exec_to_row_p99_ms=%.1f execs_sent=%d execs_store
 PY
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT_PID/status")
 log "rss after the burst: ${rss_after} KiB"
-echo "containers=$found rss_kib=$rss idle_cpu_pct=$idle_cpu inventory_ms=$inventory_ms $(cat "$W/figures")"
+
+# a fork storm in one container: STORM processes, 1,000 alive at a time
+rounds=$(((STORM + 999) / 1000))
+log "fork storm: $rounds x 1000 processes in one container"
+runc exec "${IDS[0]}" sh -c "j=0; while [ \$j -lt $rounds ]; do i=0; \
+	while [ \$i -lt 1000 ]; do sleep 0.5 & i=\$((i+1)); done; wait; j=\$((j+1)); done" \
+	>/dev/null 2>&1 || log "fork storm: runc exec failed"
+sleep 3
+storm_rss=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT_PID/status")
+storm_peak=$(awk '/VmHWM/ {print $2}' "/proc/$AGENT_PID/status")
+log "rss after the fork storm: ${storm_rss} KiB (peak ${storm_peak} KiB)"
+echo "containers=$found rss_kib=$rss idle_cpu_pct=$idle_cpu inventory_ms=$inventory_ms $(cat "$W/figures") storm_rss_kib=$storm_rss storm_peak_kib=$storm_peak"
