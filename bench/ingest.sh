@@ -8,7 +8,11 @@
 # Measures (see bench/README.md): flat-out events/s and CPU per event of the
 # collector and of PostgreSQL; lost and duplicated rows; a plain binary COPY
 # of the same rows into the same table for comparison; ack latency at half
-# the flat-out rate; collector memory per idle connection with 1000 agents.
+# the flat-out rate; the flat-out run again with the rules off (the rule
+# engine's cost, rules_cost_pct); collector memory per idle connection with
+# 1000 agents.
+# Rows are the agents' events (seq > 0): the finding events the collector
+# adds (seq < 0) are not counted as sent or stored.
 # Human-readable lines first; the last line is key=value figures. Exits 1
 # only if something broke (a run failed, rows lost or duplicated).
 #
@@ -96,7 +100,8 @@ start_collector() {
   ulimit -n "$(ulimit -Hn)"
   "$COLLECTOR" --listen "127.0.0.1:$PORT" --tls-cert "$PKI/collector.crt" \
     --tls-key "$PKI/collector.key" --agent-ca "$PKI/ca.crt" --db "$DB" \
-    --db-writers "$DB_WRITERS" --log-level warn >>"$WORK/collector.log" 2>&1 &
+    --db-writers "$DB_WRITERS" --rules "${RULES:-true}" --log-level warn \
+    >>"$WORK/collector.log" 2>&1 &
   COLLECTOR_PID=$!
   for _ in $(seq 1 600); do
     kill -0 "$COLLECTOR_PID" 2>/dev/null || {
@@ -155,7 +160,7 @@ psql_ -d postgres -c "ALTER SYSTEM SET shared_buffers = '512MB'" \
   -c "ALTER SYSTEM SET max_wal_size = '4GB'" \
   -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" \
   -c "ALTER SYSTEM SET fsync = on" \
-  -c "ALTER SYSTEM SET synchronous_commit = on"
+  -c "ALTER SYSTEM SET synchronous_commit = on" ${PG_EXTRA_SQL:+-c "$PG_EXTRA_SQL"}
 bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null
 bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
 POSTMASTER=$(head -n 1 "$WORK/pg/data/postmaster.pid")
@@ -235,7 +240,7 @@ EPS=${EPS:-0}
 SENT1=$(kv events_sent "$R1")
 SENT1=${SENT1:-0}
 read -r STORED DISTINCT < <(psql_ -tA -F ' ' -c \
-  "SELECT count(*), count(DISTINCT (agent_id, seq, idx)) FROM events")
+  "SELECT count(*), count(DISTINCT (agent_id, seq, idx)) FROM events WHERE seq > 0")
 DEAD=$(psql_ -tA -c "SELECT count(*) FROM dead_letters")
 LOST=$((SENT1 - DISTINCT))
 DUP=$((STORED - DISTINCT))
@@ -293,15 +298,49 @@ case $EPS in
   P99=$(kv ack_p99_ms "$R2")
   SENT2=$(kv events_sent "$R2")
   read -r S2 D2 < <(psql_ -tA -F ' ' -c "SELECT count(*), count(DISTINCT (e.agent_id, e.seq, e.idx))
-      FROM events e JOIN agents a ON a.id = e.agent_id WHERE a.name LIKE 'lat-%'")
+      FROM events e JOIN agents a ON a.id = e.agent_id WHERE a.name LIKE 'lat-%' AND e.seq > 0")
   LOST=$((LOST + SENT2 - D2))
   DUP=$((DUP + S2 - D2))
   echo "latency at $RATE events/s: ack p50 $P50 ms, p99 $P99 ms; rows sent $SENT2, stored $S2, distinct $D2"
   ;;
 esac
 
-# --- 4. memory per idle connection ----------------------------------------------------------
-say "4. idle: $IDLE_AGENTS agents for $IDLE_SECONDS s against a freshly started collector"
+# --- 4. flat out again, rules off ---------------------------------------------------------------
+# The same run as 1, from the same starting point (the agents and
+# containers known, recycled WAL), with the rule engine switched off: what
+# judging every container state and exec, and writing the findings, costs.
+say "4. flat out with rules off: $AGENTS agents, $EVENTS events"
+psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" -c "VACUUM (ANALYZE)" \
+  -c "CHECKPOINT" >/dev/null
+FINDINGS=$(psql_ -tA -c "SELECT count(*) FROM findings")
+stop_collector
+RULES=false start_collector
+c0=$(ticks_of "$COLLECTOR_PID")
+p0=$(pg_ticks)
+rc=0
+R4=$(run_loadgen "$WORK/run4.out" --agents "$AGENTS" --events "$EVENTS" \
+  --agent-prefix bench- --timeout $((300 + EVENTS / 2000))) || rc=$?
+c1=$(ticks_of "$COLLECTOR_PID")
+p1=$(pg_ticks)
+echo "loadgen: $R4"
+[ "$rc" -eq 0 ] || BROKEN+=("rules-off run exit $rc")
+EPS_OFF=$(kv events_per_s "$R4")
+EPS_OFF=${EPS_OFF:-0}
+STORED4=$(psql_ -tA -c "SELECT count(*) FROM events WHERE seq > 0")
+CCPU_OFF=NA PCPU_OFF=NA RULES_COST=NA RULES_EPS_RATIO=NA
+if [ "$STORED4" -gt 0 ] && [ "$CCPU" != NA ]; then
+  CCPU_OFF=$(calc %.2f "($c1 - $c0) * 1000000 / $TCK / $STORED4")
+  PCPU_OFF=$(calc %.2f "($p1 - $p0) * 1000000 / $TCK / $STORED4")
+  RULES_COST=$(calc %.1f "(($CCPU + $PCPU) - ($CCPU_OFF + $PCPU_OFF)) * 100 / ($CCPU_OFF + $PCPU_OFF)")
+fi
+case $EPS_OFF in 0 | 0.0) ;; *) RULES_EPS_RATIO=$(calc %.2f "$EPS / $EPS_OFF") ;; esac
+echo "rules off: $EPS_OFF events/s; CPU per stored event: collector $CCPU_OFF us," \
+  "PostgreSQL $PCPU_OFF us; rules on: collector $CCPU us, PostgreSQL $PCPU us," \
+  "$FINDINGS findings; cost of the rules $RULES_COST % of CPU per event," \
+  "events/s on/off $RULES_EPS_RATIO"
+
+# --- 5. memory per idle connection ----------------------------------------------------------
+say "5. idle: $IDLE_AGENTS agents for $IDLE_SECONDS s against a freshly started collector"
 # last_connected: agents connected and welcomed, from the last progress line.
 last_connected() {
   { grep -o 'connected=[0-9]*' "$WORK/idle.err" || echo connected=0; } | tail -n 1 | cut -d= -f2
@@ -351,7 +390,8 @@ if [ -s "$WORK/collector.log" ]; then
 fi
 echo "events_per_s=$EPS copy_rows_per_s=$COPY_RPS ratio=$RATIO" \
   "collector_cpu_us_per_event=$CCPU pg_cpu_us_per_event=$PCPU lost=$LOST dup=$DUP" \
-  "ack_p50_ms=$P50 ack_p99_ms=$P99 idle_conn_kib=$IDLE_KIB"
+  "ack_p50_ms=$P50 ack_p99_ms=$P99 idle_conn_kib=$IDLE_KIB" \
+  "rules_cost_pct=$RULES_COST events_per_s_rules_off=$EPS_OFF rules_eps_ratio=$RULES_EPS_RATIO"
 if [ ${#BROKEN[@]} -gt 0 ]; then
   say "broken: ${BROKEN[*]}"
   exit 1

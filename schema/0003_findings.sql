@@ -54,8 +54,9 @@ $$;
 -- Apply the findings plan of a commit group (rules_plan_build):
 --   runtime: [{a, id, r, k, s, m, n, ts, seq, idx, d, lts, lseq, lidx}]
 --   posture: [{a, id, ts, seq, idx, hits: [{r, k, s, m}], unk: [rule]}]
---   gone:    [{a, id, ts}]  containers stopped
 --   full:    [{a, ids}]     an agent's containers: findings of others resolved
+-- (a stopped container is still there: its findings stay open until the
+-- agent no longer reports it).
 -- Each statement writes a finding at most once; every open, reopen and
 -- resolve is also stored as an event.
 CREATE FUNCTION vigil_apply_findings(plan jsonb) RETURNS void
@@ -157,22 +158,6 @@ BEGIN
         SELECT e.* FROM fixed
         CROSS JOIN LATERAL vigil_finding_event(fixed.f, 'resolved',
             to_timestamp(fixed.ts / 1e9), fixed.seq, fixed.idx) e;
-    END IF;
-
-    IF jsonb_array_length(plan->'gone') > 0 THEN
-        WITH g AS (
-            SELECT * FROM jsonb_to_recordset(plan->'gone') AS g(a integer, id text, ts numeric)
-        ), res AS (
-            UPDATE findings f SET state = 'resolved', resolved_at = to_timestamp(g.ts / 1e9),
-                resolved_reason = 'container stopped', updated_at = now()
-            FROM g
-            WHERE f.agent_id = g.a AND f.container_id = g.id AND f.state <> 'resolved'
-            RETURNING f, g.ts
-        )
-        INSERT INTO events
-        SELECT e.* FROM res
-        CROSS JOIN LATERAL vigil_finding_event(res.f, 'resolved', to_timestamp(res.ts / 1e9),
-            NULL, NULL) e;
     END IF;
 
     IF jsonb_array_length(plan->'full') > 0 THEN

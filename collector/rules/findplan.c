@@ -1,6 +1,6 @@
 /*
  * The findings plan of a commit group (rules_plan_build, see rules.h): the
- * posture, runtime, stop and full-inventory ops of every batch, reduced to
+ * posture, runtime and full-inventory ops of every batch, reduced to
  * what decides the findings rows, so vigil_apply_findings() writes each
  * row at most once per statement.
  */
@@ -27,7 +27,6 @@ static const char *map_key(char *buf, size_t len, int32_t a, const char *p1, con
 
 typedef struct {
 	json_t *posture;  /* key (a, id) -> {"op": the last posture op, "pos": n} */
-	json_t *gone;	  /* key (a, id) -> {"a","id","ts","pos"} of the last stop */
 	json_t *runtime;  /* key (a, id, r, k) -> plan element */
 	json_t *full;	  /* agent -> {"a","ids":{id: true}} */
 	json_t *rt_order; /* runtime keys in first-seen order */
@@ -84,12 +83,9 @@ static int add_op(plan_t *p, int32_t a, const json_t *op, json_int_t pos)
 					   json_pack("{s:O, s:I}", "op", op, "pos", pos));
 	}
 	if (strcmp(what, "stopped") == 0) {
-		map_key(key, sizeof(key), a, str(op, "id"), NULL, NULL);
+		/* a stopped container is still there: its findings stay */
 		touch(p, a, str(op, "id"));
-		return json_object_set_new(p->gone, key,
-					   json_pack("{s:i, s:O, s:O, s:I}", "a", (int)a, "id",
-						     json_object_get(op, "id"), "ts",
-						     json_object_get(op, "ts"), "pos", pos));
+		return 0;
 	}
 	if (strcmp(what, "upsert") == 0) {
 		touch(p, a, str(json_object_get(op, "c"), "id"));
@@ -115,7 +111,7 @@ static int add_op(plan_t *p, int32_t a, const json_t *op, json_int_t pos)
 /* The plan's JSON from the maps. */
 static json_t *plan_json(plan_t *p)
 {
-	json_t *out = json_pack("{s:[], s:[], s:[], s:[]}", "posture", "runtime", "gone", "full");
+	json_t *out = json_pack("{s:[], s:[], s:[]}", "posture", "runtime", "full");
 	if (!out)
 		return NULL;
 	const char *k;
@@ -127,16 +123,6 @@ static json_t *plan_json(plan_t *p)
 		int32_t a = (int32_t)strtol(k, NULL, 10);
 		json_object_set_new(op, "a", json_integer(a));
 		json_array_append_new(json_object_get(out, "posture"), op);
-	}
-	json_object_foreach(p->gone, k, v)
-	{
-		json_t *pv = json_object_get(p->posture, k);
-		json_int_t gpos = json_integer_value(json_object_get(v, "pos"));
-		if (pv && json_integer_value(json_object_get(pv, "pos")) > gpos)
-			continue; /* it started again after the stop */
-		json_t *g = json_deep_copy(v);
-		json_object_del(g, "pos");
-		json_array_append_new(json_object_get(out, "gone"), g);
 	}
 	size_t i;
 	json_array_foreach(p->rt_order, i, v)
@@ -162,10 +148,10 @@ static json_t *plan_json(plan_t *p)
 
 char *rules_plan_build(const rules_plan_src_t *src, size_t n, int *empty)
 {
-	plan_t p = {json_object(), json_object(), json_object(), json_object(), json_array()};
+	plan_t p = {json_object(), json_object(), json_object(), json_array()};
 	char *text = NULL;
 	*empty = 1;
-	if (!p.posture || !p.gone || !p.runtime || !p.full || !p.rt_order)
+	if (!p.posture || !p.runtime || !p.full || !p.rt_order)
 		goto out;
 	json_int_t pos = 0;
 	for (size_t s = 0; s < n; s++) {
@@ -180,13 +166,12 @@ char *rules_plan_build(const rules_plan_src_t *src, size_t n, int *empty)
 	json_t *out = plan_json(&p);
 	if (!out)
 		goto out;
-	*empty = !json_object_size(p.posture) && !json_object_size(p.gone) &&
-		 !json_object_size(p.runtime) && !json_object_size(p.full);
+	*empty = !json_object_size(p.posture) && !json_object_size(p.runtime) &&
+		 !json_object_size(p.full);
 	text = json_dumps(out, JSON_COMPACT);
 	json_decref(out);
 out:
 	json_decref(p.posture);
-	json_decref(p.gone);
 	json_decref(p.runtime);
 	json_decref(p.full);
 	json_decref(p.rt_order);

@@ -142,13 +142,14 @@ typedef struct {
 
 /* The findings plan of src[0..n) in queue order, as compact JSON text for
  * vigil_apply_findings():
- *   {"posture":[..],"runtime":[..],"gone":[..],"full":[..]}
+ *   {"posture":[..],"runtime":[..],"full":[..]}
  * posture: the last posture op of each (agent, container), with "a";
  * runtime: one element per (agent, container, rule, key) with the count
  * "n", the first evidence and the last ("lts","lseq","lidx");
- * gone: containers whose last stop came after their last posture op;
  * full: per agent, the ids of its last full inventory and every id it
- * touched after it (findings of other containers are resolved).
+ * touched after it: findings of its other containers are resolved (a
+ * container that stopped is still there: its findings stay open until
+ * it is removed).
  * *empty is set when there is nothing to apply. NULL when out of memory.
  * Caller frees the result. */
 char *rules_plan_build(const rules_plan_src_t *src, size_t n, int *empty);

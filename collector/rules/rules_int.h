@@ -96,6 +96,8 @@ void judgment_unknown(judgment_t *j, const char *rule);
 /* A JSON string of s (NULL: ""), cut to cap bytes and made valid UTF-8
  * without control characters: strings from containers. */
 json_t *rules_text(const char *s, size_t cap);
+/* True if runtime.c's table of process names is sorted (a unit test). */
+bool rules_names_sorted(void);
 /* The last component of path ("" for NULL). */
 const char *rules_basename(const char *path);
 /* True if s is one of the NULL-terminated names. */

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef Vigil__V1__ProcessExec exec_t;
@@ -60,42 +61,130 @@ static int add_op(const rules_ctx_t *ctx, json_t *ops, const char *cid, const ch
 	return json_array_append_new(ops, op);
 }
 
-static const char *const shells[] = {"sh",  "bash", "ash",  "dash", "zsh", "ksh",
-				     "csh", "tcsh", "fish", "mksh", NULL};
-static const char *const package_managers[] = {
-	"apt", "apt-get", "aptitude", "dpkg", "apk", "yum",  "dnf", "microdnf",
-	"rpm", "zypper",  "pip",      "pip3", "npm", "yarn", "gem", NULL};
-static const char *const escape_tools[] = {"nsenter", "mount",	"debugfs", "insmod", "modprobe",
-					   "unshare", "chroot", "rmmod",   NULL};
-static const char *const nc_tools[] = {"nc",	     "ncat", "netcat", "nc.traditional",
-				       "nc.openbsd", NULL};
-static const char *const search_tools[] = {"grep", "egrep", "fgrep",  "find", "rg",
-					   "ag",   "ack",   "locate", NULL};
+/* What a process name is, as bits: one table, one binary search per name
+ * (every exec of the fleet passes here). */
+enum {
+	N_SHELL = 1 << 0,
+	N_PACKAGE = 1 << 1,
+	N_ESCAPE = 1 << 2,
+	N_NETCAT = 1 << 3,
+	N_SOCAT = 1 << 4,
+	N_SEARCH = 1 << 5,
+	N_MINER = 1 << 6,
+};
+typedef struct {
+	const char *name;
+	unsigned cls;
+} name_class_t;
+/* Sorted by name (strcmp order; test_rules checks). */
+static const name_class_t name_classes[] = {
+	{"ack", N_SEARCH},
+	{"ag", N_SEARCH},
+	{"apk", N_PACKAGE},
+	{"apt", N_PACKAGE},
+	{"apt-get", N_PACKAGE},
+	{"aptitude", N_PACKAGE},
+	{"ash", N_SHELL},
+	{"bash", N_SHELL},
+	{"ccminer", N_MINER},
+	{"cgminer", N_MINER},
+	{"chroot", N_ESCAPE},
+	{"cpuminer", N_MINER},
+	{"csh", N_SHELL},
+	{"dash", N_SHELL},
+	{"debugfs", N_ESCAPE},
+	{"dnf", N_PACKAGE},
+	{"dpkg", N_PACKAGE},
+	{"egrep", N_SEARCH},
+	{"ethminer", N_MINER},
+	{"fgrep", N_SEARCH},
+	{"find", N_SEARCH},
+	{"fish", N_SHELL},
+	{"gem", N_PACKAGE},
+	{"grep", N_SEARCH},
+	{"insmod", N_ESCAPE},
+	{"ksh", N_SHELL},
+	{"locate", N_SEARCH},
+	{"lolminer", N_MINER},
+	{"microdnf", N_PACKAGE},
+	{"minerd", N_MINER},
+	{"mksh", N_SHELL},
+	{"modprobe", N_ESCAPE},
+	{"mount", N_ESCAPE},
+	{"nbminer", N_MINER},
+	{"nc", N_NETCAT},
+	{"nc.openbsd", N_NETCAT},
+	{"nc.traditional", N_NETCAT},
+	{"ncat", N_NETCAT},
+	{"netcat", N_NETCAT},
+	{"npm", N_PACKAGE},
+	{"nsenter", N_ESCAPE},
+	{"pip", N_PACKAGE},
+	{"pip3", N_PACKAGE},
+	{"rg", N_SEARCH},
+	{"rmmod", N_ESCAPE},
+	{"rpm", N_PACKAGE},
+	{"sh", N_SHELL},
+	{"socat", N_SOCAT},
+	{"t-rex", N_MINER},
+	{"tcsh", N_SHELL},
+	{"unshare", N_ESCAPE},
+	{"xmr-stak", N_MINER},
+	{"xmrig", N_MINER},
+	{"yarn", N_PACKAGE},
+	{"yum", N_PACKAGE},
+	{"zsh", N_SHELL},
+	{"zypper", N_PACKAGE},
+};
+#define N_NAMES (sizeof(name_classes) / sizeof(name_classes[0]))
+
+static int cmp_name(const void *key, const void *elem)
+{
+	return strcmp(key, ((const name_class_t *)elem)->name);
+}
+
+static unsigned name_class(const char *name)
+{
+	if (!name[0])
+		return 0;
+	const name_class_t *c = bsearch(name, name_classes, N_NAMES, sizeof(*c), cmp_name);
+	return c ? c->cls : 0;
+}
+
+bool rules_names_sorted(void)
+{
+	for (size_t i = 1; i < N_NAMES; i++)
+		if (strcmp(name_classes[i - 1].name, name_classes[i].name) >= 0)
+			return false;
+	return true;
+}
+
 static const char *const secrets[] = {"id_rsa",	   "id_dsa",   "id_ecdsa",	"id_ed25519",
 				      ".pem",	   "shadow",   "password",	"private key",
 				      "BEGIN RSA", "BEGIN EC", "BEGIN OPENSSH", NULL};
-static const char *const miners[] = {"xmrig",	"minerd",   "cpuminer", "xmr-stak",
-				     "ccminer", "cgminer",  "ethminer", "nbminer",
-				     "t-rex",	"lolminer", NULL};
 
 typedef struct {
 	const char *n0; /* base name of argv[0] */
 	const char *ne; /* base name of the executable */
+	unsigned c0, ce;
 } names_t;
 
-static const char *named(const names_t *n, const char *const *set)
+/* The name of the two that is of class cls, or NULL. */
+static const char *named(const names_t *n, unsigned cls)
 {
-	if (n->n0[0] && rules_in(n->n0, set))
+	if (n->c0 & cls)
 		return n->n0;
-	if (n->ne[0] && rules_in(n->ne, set))
+	if (n->ce & cls)
 		return n->ne;
 	return NULL;
 }
 
-static bool any_arg(const exec_t *x, const char *needle)
+/* An argument after argv[0] contains needle (case_fold: ignoring case). */
+static bool any_arg(const exec_t *x, const char *needle, bool case_fold)
 {
 	for (size_t i = 1; i < x->n_argv; i++)
-		if (x->argv[i] && rules_contains_ci(x->argv[i], needle))
+		if (x->argv[i] && (case_fold ? rules_contains_ci(x->argv[i], needle)
+					     : strstr(x->argv[i], needle) != NULL))
 			return true;
 	return false;
 }
@@ -111,29 +200,31 @@ static bool has_arg(const exec_t *x, const char *arg)
 /* nc -e/-c, socat exec:/system:, a shell with /dev/tcp or /dev/udp. */
 static bool reverse_shell(const exec_t *x, const names_t *n)
 {
-	if (named(n, nc_tools))
-		return has_arg(x, "-e") || has_arg(x, "-c") || any_arg(x, "--exec") ||
-		       any_arg(x, "--sh-exec") || any_arg(x, "--lua-exec");
-	const char *socat[] = {"socat", NULL};
-	if (named(n, socat))
-		return any_arg(x, "exec:") || any_arg(x, "system:");
-	if (named(n, shells))
-		return any_arg(x, "/dev/tcp/") || any_arg(x, "/dev/udp/");
+	if (named(n, N_NETCAT))
+		return has_arg(x, "-e") || has_arg(x, "-c") || any_arg(x, "--exec", false) ||
+		       any_arg(x, "--sh-exec", false) || any_arg(x, "--lua-exec", false);
+	if (named(n, N_SOCAT))
+		return any_arg(x, "exec:", true) || any_arg(x, "system:", true);
+	if (named(n, N_SHELL))
+		return any_arg(x, "/dev/tcp/", false) || any_arg(x, "/dev/udp/", false);
 	return false;
 }
 
 static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t *x,
 			    const rules_evidence_t *ev, json_t *ops)
 {
-	names_t n = {rules_basename(x->n_argv ? x->argv[0] : ""), rules_basename(x->executable)};
+	names_t n = {rules_basename(x->n_argv ? x->argv[0] : ""), rules_basename(x->executable), 0,
+		     0};
+	n.c0 = name_class(n.n0);
+	n.ce = name_class(n.ne);
 	const char *exe = x->executable ? x->executable : "";
 	const char *hit;
 	int rc = 0;
 
-	if ((hit = named(&n, shells)) && x->tty == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
+	if ((hit = named(&n, N_SHELL)) && x->tty == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
 		rc |= add_op(r, ops, cid, "terminal_shell", hit, ev, x, "shell %s with a terminal",
 			     hit);
-	if ((hit = named(&n, package_managers)))
+	if ((hit = named(&n, N_PACKAGE)))
 		rc |= add_op(r, ops, cid, "package_manager", hit, ev, x, "package manager %s run",
 			     hit);
 	static const char *const tmp_dirs[] = {"/tmp/", "/var/tmp/", "/dev/shm/", NULL};
@@ -150,24 +241,24 @@ static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t 
 	if (reverse_shell(x, &n))
 		rc |= add_op(r, ops, cid, "reverse_shell", n.n0[0] ? n.n0 : n.ne, ev, x,
 			     "%s hands a shell to the network", n.n0[0] ? n.n0 : n.ne);
-	if ((hit = named(&n, escape_tools)))
+	if ((hit = named(&n, N_ESCAPE)))
 		rc |= add_op(r, ops, cid, "escape_tool", hit, ev, x, "%s run", hit);
 	/* one finding per container: every command of the session counts */
 	if (x->exec_session == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
 		rc |= add_op(r, ops, cid, "exec_session", "", ev, x,
 			     "exec session into the container: %s%s", n.n0[0] ? n.n0 : n.ne,
 			     x->tty == VIGIL__V1__TRISTATE__TRISTATE_TRUE ? " (interactive)" : "");
-	if ((hit = named(&n, search_tools))) {
+	if ((hit = named(&n, N_SEARCH))) {
 		for (size_t i = 0; secrets[i]; i++)
-			if (any_arg(x, secrets[i])) {
+			if (any_arg(x, secrets[i], true)) {
 				rc |= add_op(r, ops, cid, "credential_search", hit, ev, x,
 					     "%s searching for %s", hit, secrets[i]);
 				break;
 			}
 	}
-	if ((hit = named(&n, miners)))
+	if ((hit = named(&n, N_MINER)))
 		rc |= add_op(r, ops, cid, "crypto_miner", hit, ev, x, "miner %s run", hit);
-	else if (any_arg(x, "stratum+tcp://") || any_arg(x, "stratum+ssl://"))
+	else if (any_arg(x, "stratum+tcp://", false) || any_arg(x, "stratum+ssl://", false))
 		rc |= add_op(r, ops, cid, "crypto_miner", n.n0[0] ? n.n0 : n.ne, ev, x,
 			     "%s talks the stratum mining protocol", n.n0[0] ? n.n0 : n.ne);
 	return rc ? -1 : 0;

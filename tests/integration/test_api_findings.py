@@ -17,7 +17,7 @@ import vigiltest as vt
 NODE1 = "fa-node-1"
 NODE2 = "fa-node-2"
 RISKY = "1a" * 32     # privileged, host mounts, runtime socket, xmrig from /tmp
-STOPPED = "2b" * 32   # privileged, then stopped: its findings are resolved
+STOPPED = "2b" * 32   # privileged, then removed: its findings are resolved
 HARD = "3c" * 32      # hardened: no posture finding; a package manager ran
 UNK = "4d" * 32       # facts no source could establish: judged "unknown"
 EVIL = "5e" * 32      # hostile name, image and mount path
@@ -100,7 +100,14 @@ def env(module_collector_factory, module_db, pki, collector_bin):
         vt.exec_event(102, ["nsenter", EVIL_STR], exe="/tmp/" + EVIL_STR, container_id=EVIL,
                       ts=now + 3 * 10**9),
     ])
-    a1.batch(3, [vt.container_stopped_event(STOPPED, 0, ts=now + 4 * 10**9)])
+    # STOPPED stops, then the node no longer reports it: removed
+    E, _ = vt.pb()
+    inv = E.Event()
+    inv.time_ns = now + 5 * 10**9
+    inv.kind = E.EVENT_KIND_INVENTORY
+    inv.inventory.full = True
+    inv.inventory.all_ids.extend([RISKY, HARD, UNK, EVIL])
+    a1.batch(3, [vt.container_stopped_event(STOPPED, 0, ts=now + 4 * 10**9), inv])
     a1.close()
     a2 = connect(coll.port, pki, NODE2)
     a2.batch(1, [risky(OTHER, "other", image="registry.test/other:1", mounts=[])])
@@ -166,7 +173,7 @@ def test_states(env):
     api, db = env["api"], env["db"]
     gone = api.ok("/api/v1/findings", {"container": STOPPED, "limit": 50})
     assert gone["findings"] and {f["state"] for f in gone["findings"]} == {"resolved"}
-    assert {f["resolved_reason"] for f in gone["findings"]} == {"container stopped"}
+    assert {f["resolved_reason"] for f in gone["findings"]} == {"container removed"}
     assert all(f["resolved_at"] for f in gone["findings"])
     opened = api.ok("/api/v1/findings", {"state": "open", "limit": 50})
     assert opened["total"] == len(db_findings(db, "f.state <> 'resolved'"))

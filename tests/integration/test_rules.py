@@ -122,36 +122,40 @@ def test_posture_findings_with_evidence_and_lifecycle(coll, module_db, agent):
     assert f3[("cap_added", "NET_ADMIN")]["state"] == "open"
     assert ("cap_added", "CHOWN") not in f3  # in the runtime's default set
 
-    # Stopped: everything resolved; started again privileged: reopened.
+    # Stopped: still there, its findings stay open.
     a.batch(4, [vt.container_stopped_event(cid, 0)])
     f4 = findings(db, "rules-posture", cid)
-    assert {v["state"] for v in f4.values()} == {"resolved"}
-    assert {v["reason"] for k, v in f4.items() if k != ("privileged", "")} == {
-        "container stopped"}
-    a.batch(5, [risky_container(cid)])
-    f5 = findings(db, "rules-posture", cid)
-    assert f5[("privileged", "")]["state"] == "reopened"
-    assert (f5[("privileged", "")]["lseq"], f5[("privileged", "")]["lidx"]) == (5, 0)
-    assert (f5[("privileged", "")]["seq"], f5[("privileged", "")]["idx"]) == (1, 1)
-    actions = [(ev[0], ev[2]) for ev in finding_events(db, "rules-posture", cid)]
-    assert actions.count(("privileged", "opened")) == 1
-    assert actions.count(("privileged", "resolved")) == 1  # fixed; the stop found it so
-    assert actions.count(("privileged", "reopened")) == 1
-    assert actions.count(("host_pid", "resolved")) == 1  # the stop
+    for k in f3:
+        assert {x: f4[k][x] for x in f4[k] if x != "count"} == \
+            {x: f3[k][x] for x in f3[k] if x != "count"}, k
 
-    # A full inventory without it: removed.
+    # A full inventory without it: removed, every finding resolved.
     E, _ = vt.pb()
     inv = E.Event()
     inv.time_ns = vt.now_ns()
     inv.kind = E.EVENT_KIND_INVENTORY
     inv.inventory.full = True
-    a.batch(6, [inv])
+    a.batch(5, [inv])
+    f5 = findings(db, "rules-posture", cid)
+    assert {v["state"] for v in f5.values()} == {"resolved"}
+    assert {v["reason"] for k, v in f5.items() if k != ("privileged", "")} == {
+        "container removed"}
+
+    # Back again, privileged: reopened, with the new evidence.
+    a.batch(6, [risky_container(cid)])
     f6 = findings(db, "rules-posture", cid)
-    assert {v["state"] for v in f6.values()} == {"resolved"}
-    assert f6[("privileged", "")]["reason"] == "container removed"
-    reasons = [ev[3] for ev in finding_events(db, "rules-posture", cid)
-               if ev[0] == "privileged" and ev[2] == "resolved"]
-    assert reasons == ["setting fixed", "container removed"]
+    assert f6[("privileged", "")]["state"] == "reopened"
+    assert (f6[("privileged", "")]["lseq"], f6[("privileged", "")]["lidx"]) == (6, 0)
+    assert (f6[("privileged", "")]["seq"], f6[("privileged", "")]["idx"]) == (1, 1)
+    assert f6[("host_pid", "")]["state"] == "reopened"
+    events = finding_events(db, "rules-posture", cid)
+    actions = [(ev[0], ev[2]) for ev in events]
+    assert actions.count(("privileged", "opened")) == 1
+    assert actions.count(("privileged", "resolved")) == 1  # fixed; the removal found it so
+    assert actions.count(("privileged", "reopened")) == 1
+    assert actions.count(("host_pid", "resolved")) == 1  # the removal
+    reasons = [ev[3] for ev in events if ev[0] == "host_pid" and ev[2] == "resolved"]
+    assert reasons == ["container removed"]
     a.close()
 
 
