@@ -41,10 +41,15 @@ typedef struct {
  * inspect object. */
 int docker_parse_inspect(const char *json, size_t len, ctr_t *c, size_t max_labels);
 
-/* Parse GET /containers/json: call cb(arg, id) for each running container
+/* Parse GET /containers/json: call cb(arg, id) for each running (or paused) container
  * with a valid id. Return the count, or -1 if it is not a list. */
 int docker_parse_list(const char *json, size_t len, void (*cb)(void *arg, const char *id),
 		      void *arg);
+
+/* Parse GET /images/ID/json: its RepoDigests ("repo@sha256:...", at most
+ * 64, capped and repaired) into out. Return 0, or -1 if it is not an
+ * image object. */
+int docker_parse_image_digests(const char *json, size_t len, ctr_strv_t *out);
 
 /* Parse one object of the /events stream. Return 0, or -1 if it is not a
  * container event. */

@@ -11,7 +11,8 @@ vigil_fuzz(fuzz_agent_cgroup
   LIBS PkgConfig::PROTOBUFC PkgConfig::LIBEVENT)
 vigil_fuzz(fuzz_agent_json
   SOURCES ${AGENT_FUZZ_COMMON} ${AGENT_DIR}/cgroup.c ${AGENT_DIR}/oci.c
-          ${AGENT_DIR}/docker_api.c ${AGENT_DIR}/httpc.c
+          ${AGENT_DIR}/docker_api.c ${AGENT_DIR}/docker_json.c
+          ${AGENT_DIR}/httpc.c
   LIBS PkgConfig::PROTOBUFC PkgConfig::JANSSON PkgConfig::LIBEVENT)
 vigil_fuzz(fuzz_agent_facts
   SOURCES ${AGENT_FUZZ_COMMON} ${AGENT_DIR}/cgroup.c ${AGENT_DIR}/procfs.c

@@ -71,9 +71,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ctr_free(c);
 		break;
 	}
-	case 3:
+	case 3: {
 		docker_parse_list(buf, len, id_cb, NULL);
+		ctr_strv_t digests = {0};
+		docker_parse_image_digests(buf, len, &digests);
+		if (digests.n > 64)
+			abort();
+		ctr_strv_clear(&digests);
 		break;
+	}
 	default: {
 		docker_event_t ev;
 		docker_parse_event(buf, len, &ev);

@@ -161,6 +161,11 @@ def test_podman_facts_drift_tty_ports(agent_factory, podman, podman_api, workdir
             ("80/tcp", "127.0.0.1", port)]
         assert ctr.host_user == pb.TRISTATE_TRUE
         assert "api" in ctr.found_by
+        # the image's registry digest comes from the image's own record
+        events(a, lambda e: e.container_id == cid and any(
+            "@sha256:" in d for d in getattr(e, e.WhichOneof("body")).container.repo_digests)
+            if e.WhichOneof("body") in ("container_started", "container_changed") else False,
+            "the image's repo digests")
 
         # drift: a binary copied into the container after it started
         podman.exec(name, "sh", "-c", "mkdir -p /opt && cp /bin/busybox /opt/sleep")

@@ -382,6 +382,37 @@ static void test_api_facts(void **state)
 	ctr_free(c);
 }
 
+static int n_listed_ids;
+static void count_id(void *arg, const char *id)
+{
+	(void)arg;
+	(void)id;
+	n_listed_ids++;
+}
+
+static void test_api_images_and_paused(void **state)
+{
+	(void)state;
+	const char *img = "{\"Id\":\"sha256:fcc9\",\"RepoDigests\":[\"localhost/b@sha256:224c\","
+			  "7,\"docker.io/library/b@sha256:aaaa\"]}";
+	ctr_strv_t d = {0};
+	assert_int_equal(docker_parse_image_digests(img, strlen(img), &d), 0);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.v[0], "localhost/b@sha256:224c");
+	ctr_strv_clear(&d);
+	assert_int_equal(docker_parse_image_digests("{\"Id\":\"x\"}", 10, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(docker_parse_image_digests("[]", 2, &d), -1);
+	assert_int_equal(docker_parse_image_digests("{}", 2, &d), -1);
+	/* a paused container is listed; an exited one is not */
+	const char *list = "[{\"Id\":\"" ID "\",\"State\":\"paused\"},"
+			   "{\"Id\":\"" ID "\",\"State\":\"exited\"},"
+			   "{\"Id\":\"" ID "\",\"State\":\"running\"}]";
+	n_listed_ids = 0;
+	assert_int_equal(docker_parse_list(list, strlen(list), count_id, NULL), 2);
+	assert_int_equal(n_listed_ids, 2);
+}
+
 static bool listed(const Vigil__V1__Container *pc, const char *name)
 {
 	for (size_t i = 0; i < pc->n_unknown_facts; i++)
@@ -528,11 +559,17 @@ static void test_loss_accounting(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_security), cmocka_unit_test(test_stat_tty),
-		cmocka_unit_test(test_mountinfo),	cmocka_unit_test(test_uid_map_and_label),
-		cmocka_unit_test(test_cgroup_paths),	cmocka_unit_test(test_crun_and_oci_facts),
-		cmocka_unit_test(test_api_facts),	cmocka_unit_test(test_unknown_facts),
-		cmocka_unit_test(test_pidmap_bounded),	cmocka_unit_test(test_cgroup_frozen),
+		cmocka_unit_test(test_status_security),
+		cmocka_unit_test(test_stat_tty),
+		cmocka_unit_test(test_mountinfo),
+		cmocka_unit_test(test_uid_map_and_label),
+		cmocka_unit_test(test_cgroup_paths),
+		cmocka_unit_test(test_crun_and_oci_facts),
+		cmocka_unit_test(test_api_facts),
+		cmocka_unit_test(test_api_images_and_paused),
+		cmocka_unit_test(test_unknown_facts),
+		cmocka_unit_test(test_pidmap_bounded),
+		cmocka_unit_test(test_cgroup_frozen),
 		cmocka_unit_test(test_loss_accounting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
