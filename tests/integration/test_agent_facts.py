@@ -4,6 +4,7 @@ container's init, cgroup limits, devices, propagation, published ports,
 user namespaces, and the exec facts (exec session, tty, memfd, drift,
 parent) and uid changes to root. Real runc and Podman containers."""
 
+import json
 import os
 import subprocess
 import time
@@ -235,3 +236,46 @@ def test_fork_storm_is_bounded(agent_factory, runc_factory):
     assert rss_kib < (256 if os.environ.get("VIGIL_SANITIZE") else 64) * 1024, rss_kib
     st = events(a, lambda e: e.WhichOneof("body") == "agent_status", "a status event")
     assert st
+
+
+def test_crun_state_directory(agent_factory, workdir):
+    """CRI-O with crun, as crun leaves it: STATE/ID/status (no id inside)
+    and the bundle's config.json. The container is found by its pid."""
+    pb, _ = vt.pb()
+    cid = os.urandom(32).hex()
+    state = os.path.join(workdir, "crun-state-%d" % os.getpid())
+    bundle = os.path.join(workdir, "crun-bundle-%s" % cid[:12])
+    os.makedirs(state)
+    os.makedirs(bundle)
+    a = lonely_agent(agent_factory, "facts-crun", oci_state_dirs=state,
+                     containerd_dirs="/nonexistent")
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        spec = {"ociVersion": "1.0.2",
+                "process": {"args": ["sleep", "60"], "user": {"uid": 0, "gid": 0},
+                            "noNewPrivileges": True},
+                "root": {"path": "rootfs", "readonly": True},
+                "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}],
+                          "devices": [{"path": "/dev/fuse", "type": "c", "major": 10,
+                                       "minor": 229}]},
+                "annotations": {"io.kubernetes.cri-o.ContainerID": cid,
+                                "io.kubernetes.container.name": "crun-web"}}
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        os.makedirs(os.path.join(state, cid))
+        with open(os.path.join(state, cid, "status.tmp"), "w") as f:
+            json.dump({"pid": proc.pid, "process-start-time": 1, "cgroup-path": "/x",
+                       "rootfs": bundle + "/rootfs", "systemd-cgroup": "true",
+                       "bundle": bundle, "created": "2026-01-02T03:04:05Z",
+                       "owner": "root", "detached": "true"}, f)
+        os.rename(os.path.join(state, cid, "status.tmp"), os.path.join(state, cid, "status"))
+        ctr = started(a, cid)
+        assert ctr.runtime == pb.RUNTIME_CRIO
+        assert ctr.name == "crun-web"
+        assert ctr.init_pid == proc.pid
+        assert ctr.read_only_rootfs
+        assert [d.path_in_container for d in ctr.devices] == ["/dev/fuse"]
+        assert "oci" in ctr.found_by
+    finally:
+        proc.kill()
+        proc.wait()
