@@ -133,7 +133,7 @@ static const char claim_sql[] =
 	"WHERE o.receiver = $1 AND o.next_at <= now() "
 	"  AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.receiver = o.receiver"
 	"    AND p.finding_id = o.finding_id AND p.id < o.id AND p.action <> 'update') "
-	"ORDER BY o.id LIMIT $2 "
+	"ORDER BY o.next_at, o.id LIMIT $2 "
 	"FOR UPDATE OF o SKIP LOCKED";
 
 static const char *col(PGresult *r, int row, int c)

