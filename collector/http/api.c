@@ -87,7 +87,12 @@ static void h_agents(hreq_t *r, const char *one)
 		* reports said, since it was first seen */
 		   "CASE WHEN a.lost_events > 0 OR a.lost_batches > 0 THEN "
 		   "jsonb_build_object('events', a.lost_events, 'batches', a.lost_batches, "
-		   "'first', a.lost_first, 'last', a.lost_last) END AS lost "
+		   "'first', a.lost_first, 'last', a.lost_last) END AS lost, "
+		   /* what the agent could not see, per kind, as its latest status
+		* said: counts since the status before and totals since it
+		* started (process connector overruns, execs gone before
+		* read, event-stream gaps...) */
+		   "a.status->'losses' AS losses "
 		   "FROM agents a");
 	if (one) {
 		qb_sql(&q, " WHERE a.name = ");
@@ -159,8 +164,11 @@ static void h_containers(hreq_t *r)
 		   "c.name, c.runtime, c.image, c.image_digest, c.labels, c.command, c.uid, c.gid, "
 		   "c.privileged, c.cap_effective, c.cap_bounding, c.host_pid, c.host_net, "
 		   "c.host_ipc, c.host_uts, c.mounts, c.read_only_rootfs, c.seccomp_profile, "
-		   "c.apparmor_profile, c.init_pid, c.state, c.created_at, c.started_at, "
-		   "c.stopped_at, c.exit_code, c.first_seen, c.last_seen, "
+		   "c.apparmor_profile, c.restart_policy, c.init_pid, c.state, c.created_at, "
+		   "c.started_at, c.stopped_at, c.exit_code, c.first_seen, c.last_seen, "
+		   /* the agent's newer facts (no_new_privs, limits, devices, ports,
+		* repo digests...; null: no source could establish it) */
+		   "c.facts, "
 		   /* its open findings (open or reopened) and the worst of them */
 		   "fo.n AS findings_open, CASE fo.s WHEN 1 THEN 'info' WHEN 2 THEN 'low' "
 		   "WHEN 3 THEN 'medium' WHEN 4 THEN 'high' WHEN 5 THEN 'critical' END "

@@ -97,6 +97,108 @@ static json_t *str_array(char *const *items, size_t n)
  * collector, decides what it cannot store (see the dead-letter path). */
 #define JSTR(s) json_string_nocheck((s) ? (s) : "")
 
+/* True if the agent says no source established fact name of c. */
+static bool unknown_fact(const Vigil__V1__Container *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_unknown_facts; i++)
+		if (c->unknown_facts[i] && strcmp(c->unknown_facts[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* o[key] = v, or null when the agent lists the fact key as unknown. */
+static void set_fact(json_t *o, const Vigil__V1__Container *c, const char *key, json_t *v)
+{
+	if (unknown_fact(c, key)) {
+		json_decref(v);
+		v = json_null();
+	}
+	json_object_set_new(o, key, v);
+}
+
+static json_t *tristate_json(Vigil__V1__Tristate t)
+{
+	return t == VIGIL__V1__TRISTATE__TRISTATE_TRUE	  ? json_true()
+	       : t == VIGIL__V1__TRISTATE__TRISTATE_FALSE ? json_false()
+							  : json_null();
+}
+
+/* A cgroup limit: a number, "unlimited", or null (unknown). */
+static json_t *limit_json(const Vigil__V1__Limit *l)
+{
+	if (!l)
+		return json_null();
+	return l->unlimited ? json_string("unlimited") : json_integer((json_int_t)l->value);
+}
+
+static json_t *mounts_json(const Vigil__V1__Container *c)
+{
+	json_t *mounts = json_array();
+	for (size_t i = 0; mounts && i < c->n_mounts; i++) {
+		const Vigil__V1__Mount *m = c->mounts[i];
+		json_t *mo = json_object();
+		json_object_set_new(mo, "source", JSTR(m->source));
+		json_object_set_new(mo, "destination", JSTR(m->destination));
+		json_object_set_new(mo, "read_only", json_boolean(m->read_only));
+		json_object_set_new(mo, "type", JSTR(m->type));
+		if (m->propagation && m->propagation[0])
+			json_object_set_new(mo, "propagation", JSTR(m->propagation));
+		json_array_append_new(mounts, mo);
+	}
+	return mounts;
+}
+
+/* The facts beyond the containers table's columns: they are stored in its
+ * facts column (vigil_apply_state keeps every key it has no column for). */
+static void extra_facts(json_t *o, const Vigil__V1__Container *c)
+{
+	static const char *const seccomp[] = {NULL, "disabled", "strict", "filter"};
+	json_object_set_new(o, "no_new_privs", tristate_json(c->no_new_privs));
+	json_object_set_new(o, "seccomp_mode",
+			    c->seccomp_mode > 0 && c->seccomp_mode <= 3
+				    ? json_string(seccomp[c->seccomp_mode])
+				    : json_null());
+	if (c->seccomp_mode == VIGIL__V1__SECCOMP_MODE__SECCOMP_MODE_FILTER)
+		json_object_set_new(o, "seccomp_filters", json_integer(c->seccomp_filters));
+	set_fact(o, c, "mac_label", JSTR(c->mac_label));
+	json_object_set_new(o, "memory_limit", limit_json(c->memory_limit));
+	json_object_set_new(o, "pids_limit", limit_json(c->pids_limit));
+	json_t *cpu = json_null();
+	if (c->cpu_limit && c->cpu_limit->unlimited)
+		cpu = json_string("unlimited");
+	else if (c->cpu_limit)
+		cpu = json_pack("{s:I, s:I}", "quota_us", (json_int_t)c->cpu_limit->quota_us,
+				"period_us", (json_int_t)c->cpu_limit->period_us);
+	json_object_set_new(o, "cpu_limit", cpu);
+	json_object_set_new(o, "host_user", tristate_json(c->host_user));
+	json_object_set_new(o, "host_cgroup", tristate_json(c->host_cgroup));
+	json_t *devs = json_array();
+	for (size_t i = 0; devs && i < c->n_devices; i++) {
+		const Vigil__V1__Device *d = c->devices[i];
+		json_array_append_new(
+			devs, json_pack("{s:o, s:o, s:o, s:o, s:I, s:I}", "path_on_host",
+					JSTR(d->path_on_host), "path_in_container",
+					JSTR(d->path_in_container), "permissions",
+					JSTR(d->permissions), "type", JSTR(d->type), "major",
+					(json_int_t)d->major, "minor", (json_int_t)d->minor));
+	}
+	set_fact(o, c, "devices", devs);
+	set_fact(o, c, "rootfs_propagation", JSTR(c->rootfs_propagation));
+	if (c->restart_policy && c->restart_policy[0])
+		json_object_set_new(o, "restart_max_retries", json_integer(c->restart_max_retries));
+	json_t *ports = json_array();
+	for (size_t i = 0; ports && i < c->n_ports; i++) {
+		const Vigil__V1__PortBinding *p = c->ports[i];
+		json_array_append_new(ports,
+				      json_pack("{s:o, s:o, s:i}", "container_port",
+						JSTR(p->container_port), "host_ip",
+						JSTR(p->host_ip), "host_port", (int)p->host_port));
+	}
+	set_fact(o, c, "ports", ports);
+	set_fact(o, c, "repo_digests", str_array(c->repo_digests, c->n_repo_digests));
+	json_object_set_new(o, "found_by", JSTR(c->found_by));
+}
+
 json_t *rows_container_json(const Vigil__V1__Container *c)
 {
 	json_t *o = json_object();
@@ -104,9 +206,9 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 		return NULL;
 	json_object_set_new(o, "id", JSTR(c->id));
 	json_object_set_new(o, "name", JSTR(c->name));
-	json_object_set_new(o, "runtime", json_string(wire_runtime_name(c->runtime)));
+	set_fact(o, c, "runtime", json_string(wire_runtime_name(c->runtime)));
 	json_object_set_new(o, "image", JSTR(c->image));
-	json_object_set_new(o, "image_digest", JSTR(c->image_digest));
+	set_fact(o, c, "image_digest", JSTR(c->image_digest));
 	json_t *labels = json_object();
 	for (size_t i = 0; labels && i < c->n_labels; i++) {
 		const char *k = c->labels[i]->key ? c->labels[i]->key : "";
@@ -118,29 +220,21 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 		json_object_set_new(o, "uid", json_integer(c->uid));
 		json_object_set_new(o, "gid", json_integer(c->gid));
 	}
-	json_object_set_new(o, "privileged", json_boolean(c->privileged));
+	set_fact(o, c, "privileged", json_boolean(c->privileged));
 	json_object_set_new(o, "cap_effective", str_array(c->cap_effective, c->n_cap_effective));
 	json_object_set_new(o, "cap_bounding", str_array(c->cap_bounding, c->n_cap_bounding));
-	json_object_set_new(o, "host_pid", json_boolean(c->host_pid));
-	json_object_set_new(o, "host_net", json_boolean(c->host_net));
-	json_object_set_new(o, "host_ipc", json_boolean(c->host_ipc));
-	json_object_set_new(o, "host_uts", json_boolean(c->host_uts));
-	json_t *mounts = json_array();
-	for (size_t i = 0; mounts && i < c->n_mounts; i++) {
-		const Vigil__V1__Mount *m = c->mounts[i];
-		json_t *mo = json_object();
-		json_object_set_new(mo, "source", JSTR(m->source));
-		json_object_set_new(mo, "destination", JSTR(m->destination));
-		json_object_set_new(mo, "read_only", json_boolean(m->read_only));
-		json_object_set_new(mo, "type", JSTR(m->type));
-		json_array_append_new(mounts, mo);
-	}
-	json_object_set_new(o, "mounts", mounts);
-	json_object_set_new(o, "read_only_rootfs", json_boolean(c->read_only_rootfs));
-	json_object_set_new(o, "seccomp_profile", JSTR(c->seccomp_profile));
-	json_object_set_new(o, "apparmor_profile", JSTR(c->apparmor_profile));
+	set_fact(o, c, "host_pid", json_boolean(c->host_pid));
+	set_fact(o, c, "host_net", json_boolean(c->host_net));
+	set_fact(o, c, "host_ipc", json_boolean(c->host_ipc));
+	set_fact(o, c, "host_uts", json_boolean(c->host_uts));
+	set_fact(o, c, "mounts", mounts_json(c));
+	set_fact(o, c, "read_only_rootfs", json_boolean(c->read_only_rootfs));
+	set_fact(o, c, "seccomp_profile", JSTR(c->seccomp_profile));
+	set_fact(o, c, "apparmor_profile", JSTR(c->apparmor_profile));
 	if (c->restart_policy && c->restart_policy[0])
-		json_object_set_new(o, "restart_policy", JSTR(c->restart_policy));
+		set_fact(o, c, "restart_policy", JSTR(c->restart_policy));
+	else if (unknown_fact(c, "restart_policy"))
+		json_object_set_new(o, "restart_policy", json_null());
 	json_object_set_new(o, "init_pid", json_integer(c->init_pid));
 	if (c->created_ns)
 		json_object_set_new(o, "created_ns", json_integer(c->created_ns));
@@ -148,6 +242,10 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 		json_object_set_new(o, "started_ns", json_integer(c->started_ns));
 	json_object_set_new(o, "state",
 			    json_string_nocheck(c->state && c->state[0] ? c->state : "running"));
+	/* An agent that predates these facts names no source (found_by):
+	 * they stay out, unknown, rather than read as "none". */
+	if (c->found_by && c->found_by[0])
+		extra_facts(o, c);
 	return o;
 }
 
@@ -191,6 +289,96 @@ static void put_container(json_t *d, const char *key, const Vigil__V1__Container
 		json_object_set(d, key, cj);
 	add_op(out, upsert_op(cj));
 	json_decref(cj);
+}
+
+/* The details of an exec beyond its columns, or NULL when there are none:
+ * only what the agent established (an older agent sends none of it). */
+static json_t *exec_details(const Vigil__V1__ProcessExec *x)
+{
+	json_t *d = json_object();
+	if (x->truncated)
+		json_object_set_new(d, "truncated", json_true());
+	if (x->incomplete)
+		json_object_set_new(d, "incomplete", json_true());
+	if (x->parent_executable && x->parent_executable[0])
+		json_object_set_new(d, "parent_executable", JSTR(x->parent_executable));
+	if (x->parent_argv0 && x->parent_argv0[0])
+		json_object_set_new(d, "parent_argv0", JSTR(x->parent_argv0));
+	static const struct {
+		const char *key;
+		size_t off;
+	} tri[] = {
+		{"tty", offsetof(Vigil__V1__ProcessExec, tty)},
+		{"exe_memfd", offsetof(Vigil__V1__ProcessExec, exe_memfd)},
+		{"exe_upper_layer", offsetof(Vigil__V1__ProcessExec, exe_upper_layer)},
+		{"exec_session", offsetof(Vigil__V1__ProcessExec, exec_session)},
+	};
+	bool any_tri = false;
+	for (size_t i = 0; i < sizeof(tri) / sizeof(tri[0]); i++) {
+		Vigil__V1__Tristate t;
+		memcpy(&t, (const char *)x + tri[i].off, sizeof(t));
+		any_tri |= t != VIGIL__V1__TRISTATE__TRISTATE_UNKNOWN;
+	}
+	if (any_tri) {
+		json_object_set_new(d, "tty", tristate_json(x->tty));
+		json_object_set_new(d, "exe_memfd", tristate_json(x->exe_memfd));
+		json_object_set_new(d, "exe_upper_layer", tristate_json(x->exe_upper_layer));
+		json_object_set_new(d, "exec_session", tristate_json(x->exec_session));
+	}
+	if (any_tri || x->real_uid || x->real_gid) {
+		json_object_set_new(d, "real_uid", json_integer(x->real_uid));
+		json_object_set_new(d, "real_gid", json_integer(x->real_gid));
+		json_object_set_new(d, "login_uid",
+				    x->login_uid_known && x->login_uid != UINT32_MAX
+					    ? json_integer(x->login_uid)
+					    : json_null());
+	}
+	if (!json_object_size(d)) {
+		json_decref(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* What the agent lost, per kind (AgentStatus.losses). */
+static json_t *losses_json(const Vigil__V1__AgentStatus *s)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < s->n_losses; i++) {
+		const Vigil__V1__Loss *l = s->losses[i];
+		json_array_append_new(a, json_pack("{s:o, s:I, s:I, s:I, s:I}", "what",
+						   JSTR(l->what), "count", (json_int_t)l->count,
+						   "total", (json_int_t)l->total, "first_ns",
+						   (json_int_t)l->first_ns, "last_ns",
+						   (json_int_t)l->last_ns));
+	}
+	return a;
+}
+
+/* The details of an agent status event. */
+static json_t *status_details(const Vigil__V1__AgentStatus *s)
+{
+	json_t *d = json_object();
+	json_object_set_new(d, "spool_bytes", json_integer((json_int_t)s->spool_bytes));
+	json_object_set_new(d, "spool_capacity", json_integer((json_int_t)s->spool_capacity));
+	json_object_set_new(d, "dropped_batches", json_integer((json_int_t)s->dropped_batches));
+	json_object_set_new(d, "dropped_events", json_integer((json_int_t)s->dropped_events));
+	if (s->drop_first_ns)
+		json_object_set_new(d, "drop_first_ns", json_integer(s->drop_first_ns));
+	if (s->drop_last_ns)
+		json_object_set_new(d, "drop_last_ns", json_integer(s->drop_last_ns));
+	json_t *src = json_array();
+	for (size_t i = 0; i < s->n_sources; i++) {
+		json_t *so = json_object();
+		json_object_set_new(so, "name", JSTR(s->sources[i]->name));
+		json_object_set_new(so, "ok", json_boolean(s->sources[i]->ok));
+		json_object_set_new(so, "error", JSTR(s->sources[i]->error));
+		json_array_append_new(src, so);
+	}
+	json_object_set_new(d, "sources", src);
+	if (s->n_losses)
+		json_object_set_new(d, "losses", losses_json(s));
+	return d;
 }
 
 /* Build the details column and the state ops of one event. */
@@ -255,37 +443,20 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 		break;
 	}
 	case VIGIL__V1__EVENT__BODY_PROCESS_EXEC:
-		if (e->process_exec->truncated || e->process_exec->incomplete) {
-			d = json_object();
-			if (e->process_exec->truncated)
-				json_object_set_new(d, "truncated", json_true());
-			if (e->process_exec->incomplete)
-				json_object_set_new(d, "incomplete", json_true());
-		}
+		d = exec_details(e->process_exec);
 		break;
+	case VIGIL__V1__EVENT__BODY_PROCESS_UID_CHANGE: {
+		const Vigil__V1__ProcessUidChange *u = e->process_uid_change;
+		d = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "pid", (json_int_t)u->pid,
+			      "old_real_uid", (json_int_t)u->old_real_uid, "old_effective_uid",
+			      (json_int_t)u->old_effective_uid, "new_real_uid",
+			      (json_int_t)u->new_real_uid, "new_effective_uid",
+			      (json_int_t)u->new_effective_uid, "executable", JSTR(u->executable),
+			      "argv0", JSTR(u->argv0));
+		break;
+	}
 	case VIGIL__V1__EVENT__BODY_AGENT_STATUS: {
-		const Vigil__V1__AgentStatus *s = e->agent_status;
-		d = json_object();
-		json_object_set_new(d, "spool_bytes", json_integer((json_int_t)s->spool_bytes));
-		json_object_set_new(d, "spool_capacity",
-				    json_integer((json_int_t)s->spool_capacity));
-		json_object_set_new(d, "dropped_batches",
-				    json_integer((json_int_t)s->dropped_batches));
-		json_object_set_new(d, "dropped_events",
-				    json_integer((json_int_t)s->dropped_events));
-		if (s->drop_first_ns)
-			json_object_set_new(d, "drop_first_ns", json_integer(s->drop_first_ns));
-		if (s->drop_last_ns)
-			json_object_set_new(d, "drop_last_ns", json_integer(s->drop_last_ns));
-		json_t *src = json_array();
-		for (size_t i = 0; i < s->n_sources; i++) {
-			json_t *so = json_object();
-			json_object_set_new(so, "name", JSTR(s->sources[i]->name));
-			json_object_set_new(so, "ok", json_boolean(s->sources[i]->ok));
-			json_object_set_new(so, "error", JSTR(s->sources[i]->error));
-			json_array_append_new(src, so);
-		}
-		json_object_set_new(d, "sources", src);
+		d = status_details(e->agent_status);
 		/* the agent's latest status and its drop totals live on its row */
 		json_t *op =
 			json_pack("{s:s, s:I, s:O}", "op", "status", "ts", (json_int_t)ts, "d", d);

@@ -217,7 +217,8 @@ static const char *const std_devices[] = {
 
 static void judge_devices(judgment_t *j, const ctr_t *c)
 {
-	if (unknown_fact(c, "devices")) {
+	/* an agent that names no source (found_by) predates the devices fact */
+	if (unknown_fact(c, "devices") || !c->found_by || !c->found_by[0]) {
 		judgment_unknown(j, "host_device");
 		return;
 	}

@@ -256,6 +256,11 @@ static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t 
 				break;
 			}
 	}
+	/* a setuid-root binary run by a non-root user (an older agent sends
+	 * no real uid: 0) */
+	if (x->uid == 0 && x->real_uid != 0)
+		rc |= add_op(r, ops, cid, "setuid_root", rules_basename(exe), ev, x,
+			     "%s runs as root for uid %u (setuid)", exe, x->real_uid);
 	if ((hit = named(&n, N_MINER)))
 		rc |= add_op(r, ops, cid, "crypto_miner", hit, ev, x, "miner %s run", hit);
 	else if (any_arg(x, "stratum+tcp://", false) || any_arg(x, "stratum+ssl://", false))
@@ -278,7 +283,9 @@ int rules_judge_uid_change(const rules_ctx_t *r, const char *container_id,
 {
 	if (!container_id || !container_id[0])
 		return 0;
-	bool was_root = u->old_real_uid == 0 || u->old_effective_uid == 0;
+	/* a setuid binary runs with effective uid 0 from its exec on: what
+	 * counts is the real uid it had */
+	bool was_root = u->old_real_uid == 0;
 	bool is_root = u->new_real_uid == 0 || u->new_effective_uid == 0;
 	if (was_root || !is_root)
 		return 0;

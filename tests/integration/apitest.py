@@ -283,9 +283,10 @@ def finding_event(cid, rule, summary, severity, ts=None):
     return e
 
 
-def status_event(sources, ts=None, dropped=None):
+def status_event(sources, ts=None, dropped=None, losses=()):
     """An AgentStatus event; SOURCES is [(name, ok, error)]; DROPPED is
-    (batches, events, first_ns, last_ns) that the agent could not keep."""
+    (batches, events, first_ns, last_ns) that the agent could not keep;
+    LOSSES is [(what, count, total, first_ns, last_ns)]."""
     E, _ = vt.pb()
     e = E.Event()
     e.time_ns = ts or vt.now_ns()
@@ -299,6 +300,9 @@ def status_event(sources, ts=None, dropped=None):
         x.name, x.ok, x.error = name, ok, err
     if dropped:
         (st.dropped_batches, st.dropped_events, st.drop_first_ns, st.drop_last_ns) = dropped
+    for what, count, total, first_ns, last_ns in losses:
+        x = st.losses.add()
+        x.what, x.count, x.total, x.first_ns, x.last_ns = what, count, total, first_ns, last_ns
     return e
 
 
@@ -354,7 +358,10 @@ class Fleet:
         evs.append(status_event([("procfs", True, ""), ("docker-api", False, "no socket")],
                                 ts=now - 70 * 10**9,
                                 dropped=(2, 700, self.drop_first_ns,
-                                         self.drop_first_ns + 600 * 10**9)))
+                                         self.drop_first_ns + 600 * 10**9),
+                                losses=[("proc_connector_overrun", 3, 5, self.drop_first_ns,
+                                         self.drop_first_ns + 10**9),
+                                        ("exec_unread", 0, 12, 0, 0)]))
         a1.batch(1, evs)
         cert, key = pki.agent(self.NODE2)
         with vt.RawAgent(port, vt.client_context(pki, cert, key)).connect() as a2:

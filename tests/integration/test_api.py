@@ -331,6 +331,12 @@ def test_agents(env):
     assert first.timestamp() == env["fleet"].drop_first_ns / 1e9
     assert (last - first).total_seconds() == 600
     assert n2["lost"] is None
+    # what node-1 could not see, per kind, as its latest status said
+    assert n1["losses"] == [
+        {"what": "proc_connector_overrun", "count": 3, "total": 5,
+         "first_ns": env["fleet"].drop_first_ns, "last_ns": env["fleet"].drop_first_ns + 10**9},
+        {"what": "exec_unread", "count": 0, "total": 12, "first_ns": 0, "last_ns": 0}]
+    assert n2["losses"] is None
     online = v.ok("/api/v1/agents", {"status": "online"})["agents"]
     assert [a["name"] for a in online] == [F.NODE1]
     one = v.ok("/api/v1/agents/" + F.NODE2)

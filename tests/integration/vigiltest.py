@@ -164,18 +164,21 @@ class Database:
         rows = self.query("SELECT id, committed_seq FROM agents WHERE name = %s", (name,))
         return rows[0] if rows else None
 
+    # The agents' own events have seq > 0; the finding events the collector
+    # makes (seq < 0) are not counted here.
     def events_of(self, name):
         """Rows (seq, idx, kind, argv) the agent NAME has stored."""
         if not self.table_exists("events"):
             return []
         return self.query(
             "SELECT e.seq, e.idx, e.kind, e.argv FROM events e JOIN agents a "
-            "ON a.id = e.agent_id WHERE a.name = %s ORDER BY e.seq, e.idx", (name,))
+            "ON a.id = e.agent_id WHERE a.name = %s AND e.seq > 0 ORDER BY e.seq, e.idx",
+            (name,))
 
     def count_events(self):
         if not self.table_exists("events"):
             return 0
-        return self.scalar("SELECT count(*) FROM events")
+        return self.scalar("SELECT count(*) FROM events WHERE seq > 0")
 
 
 # --- PKI ------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ static void hardened(Vigil__V1__Container *c)
 	c->pids_limit = &pids;
 	c->restart_policy = "no";
 	c->rootfs_propagation = "rprivate";
+	c->found_by = "cgroup,oci"; /* an agent that reports devices */
 }
 
 /* The posture op of c judged with r (default rules if NULL). */
@@ -211,6 +212,11 @@ static void m_device(Vigil__V1__Container *c)
 	c->devices = dp;
 	c->n_devices = 2;
 }
+static void m_older_agent(Vigil__V1__Container *c)
+{
+	m_device(c);
+	c->found_by = ""; /* predates the devices fact */
+}
 static void m_unknown_facts(Vigil__V1__Container *c)
 {
 	static char *unk[] = {"privileged", "mounts", "host_pid"};
@@ -247,6 +253,7 @@ static const struct {
 	{"restart", m_restart, "restart_policy", "", NULL, NULL},
 	{"latest", m_latest, "image_mutable_tag", "nginx", NULL, NULL},
 	{"device", m_device, "host_device", "/dev/sda", NULL, NULL},
+	{"older agent", m_older_agent, NULL, NULL, "host_device", "host_device"},
 	{"unknown facts", m_unknown_facts, NULL, NULL, "privileged", "privileged"},
 	{"unknown mounts", m_unknown_facts, NULL, NULL, "host_pid", "sensitive_mount"},
 };
@@ -337,6 +344,20 @@ static void test_runtime_table(void **state)
 				 cases[i].arg1 ? cases[i].arg1 : "", got, cases[i].want);
 	}
 	assert_true(rules_names_sorted());
+	/* a setuid-root binary run by uid 1000 */
+	Vigil__V1__ProcessExec x = VIGIL__V1__PROCESS_EXEC__INIT;
+	char *argv[] = {"passwd", NULL};
+	x.executable = "/usr/bin/passwd";
+	x.argv = argv;
+	x.n_argv = 1;
+	x.real_uid = 1000;
+	json_t *ops = json_array();
+	rules_evidence_t ev = {1, 0, NOW_NS};
+	assert_int_equal(rules_judge_exec(&ctx, "c1", &x, &ev, ops), 0);
+	assert_int_equal(json_array_size(ops), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ops, 0), "r")),
+			    "setuid_root");
+	json_decref(ops);
 	/* a process of the node itself is not judged */
 	assert_string_equal(runtime(&ctx, "", "/usr/bin/apt-get", "apt-get", NULL, 0), "");
 	rules_unref(r);
