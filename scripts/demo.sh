@@ -3,7 +3,10 @@
 # installs missing Debian packages, builds, makes a development PKI in
 # var/pki, starts a throwaway PostgreSQL in var/pg, the collector, Podman's
 # Docker-compatible API socket, a real vigil-agent for this node, and
-# simulated agents (vigil-loadgen) next to it, then prints where to look.
+# simulated agents (vigil-loadgen) next to it, and four real Podman
+# containers for the rules to judge: three risky ones (privileged, a
+# writable host mount with the host's PID namespace, a shell exec into one
+# every minute) and a hardened one. Then it prints where to look.
 # Runs until Ctrl-C, then stops everything it started.
 #
 #   scripts/demo.sh          start (foreground)
@@ -23,13 +26,56 @@ pg_port=${VIGIL_PG_PORT:-55432}
 agents=${DEMO_AGENTS:-20}
 rate=${DEMO_RATE:-500}
 
+demo_containers=(vigil-demo-privileged vigil-demo-hostmount vigil-demo-shell vigil-demo-hardened)
+podman_run=(--runtime runc --network none --ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
+
+# demo_image: a busybox image built here (there is no registry to pull from).
+demo_image() {
+  local rootfs=$var/demo-rootfs
+  if ! podman image exists localhost/vigil-demo:busybox; then
+    rm -rf "$rootfs"
+    mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,proc,sys,dev}
+    chmod 1777 "$rootfs/tmp"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    chroot "$rootfs" /bin/busybox --install -s
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$rootfs/etc/passwd"
+    tar -C "$rootfs" -cf "$var/demo-rootfs.tar" .
+    podman import "$var/demo-rootfs.tar" localhost/vigil-demo:busybox >/dev/null
+    rm -rf "$rootfs" "$var/demo-rootfs.tar"
+  fi
+}
+
+# start_demo_containers: the containers the rules judge (see the top).
+start_demo_containers() {
+  demo_image
+  local img=localhost/vigil-demo:busybox digest
+  digest=$(podman image inspect --format '{{.Digest}}' "$img")
+  podman run -d --name vigil-demo-privileged "${podman_run[@]}" --privileged \
+    "$img" sleep 1000000 >/dev/null
+  podman run -d --name vigil-demo-hostmount "${podman_run[@]}" --pid host \
+    -v /etc:/host-etc --cap-add SYS_ADMIN "$img" sleep 1000000 >/dev/null
+  podman run -d --name vigil-demo-shell "${podman_run[@]}" "$img" sleep 1000000 >/dev/null
+  podman run -d --name vigil-demo-hardened "${podman_run[@]}" --user 1000:1000 \
+    --cap-drop ALL --read-only --security-opt no-new-privileges --memory 64m \
+    --pids-limit 50 "localhost/vigil-demo@$digest" sleep 1000000 >/dev/null
+  # someone at a terminal in the shell container, every minute
+  (while sleep 60; do
+    podman exec -t vigil-demo-shell sh -c 'id; find / -maxdepth 3 -name id_rsa' \
+      >/dev/null 2>&1 || true
+  done) &
+  echo $! >"$var/demo-exec.pid"
+  podman exec -t vigil-demo-shell sh -c 'id' >/dev/null 2>&1 || true
+}
+
 stop_all() {
-  for f in "$var"/loadgen.pid "$var"/agent.pid "$var"/podman.pid "$var"/collector.pid; do
+  for f in "$var"/demo-exec.pid "$var"/loadgen.pid "$var"/agent.pid "$var"/podman.pid \
+    "$var"/collector.pid; do
     if [ -f "$f" ]; then
       kill "$(cat "$f")" 2>/dev/null || true
       rm -f "$f"
     fi
   done
+  podman rm -f -t 0 "${demo_containers[@]}" >/dev/null 2>&1 || true
   sleep 1
   bash scripts/pg.sh stop "$var/pg" >/dev/null 2>&1 || true
 }
@@ -80,6 +126,7 @@ build/bin/vigil-agent --collectors "127.0.0.1:$port" --server-name localhost \
   --ca "$var/pki/ca.crt" --spool-dir "$var/agent-spool" \
   --docker-socket "$var/podman.sock" >"$var/agent.log" 2>&1 &
 echo $! >"$var/agent.pid"
+start_demo_containers
 
 build/bin/vigil-loadgen --connect "127.0.0.1:$port" --ca "$var/pki/ca.crt" \
   --server-name localhost --issuer-cert "$var/pki/ca.crt" --issuer-key "$var/pki/ca.key" \
@@ -92,7 +139,8 @@ cat <<INFO
 Vigil demo is running.
   collector (agents):  127.0.0.1:$port   log: var/collector.log
   agent for this node: $node   log: var/agent.log   spool: var/agent-spool
-                       (start a container to see it: podman run --runtime runc ...)
+  containers judged:   ${demo_containers[*]}
+                       (findings within a minute: the dashboard's findings panel)
   simulated agents:    $agents sending $rate events/s   log: var/loadgen.log
   PostgreSQL:          $db
   development PKI:     var/pki (ca.crt, collector.crt, agents/)
