@@ -137,6 +137,8 @@ BEGIN
             FROM p
             WHERE f.agent_id = p.a AND f.container_id = p.id AND f.kind = 'posture'
               AND f.state <> 'resolved'
+              -- unknown is not fixed: a rule that could not judge keeps its finding
+              AND f.rule <> ALL (coalesce(p.unk, '{}'))
               AND NOT EXISTS (SELECT 1 FROM h WHERE h.a = f.agent_id AND h.id = f.container_id
                                                 AND h.r = f.rule AND h.k = f.key)
             RETURNING f, p.ts, p.seq, p.idx

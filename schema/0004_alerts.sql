@@ -2,8 +2,10 @@
 -- (webhook, syslog), filled by a trigger in the transaction that writes the
 -- finding, emptied by the collectors' senders (collector/alert/).
 
--- The receivers in force, written by the collectors at start: the trigger
--- queues one outbox row per receiver whose minimum severity a finding meets.
+-- The receivers in force, registered by the collectors that serve them (at
+-- start, then every minute): the trigger queues one outbox row per receiver
+-- whose minimum severity a finding meets and that a collector registered
+-- within the last 5 minutes.
 CREATE TABLE alert_receivers (
     name            text PRIMARY KEY,       -- 'webhook', 'syslog'
     min_severity    smallint NOT NULL,      -- 1 info .. 5 critical
@@ -40,8 +42,10 @@ CREATE TABLE alert_sent (
     PRIMARY KEY (receiver, finding_id)
 );
 
--- Queue a finding that became open, reopened or resolved, or whose count
--- grew (an update, due one update_interval later), for every receiver.
+-- Queue a finding that became open, reopened or resolved, or a runtime
+-- finding whose count grew (an update, due one update_interval later), for
+-- every receiver. A standing posture finding's count only says it was seen
+-- again in a periodic report: that is not news.
 CREATE FUNCTION vigil_alert_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     act text;
@@ -55,7 +59,7 @@ BEGIN
         act := 'resolved';
     ELSIF OLD.state = 'resolved' THEN
         act := 'reopened';
-    ELSIF NEW.count > OLD.count THEN
+    ELSIF NEW.count > OLD.count AND NEW.kind = 'runtime' THEN
         act := 'update';
     ELSE
         RETURN NULL;
@@ -64,7 +68,7 @@ BEGIN
     SELECT r.name, NEW.id, act,
            CASE WHEN act = 'update' THEN now() + r.update_interval ELSE now() END
     FROM alert_receivers r
-    WHERE NEW.severity >= r.min_severity
+    WHERE NEW.severity >= r.min_severity AND r.updated_at > now() - interval '5 minutes'
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
@@ -72,5 +76,6 @@ END $$;
 CREATE TRIGGER findings_alert_insert AFTER INSERT ON findings
     FOR EACH ROW EXECUTE FUNCTION vigil_alert_enqueue();
 CREATE TRIGGER findings_alert_update AFTER UPDATE ON findings
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR NEW.count > OLD.count)
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state
+                       OR (NEW.count > OLD.count AND NEW.kind = 'runtime'))
     EXECUTE FUNCTION vigil_alert_enqueue();

@@ -60,11 +60,11 @@ start_demo_containers() {
     --pids-limit 50 "localhost/vigil-demo@$digest" sleep 1000000 >/dev/null
   # someone at a terminal in the shell container, every minute
   (while sleep 60; do
-    podman exec -t vigil-demo-shell sh -c 'id; find / -maxdepth 3 -name id_rsa' \
+    podman exec -t vigil-demo-shell sh -c 'id; find / -maxdepth 3 -name id_rsa; true' \
       >/dev/null 2>&1 || true
   done) &
   echo $! >"$var/demo-exec.pid"
-  podman exec -t vigil-demo-shell sh -c 'id' >/dev/null 2>&1 || true
+  podman exec -t vigil-demo-shell sh -c 'id; sleep 1; true' >/dev/null 2>&1 || true
 }
 
 stop_all() {

@@ -20,6 +20,7 @@
 
 #define BATCH_MAX 32
 #define IDLE_POLL_MS 500
+#define REGISTER_EVERY_MS 60000 /* well inside the trigger's 5 minutes */
 #define BACKOFF_FIRST_MS 1000
 
 typedef struct sender {
@@ -104,6 +105,7 @@ static int deliver_batch(sender_t *s, alert_item_t *items, int n, int *done, cha
 {
 	collector_t *col = s->owner->col;
 	int rc = 0;
+	uint64_t gen[BATCH_MAX]; /* the connection each item went to */
 	for (int i = 0; i < n; i++) {
 		done[i] = OUTBOX_FAILED;
 		if (rc != 0)
@@ -128,13 +130,19 @@ static int deliver_batch(sender_t *s, alert_item_t *items, int n, int *done, cha
 			continue;
 		}
 		done[i] = OUTBOX_SENT;
+		gen[i] = s->r.conn_gen;
 	}
-	if (rc == 0 && s->r.confirm && s->r.confirm(&s->r, err, errlen) != 0) {
-		for (int i = 0; i < n; i++)
-			if (done[i] == OUTBOX_SENT)
-				done[i] = OUTBOX_FAILED;
+	if (!s->r.confirm)
+		return rc;
+	/* Unacknowledged frames count only if written to the connection that
+	 * is still open now: a failure, or a reconnect midway, leaves the
+	 * frames of a closed connection undelivered. */
+	int confirmed = rc == 0 ? s->r.confirm(&s->r, err, errlen) : -1;
+	for (int i = 0; i < n; i++)
+		if (done[i] == OUTBOX_SENT && (confirmed != 0 || gen[i] != s->r.conn_gen))
+			done[i] = OUTBOX_FAILED;
+	if (rc == 0 && confirmed != 0)
 		rc = -1;
-	}
 	return rc;
 }
 
@@ -149,7 +157,17 @@ static void *sender_main(void *arg)
 	bool db_down = false;
 	s->tokens_ns = vtime_mono_ns();
 	s->tokens = 1.0;
+	int64_t registered_ns = vtime_mono_ns();
 	while (!atomic_load(&a->stop)) {
+		/* say this receiver is still served (see outbox_set_receivers) */
+		if (vtime_mono_ns() - registered_ns > REGISTER_EVERY_MS * INT64_C(1000000)) {
+			outbox_receiver_t me = {s->r.name, a->min_severity,
+						SETTING(a->col, alert_update_interval)};
+			if (outbox_set_receivers(s->ob, &me, 1) == 0)
+				registered_ns = vtime_mono_ns();
+			else
+				log_warn("alert %s: %s", s->r.name, outbox_error(s->ob));
+		}
 		int64_t rate = SETTING(a->col, alert_rate);
 		int limit = s->r.batch < rate ? s->r.batch : (int)rate;
 		int n = outbox_claim(s->ob, s->r.name, limit, items);
@@ -281,6 +299,8 @@ int alert_start(alert_t *a)
 	for (int i = 0; i < a->n; i++)
 		recv[i] = (outbox_receiver_t){a->senders[i].r.name, a->min_severity,
 					      SETTING(a->col, alert_update_interval)};
+	if (a->n == 0)
+		return 0; /* no receivers here: others' registrations stay */
 	outbox_t *ob = outbox_new(a->col->settings->db, "vigil-collector-alert");
 	int rc = ob ? outbox_set_receivers(ob, recv, (size_t)a->n) : -1;
 	if (rc != 0)

@@ -23,6 +23,9 @@ struct receiver {
 	/* After a batch: whether what was written reached a live receiver
 	 * (NULL: each send already confirmed it). Return 0, or -1. */
 	int (*confirm)(receiver_t *r, char *err, size_t errlen);
+	/* Connections opened so far: a frame counts only if the connection it
+	 * went to is the one confirm found alive (syslog). */
+	uint64_t conn_gen;
 	alert_tls_t *tls;
 	char host[256];
 	int port;

@@ -83,8 +83,9 @@ int deliver_syslog(receiver_t *r, const alert_item_t *it, int64_t deadline_ns, c
 		alert_conn_close(r->conn);
 		r->conn = NULL;
 	}
-	if (!r->conn)
-		r->conn = alert_conn_open(r->tls, r->host, r->port, deadline_ns, err, errlen);
+	if (!r->conn &&
+	    (r->conn = alert_conn_open(r->tls, r->host, r->port, deadline_ns, err, errlen)))
+		r->conn_gen++;
 	int rc = -1;
 	if (r->conn && alert_conn_write(r->conn, frame, len, deadline_ns, err, errlen) == 0)
 		rc = 0;

@@ -90,7 +90,6 @@ int outbox_set_receivers(outbox_t *o, const outbox_receiver_t *recv, size_t n)
 		return -1;
 	if (run(o, "BEGIN", 0, NULL, PGRES_COMMAND_OK, NULL) != 0)
 		return -1;
-	char names[512] = "{";
 	for (size_t i = 0; i < n; i++) {
 		char sev[16], ms[32];
 		snprintf(sev, sizeof(sev), "%d", recv[i].min_severity);
@@ -103,14 +102,8 @@ int outbox_set_receivers(outbox_t *o, const outbox_receiver_t *recv, size_t n)
 			"update_interval = EXCLUDED.update_interval, updated_at = now()",
 			3, p, PGRES_COMMAND_OK, NULL) != 0)
 			goto fail;
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? "," : "",
-			 recv[i].name);
 	}
-	strcat(names, "}");
-	const char *p[] = {names};
-	if (run(o, "DELETE FROM alert_receivers WHERE name <> ALL ($1::text[])", 1, p,
-		PGRES_COMMAND_OK, NULL) != 0 ||
-	    run(o, "COMMIT", 0, NULL, PGRES_COMMAND_OK, NULL) != 0)
+	if (run(o, "COMMIT", 0, NULL, PGRES_COMMAND_OK, NULL) != 0)
 		goto fail;
 	return 0;
 fail:

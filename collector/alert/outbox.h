@@ -31,9 +31,12 @@ void outbox_free(outbox_t *o);
 /* The last error, for logging (never NULL). */
 const char *outbox_error(const outbox_t *o);
 
-/* Make the receivers in force exactly recv[0..n): upsert them, delete the
- * others (so no outbox row is queued for a receiver no longer set).
- * Return 0, or -1 (outbox_error says why). */
+/* Register recv[0..n) as served (now): upsert them. A receiver that no
+ * collector has registered for RECEIVER_TTL is no longer queued for (the
+ * trigger looks at updated_at), so a collector without receivers leaves
+ * the others' alone, and alerts stop when none serves them any more; each
+ * sender registers its receiver again every minute. Return 0, or -1
+ * (outbox_error says why). */
 int outbox_set_receivers(outbox_t *o, const outbox_receiver_t *recv, size_t n)
 	__attribute__((warn_unused_result));
 

@@ -27,7 +27,7 @@ static bool container_keys_valid(const Vigil__V1__Container *c)
 {
 	if (!c)
 		return true;
-	if (c->id && !utf8_valid(c->id, strlen(c->id)))
+	if (c->id && (strlen(c->id) > ROWS_ID_MAX || !utf8_valid(c->id, strlen(c->id))))
 		return false;
 	for (size_t i = 0; i < c->n_labels; i++) {
 		const char *k = c->labels[i]->key;
@@ -56,7 +56,7 @@ static const id_cache_t *container_id_info(id_cache_t *cache, unsigned *next, co
 	id_cache_t *slot = &cache[(*next)++ % ID_CACHE_SLOTS];
 	slot->id = id;
 	slot->len = len;
-	slot->valid = utf8_valid(id, len);
+	slot->valid = len <= ROWS_ID_MAX && utf8_valid(id, len);
 	slot->key = slot->valid ? rows_container_key(id, len) : 0;
 	return slot;
 }
@@ -72,7 +72,7 @@ static bool event_keys_valid(const Vigil__V1__Event *e, const id_cache_t *id)
 				return false;
 		for (size_t i = 0; i < e->inventory->n_all_ids; i++) {
 			const char *s = e->inventory->all_ids[i];
-			if (s && !utf8_valid(s, strlen(s)))
+			if (s && (strlen(s) > ROWS_ID_MAX || !utf8_valid(s, strlen(s))))
 				return false;
 		}
 		return true;
@@ -569,7 +569,7 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		if (!event_keys_valid(e, id)) {
 			out->reject[out->n_rejects].idx = (uint32_t)i;
 			out->reject[out->n_rejects].reason =
-				"container id or label key is not valid UTF-8";
+				"container id too long or not valid UTF-8, or label key not UTF-8";
 			out->n_rejects++;
 			continue;
 		}

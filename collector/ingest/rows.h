@@ -16,6 +16,10 @@
 #include "rules/rules.h"
 #include "vigil/v1/protocol.pb-c.h"
 
+/* Longest container id taken (a runtime's ids are 64 hex digits): an event
+ * naming a longer one is refused, like one whose id is not UTF-8. */
+#define ROWS_ID_MAX 256
+
 /* Number of columns of the events table, in schema order. */
 #define ROWS_EVENT_COLUMNS 16
 

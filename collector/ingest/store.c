@@ -184,8 +184,9 @@ static res_t classify(store_t *st, const PGresult *r)
 		return R_CONN;
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
 		return R_CONN;
+	/* 21000: a statement would write one row twice (the batch's data) */
 	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
-	    strncmp(state, "54", 2) == 0)
+	    strncmp(state, "54", 2) == 0 || strcmp(state, "21000") == 0)
 		return R_DATA;
 	return R_OTHER;
 }

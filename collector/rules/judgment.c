@@ -21,14 +21,22 @@ void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *
 {
 	if (!rules_enabled(j->ctx->rules, rule) || rules_excepted(j->ctx, j->subj, rule))
 		return;
+	json_t *k = rules_text(key, RULES_KEY_MAX);
+	if (!k) {
+		j->oom = 1;
+		return;
+	}
 	size_t i;
 	json_t *h;
 	json_array_foreach(j->hits, i, h)
 	{
+		/* one finding per (rule, key) as stored: two keys that differ
+		 * only past the cap are the same finding */
 		if (strcmp(json_string_value(json_object_get(h, "r")), rule) == 0 &&
-		    strncmp(json_string_value(json_object_get(h, "k")), key ? key : "",
-			    RULES_KEY_MAX - 1) == 0)
-			return; /* one finding per (rule, key) */
+		    json_equal(json_object_get(h, "k"), k)) {
+			json_decref(k);
+			return;
+		}
 	}
 	char m[RULES_SUMMARY_MAX];
 	va_list ap;
@@ -37,7 +45,7 @@ void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *
 	va_end(ap);
 	h = json_object();
 	if (!h || json_object_set_new(h, "r", json_string(rule)) ||
-	    json_object_set_new(h, "k", rules_text(key, RULES_KEY_MAX)) ||
+	    json_object_set_new(h, "k", k) ||
 	    json_object_set_new(h, "s", json_integer(rules_severity(j->ctx->rules, rule))) ||
 	    json_object_set_new(h, "m", rules_text(m, sizeof(m))) ||
 	    json_array_append_new(j->hits, h))

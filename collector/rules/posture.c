@@ -137,7 +137,8 @@ static void judge_mounts(judgment_t *j, const ctr_t *c)
 			propagation_known = true;
 		if (strcmp(prop, "shared") == 0 || strcmp(prop, "rshared") == 0)
 			judgment_hit(j, "shared_propagation", m->destination ? m->destination : "",
-				     "mount %s has %s propagation", m->destination, prop);
+				     "mount %s has %s propagation",
+				     m->destination ? m->destination : "", prop);
 		if (!host_path_mount(m))
 			continue;
 		char buf[RULES_KEY_MAX];
@@ -346,7 +347,6 @@ int rules_judge_container(const rules_ctx_t *ctx, const ctr_t *c, const rules_ev
 	judge_bool(&j, "no_new_privs_unset", nnp < 0 ? -1 : !nnp, "no_new_privs not set");
 	judge_restart(&j, c);
 	judge_image(&j, c);
-	judge_registry(&j, c);
 	judge_registry(&j, c);
 
 	json_t *op = json_object();

@@ -45,7 +45,8 @@ static int add_op(const rules_ctx_t *ctx, json_t *ops, const char *cid, const ch
 				    rules_text(x->n_argv ? x->argv[0] : "", RULES_KEY_MAX));
 	}
 	int rc = json_object_set_new(op, "op", json_string("runtime"));
-	rc |= json_object_set_new(op, "id", rules_text(cid, RULES_KEY_MAX));
+	/* the id as every other op carries it (rows.c checked it) */
+	rc |= json_object_set_new(op, "id", json_string_nocheck(cid));
 	rc |= json_object_set_new(op, "ts", json_integer(ev->ts_ns));
 	rc |= json_object_set_new(op, "seq", json_integer((json_int_t)ev->seq));
 	rc |= json_object_set_new(op, "idx", json_integer(ev->idx));

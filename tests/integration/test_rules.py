@@ -407,3 +407,38 @@ def test_rules_check_and_list(collector_bin, workdir):
         out = subprocess.run([collector_bin, "rules", "check", path], capture_output=True,
                              text=True, timeout=30)
         assert out.returncode == 1 and want in out.stderr, (text, out.stderr)
+
+
+def test_unknown_later_keeps_the_finding(coll, module_db, agent):
+    """A source that stops answering makes a fact unknown: that is not a
+    fixed setting, the finding stays open."""
+    db = module_db
+    cid = "a7" * 32
+    a = agent(coll.port, "rules-flap")
+    a.hello()
+    a.batch(1, [vt.container_started_event(cid, "flap", privileged=True)])
+    assert findings(db, "rules-flap", cid)[("privileged", "")]["state"] == "open"
+    later = vt.container_started_event(cid, "flap", privileged=False)
+    later.container_started.container.unknown_facts.append("privileged")
+    a.batch(2, [later])
+    f = findings(db, "rules-flap", cid)
+    assert f[("privileged", "")]["state"] == "open"
+    assert "privileged" in db.scalar("SELECT rules_unknown FROM containers WHERE id = %s",
+                                     (cid,))
+    a.close()
+
+
+def test_long_container_id_is_refused_not_stored(coll, module_db, agent):
+    """A container id longer than the collector takes is refused with the
+    event (a dead letter), and the agent's other events are stored."""
+    db = module_db
+    a = agent(coll.port, "rules-longid")
+    a.hello()
+    long_id = "f" * 300
+    a.batch(1, [vt.container_started_event(long_id, "long", privileged=True),
+                vt.exec_event(1, ["/bin/true"])])
+    assert db.scalar("SELECT count(*) FROM findings WHERE container_id = %s", (long_id,)) == 0
+    assert db.scalar("SELECT count(*) FROM dead_letters d JOIN agents g ON g.id = d.agent_id "
+                     "WHERE g.name = 'rules-longid'") == 1
+    assert len(db.events_of("rules-longid")) == 1
+    a.close()

@@ -133,7 +133,7 @@ def test_podman_posture_runtime_and_resolution(coll, module_db, agent_factory, p
     podman.exec("vr-risky", "sh", "-c",
                 "cp /usr/bin/linger /root/find && /root/find / -name id_rsa")
     podman.exec("vr-risky", "/usr/bin/memfd-sleep", "1")
-    run(["podman", "exec", "-t", "vr-risky", "sh", "-c", "sleep 1"])
+    run(["podman", "exec", "-t", "vr-risky", "sh", "-c", "sleep 1; true"])  # no exec of sleep
     run(["podman", "exec", "--user", "1000", "vr-risky", "/usr/bin/suid-root"], check=False)
     rt = wait_findings(db, risky, [
         ("crypto_miner", "xmrig"), ("exec_from_tmp", "/tmp/xmrig"),
