@@ -4,7 +4,7 @@
 # target crashes, leaks or trips a sanitizer; the input that did it is
 # left in build-fuzz/artifacts/<target>/.
 #
-#   scripts/fuzz.sh                 all targets
+#   scripts/fuzz.sh                 every target tests/fuzz declares
 #   scripts/fuzz.sh fuzz_rows       only some
 #   FUZZ_SECONDS=300 scripts/fuzz.sh
 #
@@ -15,7 +15,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-20}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_frame fuzz_config fuzz_rows fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_api_query fuzz_rules_file)
+if [ ${#targets[@]} -eq 0 ]; then
+	# every target tests/fuzz declares (vigil_fuzz(NAME ...)): a new one
+	# cannot be left out of CI
+	mapfile -t targets < <(sed -n 's/^vigil_fuzz(\(fuzz_[a-z0-9_]*\).*/\1/p' \
+		"$root"/tests/fuzz/CMakeLists.txt "$root"/tests/fuzz/*.cmake | sort -u)
+fi
 
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DVIGIL_FUZZ=ON -DCMAKE_C_COMPILER=clang \

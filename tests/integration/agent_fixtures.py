@@ -90,6 +90,46 @@ int main(int argc, char **argv)
 	return 127;
 }
 """,
+    # runs busybox's sleep from a file deleted before the exec (the exe
+    # link then names "(deleted)")
+    "deleted-sleep": r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	const char *path = "/tmp/.vigil-deleted";
+	int in = open("/bin/busybox", O_RDONLY);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	char buf[65536];
+	ssize_t n;
+	if (in < 0 || out < 0)
+		return 126;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			return 126;
+	close(out);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || unlink(path) != 0)
+		return 126;
+	char *args[] = {"sleep", argc > 1 ? argv[1] : "1", NULL};
+	char *env[] = {NULL};
+	fexecve(fd, args, env);
+	return 127;
+}
+""",
+    # clears its own command line at once, then waits
+    "argv-clear": r"""
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		memset(argv[i], 0, strlen(argv[i]));
+	usleep(1500000);
+	return 0;
+}
+""",
     # installed setuid root: waits (so the agent reads its uids at exec),
     # becomes root for real, waits again
     "suid-root": r"""
