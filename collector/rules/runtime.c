@@ -198,6 +198,31 @@ static bool has_arg(const exec_t *x, const char *arg)
 	return false;
 }
 
+/* An argument names a stratum+tcp:// or stratum+ssl:// URL. Every exec
+ * of the fleet passes here: one pass for the rare '+' per argument. */
+static bool stratum_url(const exec_t *x)
+{
+	for (size_t i = 1; i < x->n_argv; i++) {
+		const char *a = x->argv[i];
+		for (const char *p = a ? strchr(a, '+') : NULL; p; p = strchr(p + 1, '+'))
+			if (p - a >= 7 && !strncmp(p - 7, "stratum", 7) &&
+			    (!strncmp(p + 1, "tcp://", 6) || !strncmp(p + 1, "ssl://", 6)))
+				return true;
+	}
+	return false;
+}
+
+/* An argument names bash's /dev/tcp/ or /dev/udp/ (network redirection). */
+static bool dev_socket(const exec_t *x)
+{
+	for (size_t i = 1; i < x->n_argv; i++)
+		for (const char *p = x->argv[i] ? strstr(x->argv[i], "/dev/") : NULL; p;
+		     p = strstr(p + 5, "/dev/"))
+			if (!strncmp(p + 5, "tcp/", 4) || !strncmp(p + 5, "udp/", 4))
+				return true;
+	return false;
+}
+
 /* nc -e/-c, socat exec:/system:, a shell with /dev/tcp or /dev/udp. */
 static bool reverse_shell(const exec_t *x, const names_t *n)
 {
@@ -207,7 +232,7 @@ static bool reverse_shell(const exec_t *x, const names_t *n)
 	if (named(n, N_SOCAT))
 		return any_arg(x, "exec:", true) || any_arg(x, "system:", true);
 	if (named(n, N_SHELL))
-		return any_arg(x, "/dev/tcp/", false) || any_arg(x, "/dev/udp/", false);
+		return dev_socket(x);
 	return false;
 }
 
@@ -264,7 +289,7 @@ static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t 
 			     "%s runs as root for uid %u (setuid)", exe, x->real_uid);
 	if ((hit = named(&n, N_MINER)))
 		rc |= add_op(r, ops, cid, "crypto_miner", hit, ev, x, "miner %s run", hit);
-	else if (any_arg(x, "stratum+tcp://", false) || any_arg(x, "stratum+ssl://", false))
+	else if (stratum_url(x))
 		rc |= add_op(r, ops, cid, "crypto_miner", n.n0[0] ? n.n0 : n.ne, ev, x,
 			     "%s talks the stratum mining protocol", n.n0[0] ? n.n0 : n.ne);
 	return rc ? -1 : 0;

@@ -390,6 +390,9 @@ def test_containers_carry_open_findings(env):
     assert cs[RISKY]["findings_severity"] == "critical"
     assert cs[STOPPED]["findings_open"] == 0 and cs[STOPPED]["findings_severity"] is None
     assert "privileged" in cs[UNK]["rules_unknown"]
+    # a fact no source established is null, not false
+    assert cs[UNK]["privileged"] is None and cs[UNK]["host_pid"] is None
+    assert cs[UNK]["mounts"] is None and cs[RISKY]["privileged"] is True
     r = api.get("/api/v1/containers", {"format": "csv", "id": RISKY})
     table = list(csv.reader(io.StringIO(r.body.decode(), newline="")))
     assert table[0][-1] == "findings_open" and int(table[1][-1]) == cs[RISKY]["findings_open"]

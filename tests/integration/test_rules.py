@@ -236,6 +236,9 @@ def test_unknown_inputs_raise_nothing_and_are_counted(coll, module_db, agent):
     assert not {k for k in f if k[0] in ("privileged", "host_pid", "run_as_root",
                                          "sensitive_mount", "runtime_socket",
                                          "restart_policy")}
+    # stored as unknown (NULL), not as false
+    assert db.query("SELECT privileged, host_pid, mounts, restart_policy FROM containers "
+                    "WHERE id = %s", (cid,)) == [(None, None, None, None)]
     unknown = db.scalar("SELECT rules_unknown FROM containers WHERE id = %s", (cid,))
     for rule in ("privileged", "host_pid", "run_as_root", "sensitive_mount", "runtime_socket",
                  "restart_policy", "no_memory_limit", "no_pids_limit", "no_new_privs_unset",
