@@ -8,6 +8,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,9 +146,28 @@ static int cmp_name(const void *key, const void *elem)
 	return strcmp(key, ((const name_class_t *)elem)->name);
 }
 
+/* Which first letters and lengths the table has: most names of a fleet's
+ * execs are ruled out with two bit tests, without a string compare. */
+#define NAME_LEN_MAX 15
+static uint16_t name_hint[256]; /* bit n: a name of length n starts so */
+static pthread_once_t name_hint_once = PTHREAD_ONCE_INIT;
+
+static void name_hint_init(void)
+{
+	for (size_t i = 0; i < N_NAMES; i++) {
+		size_t len = strlen(name_classes[i].name);
+		if (len <= NAME_LEN_MAX)
+			name_hint[(unsigned char)name_classes[i].name[0]] |= (uint16_t)(1u << len);
+	}
+}
+
 static unsigned name_class(const char *name)
 {
-	if (!name[0])
+	size_t len = strnlen(name, NAME_LEN_MAX + 1);
+	if (!len || len > NAME_LEN_MAX)
+		return 0;
+	pthread_once(&name_hint_once, name_hint_init);
+	if (!(name_hint[(unsigned char)name[0]] & (1u << len)))
 		return 0;
 	const name_class_t *c = bsearch(name, name_classes, N_NAMES, sizeof(*c), cmp_name);
 	return c ? c->cls : 0;
@@ -254,11 +275,12 @@ static int judge_exec_rules(const rules_ctx_t *r, const char *cid, const exec_t 
 		rc |= add_op(r, ops, cid, "package_manager", hit, ev, x, "package manager %s run",
 			     hit);
 	static const char *const tmp_dirs[] = {"/tmp/", "/var/tmp/", "/dev/shm/", NULL};
-	for (size_t i = 0; tmp_dirs[i]; i++)
-		if (strncmp(exe, tmp_dirs[i], strlen(tmp_dirs[i])) == 0)
+	for (size_t i = 0; exe[0] == '/' && tmp_dirs[i]; i++)
+		if (exe[1] == tmp_dirs[i][1] && strncmp(exe, tmp_dirs[i], strlen(tmp_dirs[i])) == 0)
 			rc |= add_op(r, ops, cid, "exec_from_tmp", exe, ev, x, "%s executed", exe);
-	if (x->exe_memfd == VIGIL__V1__TRISTATE__TRISTATE_TRUE || strncmp(exe, "/memfd:", 7) == 0 ||
-	    strncmp(exe, "memfd:", 6) == 0)
+	if (x->exe_memfd == VIGIL__V1__TRISTATE__TRISTATE_TRUE ||
+	    (exe[0] == '/' && exe[1] == 'm' && strncmp(exe, "/memfd:", 7) == 0) ||
+	    (exe[0] == 'm' && strncmp(exe, "memfd:", 6) == 0))
 		rc |= add_op(r, ops, cid, "fileless_exec", exe, ev, x, "%s executed from memory",
 			     exe);
 	else if (x->exe_upper_layer == VIGIL__V1__TRISTATE__TRISTATE_TRUE)
