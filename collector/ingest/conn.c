@@ -645,6 +645,9 @@ void conn_job_done(conn_t *c, job_t *j)
 	}
 	if (j->kind == JOB_HELLO) {
 		c->agent_id = j->agent_id;
+		if (j->subjects && strcmp(j->subjects, "[]") != 0 &&
+		    (c->subjects || (c->subjects = rules_subjects_new())))
+			rules_subjects_load(c->subjects, j->subjects);
 		log_msg(LOG_LVL_INFO, c->prefix, "agent connected (committed_seq %" PRIu64 ")",
 			j->committed_seq);
 		send_welcome(c, j->committed_seq);

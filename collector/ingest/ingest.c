@@ -63,6 +63,7 @@ void job_free(job_t *j)
 		free(j->dead[i].payload);
 	}
 	free(j->dead);
+	free(j->subjects);
 	free(j);
 }
 

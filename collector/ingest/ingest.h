@@ -64,6 +64,7 @@ typedef struct job {
 	/* results, set by the writer */
 	int status;		/* 0 committed; -1 abandoned (shutdown) */
 	uint64_t committed_seq; /* HELLO */
+	char *subjects;		/* HELLO: the agent's known containers, JSON (owned) */
 	bool replay;		/* BATCH: already stored, acked only */
 	size_t dead_in_db;	/* BATCH: events the database refused */
 } job_t;

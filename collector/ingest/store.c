@@ -659,6 +659,24 @@ static res_t read_hello_seqs(store_t *st, job_t **jobs, size_t n)
 		PQclear(res);
 		if (rc != R_OK)
 			return rc;
+		/* What the collector knows of the agent's containers, for the
+		 * exceptions of runtime rules on the execs it replays before its
+		 * next inventory (the newest first, bounded). */
+		res = NULL;
+		rc = run(st,
+			 "SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, "
+			 "'image', c.image, 'image_digest', c.image_digest, 'labels', c.labels, "
+			 "'repo_digests', c.facts->'repo_digests')), '[]')::text FROM (SELECT * "
+			 "FROM containers WHERE agent_id = $1 AND state IS DISTINCT FROM 'removed' "
+			 "ORDER BY last_seen DESC LIMIT 4096) c",
+			 1, vals, NULL, NULL, &res);
+		if (rc == R_OK && res && PQntuples(res) == 1) {
+			free(jobs[i]->subjects);
+			jobs[i]->subjects = strdup(PQgetvalue(res, 0, 0)); /* NULL: none known */
+		}
+		PQclear(res);
+		if (rc != R_OK)
+			return rc;
 	}
 	return R_OK;
 }

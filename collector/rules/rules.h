@@ -100,6 +100,11 @@ size_t rules_registry_count(const rules_t *r);
 typedef struct rules_subjects rules_subjects_t;
 rules_subjects_t *rules_subjects_new(void);
 void rules_subjects_free(rules_subjects_t *s);
+/* Remember the containers of json, an array of {id, name, image,
+ * image_digest, labels: {k: v}, repo_digests: [..]} (what the database
+ * knows of an agent's containers when it connects). Invalid entries are
+ * skipped. */
+void rules_subjects_load(rules_subjects_t *s, const char *json);
 
 /* Everything a judgment needs besides the event. */
 typedef struct {

@@ -158,6 +158,55 @@ void rules_subjects_put(rules_subjects_t *s, const Vigil__V1__Container *c)
 	s->n++;
 }
 
+/* json's string at key, or NULL. */
+static char *jstr(const json_t *o, const char *key)
+{
+	return (char *)json_string_value(json_object_get(o, key));
+}
+
+void rules_subjects_load(rules_subjects_t *s, const char *json)
+{
+	json_t *a = json_loads(json, 0, NULL);
+	size_t i;
+	json_t *o;
+	json_array_foreach(a, i, o)
+	{
+		Vigil__V1__Container c = VIGIL__V1__CONTAINER__INIT;
+		Vigil__V1__Label labels[RULES_LABELS_MAX];
+		Vigil__V1__Label *lp[RULES_LABELS_MAX];
+		char *digests[SUBJECT_DIGESTS_MAX];
+		c.id = jstr(o, "id");
+		if (!c.id)
+			continue;
+		c.name = jstr(o, "name");
+		c.image = jstr(o, "image");
+		c.image_digest = jstr(o, "image_digest");
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(o, "labels"), k, v)
+		{
+			if (c.n_labels == RULES_LABELS_MAX || !json_is_string(v))
+				break;
+			vigil__v1__label__init(&labels[c.n_labels]);
+			labels[c.n_labels].key = (char *)k;
+			labels[c.n_labels].value = (char *)json_string_value(v);
+			lp[c.n_labels] = &labels[c.n_labels];
+			c.n_labels++;
+		}
+		c.labels = lp;
+		size_t j;
+		json_array_foreach(json_object_get(o, "repo_digests"), j, v)
+		{
+			if (c.n_repo_digests == SUBJECT_DIGESTS_MAX || !json_is_string(v))
+				break;
+			digests[c.n_repo_digests++] = (char *)json_string_value(v);
+		}
+		c.repo_digests = digests;
+		rules_subjects_put(s, &c);
+	}
+	json_decref(a);
+}
+
 void rules_subject_of(const Vigil__V1__Container *c, rules_subject_t *subj, const char **keys,
 		      const char **values)
 {

@@ -341,6 +341,17 @@ def test_rules_file_exceptions_and_reload(module_collector_factory, db, agent, w
     assert not [k for k in f2 if k[0] == "image_registry"]
     a.close()
 
+    # Reconnected, the agent replays an exec before any inventory: the
+    # collector still knows the container's labels, and the exception holds.
+    a = agent(coll.port, "node-1")
+    a.hello()
+    a.batch(2, [vt.exec_event(9, ["xmrig", "-o", "pool"], exe="/usr/bin/xmrig",
+                              container_id="f2" * 32)])
+    assert ("crypto_miner", "xmrig") not in findings(db, "node-1", "f2" * 32)
+    a.batch(3, [vt.exec_event(10, ["xmrig"], exe="/usr/bin/xmrig", container_id="f9" * 32)])
+    assert ("crypto_miner", "xmrig") in findings(db, "node-1", "f9" * 32)  # not excepted
+    a.close()
+
     lab_agent = agent(coll.port, "lab-7")
     lab_agent.hello()
     lab_agent.batch(1, [risky_container("f3" * 32)])
