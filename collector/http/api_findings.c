@@ -317,21 +317,31 @@ static void findings_query(hreq_t *r, fstate_t *st, bool audit, int64_t limit)
 		   "LEFT JOIN containers c ON c.agent_id = f.agent_id AND c.id = f.container_id "
 		   "WHERE true");
 	where(&q, st, &ph);
-	if (st->has_cursor) {
+	/* An export pages by id, which never changes: a finding seen again
+	 * while the export runs moves in last_seen order, and would be skipped
+	 * or sent twice. */
+	bool by_id = st->fmt != API_FMT_JSON;
+	if (st->has_cursor && by_id) {
+		qb_sql(&q, " AND f.id < ");
+		qb_param_int(&q, st->cursor.id);
+		qb_sql(&q, "::bigint");
+	} else if (st->has_cursor) {
 		qb_sql(&q, " AND (f.last_seen, f.id) < (");
 		qb_time(&q, st->cursor.ts_us);
 		qb_sql(&q, ", ");
 		qb_param_int(&q, st->cursor.id);
 		qb_sql(&q, "::bigint)");
 	}
-	qb_sql(&q, " ORDER BY f.last_seen DESC, f.id DESC LIMIT ");
+	qb_sql(&q, by_id ? " ORDER BY f.id DESC LIMIT "
+			 : " ORDER BY f.last_seen DESC, f.id DESC LIMIT ");
 	qb_param_int(&q, limit);
 	qb_sql(&q, ") x) SELECT fp.j, fp.cur");
 	qb_sql(&q, counts ? ", (SELECT n FROM fu), (SELECT nc FROM fu), "
 			    "(SELECT json_object_agg(severity, n) FROM fs)::text"
 			  : "");
-	qb_sql(&q, " FROM (VALUES (1)) one LEFT JOIN fp ON true "
-		   "ORDER BY fp.last_seen DESC, fp.id DESC");
+	qb_sql(&q, by_id ? " FROM (VALUES (1)) one LEFT JOIN fp ON true ORDER BY fp.id DESC"
+			 : " FROM (VALUES (1)) one LEFT JOIN fp ON true "
+			   "ORDER BY fp.last_seen DESC, fp.id DESC");
 	hreq_run(r, &q, st->fmt == API_FMT_JSON ? findings_done : findings_stream_done);
 }
 
