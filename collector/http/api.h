@@ -1,6 +1,7 @@
 /*
- * Between the HTTP server (http.c) and the API handlers (api.c). A request
- * (hreq_t) is owned by the server; a handler finishes it with exactly one
+ * Between the HTTP server (http.c and the files beside it: reply.c,
+ * dispatch.c, files.c) and the API handlers (api.c). A request (hreq_t) is
+ * owned by the server; a handler finishes it with exactly one
  * reply (or a stream), either at once or after a database job.
  */
 #ifndef VIGIL_API_H
@@ -12,34 +13,15 @@
 
 #include "http/api_util.h"
 #include "http/apidb.h"
+#include "http/apidb_query.h"
 #include "http/auth.h"
 #include "collector.h"
 
 typedef struct hreq hreq_t;
 
-/* Audit parameters $1..$6 come first in every audited statement. */
-#define API_AUDIT_PARAMS 6
-
-/* A statement being built: SQL text and its parameters. */
-typedef struct {
-	sbuf_t sql;
-	int n;
-	char *params[APIDB_MAX_PARAMS];
-	bool audit; /* prefix the audit insert ($1..$6) */
-	bool oom;
-} qb_t;
-
-void qb_init(qb_t *q, bool audit);
-void qb_free(qb_t *q);
-/* Append raw SQL. */
-void qb_sql(qb_t *q, const char *s);
-/* Append a placeholder ($N) for value (copied). */
-void qb_param(qb_t *q, const char *value);
-void qb_param_int(qb_t *q, int64_t v);
-
 typedef void (*hreq_done_fn)(hreq_t *r, apidb_job_t *job);
 
-/* ---- what the server offers to handlers (http.c) ---- */
+/* ---- what the server offers to handlers (dispatch.c, reply.c) ---- */
 collector_t *hreq_col(hreq_t *r);
 qparams_t *hreq_params(hreq_t *r);
 auth_role_t hreq_role(hreq_t *r);
