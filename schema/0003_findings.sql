@@ -102,7 +102,7 @@ BEGIN
     IF jsonb_array_length(plan->'posture') > 0 THEN
         WITH p AS (
             SELECT * FROM jsonb_to_recordset(plan->'posture') AS p(a integer, id text,
-                ts numeric, seq bigint, idx integer, hits jsonb, unk text[])
+                ts numeric, seq bigint, idx integer, hits jsonb, unk text[], off text[])
         ), h AS (
             SELECT p.a, p.id, p.ts, p.seq, p.idx, x.r, x.k, x.s, x.m
             FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.hits) AS x(r text, k text,
@@ -133,7 +133,9 @@ BEGIN
             RETURNING f
         ), fixed AS (
             UPDATE findings f SET state = 'resolved', resolved_at = to_timestamp(p.ts / 1e9),
-                resolved_reason = 'setting fixed', updated_at = now()
+                resolved_reason = CASE WHEN f.rule = ANY (coalesce(p.off, '{}'))
+                                       THEN 'rule off or excepted' ELSE 'setting fixed' END,
+                updated_at = now()
             FROM p
             WHERE f.agent_id = p.a AND f.container_id = p.id AND f.kind = 'posture'
               AND f.state <> 'resolved'

@@ -19,8 +19,19 @@ json_t *rules_text(const char *s, size_t cap)
 
 void judgment_hit(judgment_t *j, const char *rule, const char *key, const char *fmt, ...)
 {
-	if (!rules_enabled(j->ctx->rules, rule) || rules_excepted(j->ctx, j->subj, rule))
+	if (!rules_enabled(j->ctx->rules, rule) || rules_excepted(j->ctx, j->subj, rule)) {
+		/* its open finding is resolved as "rule off or excepted" */
+		size_t i;
+		json_t *o;
+		json_array_foreach(j->off, i, o)
+		{
+			if (strcmp(json_string_value(o), rule) == 0)
+				return;
+		}
+		if (json_array_append_new(j->off, json_string(rule)))
+			j->oom = 1;
 		return;
+	}
 	json_t *k = rules_text(key, RULES_KEY_MAX);
 	if (!k) {
 		j->oom = 1;

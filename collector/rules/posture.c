@@ -323,7 +323,7 @@ int rules_judge_container(const rules_ctx_t *ctx, const ctr_t *c, const rules_ev
 	const char *keys[RULES_LABELS_MAX], *values[RULES_LABELS_MAX];
 	rules_subject_t subj;
 	rules_subject_of(c, &subj, keys, values);
-	judgment_t j = {ctx, &subj, json_array(), json_array(), 0};
+	judgment_t j = {ctx, &subj, json_array(), json_array(), json_array(), 0};
 	int privileged = fact_bool(c, "privileged", c->privileged);
 	judge_bool(&j, "privileged", privileged, "privileged container");
 	judge_caps(&j, c, privileged);
@@ -350,10 +350,11 @@ int rules_judge_container(const rules_ctx_t *ctx, const ctr_t *c, const rules_ev
 	judge_registry(&j, c);
 
 	json_t *op = json_object();
-	if (!op || j.oom || !j.hits || !j.unk) {
+	if (!op || j.oom || !j.hits || !j.unk || !j.off) {
 		json_decref(op);
 		json_decref(j.hits);
 		json_decref(j.unk);
+		json_decref(j.off);
 		return -1;
 	}
 	json_object_set_new(op, "op", json_string("posture"));
@@ -363,5 +364,9 @@ int rules_judge_container(const rules_ctx_t *ctx, const ctr_t *c, const rules_ev
 	json_object_set_new(op, "idx", json_integer(ev->idx));
 	json_object_set_new(op, "hits", j.hits);
 	json_object_set_new(op, "unk", j.unk);
+	if (json_array_size(j.off))
+		json_object_set_new(op, "off", j.off);
+	else
+		json_decref(j.off);
 	return json_array_append_new(ops, op);
 }

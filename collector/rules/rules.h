@@ -10,13 +10,16 @@
  * it in order with the containers' stops and removals:
  *
  *   {"op":"posture","id":C,"ts":NS,"seq":S,"idx":I,
- *    "hits":[{"r":RULE,"k":KEY,"s":SEV,"m":SUMMARY}...],"unk":[RULE...]}
+ *    "hits":[{"r":RULE,"k":KEY,"s":SEV,"m":SUMMARY}...],"unk":[RULE...],
+ *    "off":[RULE...]}
  *   {"op":"runtime","id":C,"ts":NS,"seq":S,"idx":I,
  *    "r":RULE,"k":KEY,"s":SEV,"m":SUMMARY,"d":{exe, argv0, pid, uid}}
  *
  * A posture op lists every posture finding the container has now (the
  * others are resolved) and, under "unk", the rules whose input no source
- * could establish: those raise nothing and are counted as unknown.
+ * could establish: those raise nothing and are counted as unknown; "off"
+ * (if any) names the rules that would fire but are switched off or
+ * excepted (their findings resolve as such, not as a fixed setting).
  * Pure code: no I/O, no database; strings from agents are kept as bytes.
  */
 #ifndef VIGIL_RULES_H

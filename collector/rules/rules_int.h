@@ -84,6 +84,7 @@ typedef struct {
 	const rules_subject_t *subj;
 	json_t *hits; /* [{"r","k","s","m"}], one per (rule, key) */
 	json_t *unk;  /* [rule id], rules whose input is unknown */
+	json_t *off;  /* [rule id], rules that would fire but are off or excepted */
 	int oom;
 } judgment_t;
 

@@ -384,6 +384,21 @@ def test_rules_file_exceptions_and_reload(module_collector_factory, db, agent, w
     f4 = findings(db, "node-2")
     assert ("package_manager", "apt-get") in f4
     assert f4[("escape_tool", "nsenter")]["severity"] == 5
+
+    # A rule switched off: its open finding is resolved as such, not as a
+    # fixed setting.
+    b.batch(3, [risky_container("f5" * 32)])
+    assert findings(db, "node-2", "f5" * 32)[("privileged", "")]["state"] == "open"
+    with open(path, "w") as f:
+        f.write("rules:\n  privileged:\n    enabled: false\n")
+    off = coll.log_size()
+    coll.signal(signal.SIGHUP)
+    vt.wait_for(lambda: "rules_file %s" % path in coll.log_since(off), 10, what="reload")
+    b.batch(4, [risky_container("f5" * 32)])
+    f5 = findings(db, "node-2", "f5" * 32)
+    assert (f5[("privileged", "")]["state"], f5[("privileged", "")]["reason"]) == (
+        "resolved", "rule off or excepted")
+    assert f5[("host_pid", "")]["state"] == "open"
     b.close()
 
 
