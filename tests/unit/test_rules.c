@@ -425,6 +425,31 @@ static void test_rules_file_in_force(void **state)
 	op = posture(r, &c, "lab-3"); /* every rule excepted for lab-* */
 	assert_int_equal(json_array_size(json_object_get(op, "hits")), 0);
 	json_decref(op);
+
+	/* by image digest: the image id or a registry digest */
+	static const char yaml[] =
+		"exceptions:\n"
+		"  - {rule: privileged, reason: pinned, image_digest: \"sha256:aa*\"}\n"
+		"  - {rule: host_pid, reason: mirror, image_digest: \"*/mirror@sha256:cc*\"}\n";
+	rules_t *rd = rules_parse(yaml, strlen(yaml), "d.yaml", err, sizeof(err));
+	assert_non_null(rd);
+	hardened(&c);
+	c.privileged = 1;
+	c.host_pid = 1;
+	c.image_digest = "sha256:aabbcc";
+	op = posture(rd, &c, "node-1");
+	assert_false(has_hit(op, "privileged", NULL));
+	assert_true(has_hit(op, "host_pid", ""));
+	json_decref(op);
+	char *repo[] = {"registry.example/mirror@sha256:ccdd"};
+	c.image_digest = "sha256:ff";
+	c.repo_digests = repo;
+	c.n_repo_digests = 1;
+	op = posture(rd, &c, "node-1");
+	assert_true(has_hit(op, "privileged", ""));
+	assert_false(has_hit(op, "host_pid", NULL));
+	json_decref(op);
+	rules_unref(rd);
 	rules_subjects_free(subj);
 	rules_unref(r);
 }
