@@ -425,33 +425,125 @@ int api_path_segment(const char *s, size_t n, char *out, size_t outlen)
 
 /* ---- request heads ---------------------------------------------------------------------------- */
 
-#define CL_NAME "content-length:"
 enum {
-	CL_NAME_LEN = sizeof(CL_NAME) - 1,
-	CL_SKIP = -1,  /* another line */
-	CL_VALUE = -2, /* in the value */
-	CL_BAD = -3,   /* a value that is not digits */
+	FIELD_OTHER,
+	FIELD_CL, /* Content-Length */
+	FIELD_TE, /* Transfer-Encoding */
 };
 
-/* One byte of a line (not its LF) through the Content-Length matcher. */
-static void head_cl_byte(api_head_t *h, unsigned char b)
+/* RFC 9110 section 5.6.2: tchar. */
+static bool head_tchar(unsigned char b)
 {
-	if (h->cl_state >= 0) {
-		if (tolower(b) == CL_NAME[h->cl_state])
-			h->cl_state = h->cl_state + 1 == CL_NAME_LEN ? CL_VALUE : h->cl_state + 1;
-		else
-			h->cl_state = CL_SKIP;
-	} else if (h->cl_state == CL_VALUE) {
-		if (b >= '0' && b <= '9' && !h->cl_trail) {
-			uint64_t d = (uint64_t)(b - '0');
-			h->cl = h->cl > (UINT64_MAX - d) / 10 ? UINT64_MAX : h->cl * 10 + d;
-			h->cl_digits++;
-		} else if (b == ' ' || b == '\t' || b == '\r') {
-			h->cl_trail = h->cl_digits > 0;
-		} else {
-			h->cl_state = CL_BAD;
-		}
+	return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+	       (b != 0 && strchr("!#$%&'*+-.^_`|~", b) != NULL);
+}
+
+/* A control byte: not allowed in a request line or header value (HTAB is
+ * allowed in a value; obs-text, 0x80 and up, is). */
+static bool head_ctl(unsigned char b)
+{
+	return b < 0x20 || b == 0x7f;
+}
+
+/* Which header the name kept so far names. */
+static int head_field(const api_head_t *h)
+{
+	if (h->name_len == 14 && memcmp(h->name, "content-length", 14) == 0)
+		return FIELD_CL;
+	if (h->name_len == 17 && memcmp(h->name, "transfer-encoding", 17) == 0)
+		return FIELD_TE;
+	return FIELD_OTHER;
+}
+
+/* One byte of a header name (the line's first byte included). Return
+ * the reason it is refused, or NULL. */
+static const char *head_name_byte(api_head_t *h, unsigned char b)
+{
+	if (h->line == 0 && (b == ' ' || b == '\t'))
+		return "header line starting with whitespace (obs-fold)";
+	if (b == ':') {
+		if (h->name_len == 0)
+			return "empty header name";
+		h->in_value = true;
+		h->field = (uint8_t)head_field(h);
+		if (h->field == FIELD_TE)
+			return h->cl_seen ? "Content-Length with Transfer-Encoding"
+					  : "Transfer-Encoding not accepted";
+		return NULL;
 	}
+	if (b == ' ' || b == '\t')
+		return "whitespace between header name and colon";
+	if (!head_tchar(b))
+		return "header name not a token";
+	if (h->name_len < API_HEAD_NAME_MAX)
+		h->name[h->name_len++] = (char)tolower(b);
+	else
+		h->name_len = UINT8_MAX; /* too long to be one we look for */
+	return NULL;
+}
+
+/* One byte of a header value. Return the reason it is refused, or NULL. */
+static const char *head_value_byte(api_head_t *h, unsigned char b)
+{
+	if (head_ctl(b) && b != '\t')
+		return "control byte in a header value";
+	if (h->field != FIELD_CL)
+		return NULL;
+	if (b >= '0' && b <= '9' && !h->cl_trail) {
+		uint64_t d = (uint64_t)(b - '0');
+		h->cl = h->cl > (UINT64_MAX - d) / 10 ? UINT64_MAX : h->cl * 10 + d;
+		h->cl_digits++;
+		return NULL;
+	}
+	if (b == ' ' || b == '\t') {
+		h->cl_trail = h->cl_digits > 0;
+		return NULL;
+	}
+	return "malformed Content-Length";
+}
+
+/* One byte of a line, not its CR or LF. */
+static const char *head_byte(api_head_t *h, unsigned char b)
+{
+	if (h->lines == 0)
+		return head_ctl(b) ? "control byte in the request line" : NULL;
+	return h->in_value ? head_value_byte(h, b) : head_name_byte(h, b);
+}
+
+/* The LF of a line. Return the reason the line is refused, or NULL. */
+static const char *head_line_end(api_head_t *h)
+{
+	if (!h->cr)
+		return "bare LF line end";
+	if (h->line == 1)
+		return h->lines == 0 ? "blank line before the request line" : NULL;
+	if (h->lines == 0)
+		return NULL;
+	if (!h->in_value)
+		return "header line without a colon";
+	if (h->field != FIELD_CL)
+		return NULL;
+	if (h->cl_digits == 0)
+		return "malformed Content-Length";
+	if (h->cl_seen && h->cl != h->content_length)
+		return "two different Content-Length values";
+	h->cl_seen = true;
+	h->content_length = h->cl;
+	return NULL;
+}
+
+/* Start the next line. */
+static void head_next_line(api_head_t *h)
+{
+	h->lines++;
+	h->line = 0;
+	h->cr = false;
+	h->in_value = false;
+	h->field = FIELD_OTHER;
+	h->name_len = 0;
+	h->cl_trail = false;
+	h->cl_digits = 0;
+	h->cl = 0;
 }
 
 api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t limit, size_t *used)
@@ -464,27 +556,32 @@ api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t l
 		}
 		h->bytes++;
 		unsigned char b = (unsigned char)p[i];
-		if (b != '\n') {
-			if (h->line == 0 && h->lines == 0)
-				h->cl_state = CL_SKIP; /* the request line */
+		const char *bad = NULL;
+		if (b == '\n') {
+			bad = head_line_end(h);
+			if (!bad) {
+				bool blank = h->line == 1;
+				head_next_line(h);
+				if (blank) {
+					*used = i + 1;
+					return API_HEAD_END;
+				}
+				continue;
+			}
+		} else if (h->cr) {
+			bad = "CR not followed by LF";
+		} else if (b == '\r') {
+			h->cr = true;
 			h->line++;
-			h->cr = b == '\r';
-			head_cl_byte(h, b);
 			continue;
+		} else {
+			bad = head_byte(h, b);
+			h->line++;
 		}
-		bool blank = h->line == 0 || (h->line == 1 && h->cr);
-		if (h->cl_state == CL_VALUE && h->cl_digits > 0 && h->cl > h->content_length)
-			h->content_length = h->cl;
-		h->lines++;
-		h->line = 0;
-		h->cr = false;
-		h->cl_state = 0;
-		h->cl_trail = false;
-		h->cl_digits = 0;
-		h->cl = 0;
-		if (blank) {
+		if (bad) {
+			h->bad = bad;
 			*used = i + 1;
-			return API_HEAD_END;
+			return API_HEAD_BAD;
 		}
 	}
 	*used = n;

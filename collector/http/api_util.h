@@ -90,34 +90,51 @@ int api_path_segment(const char *s, size_t n, char *out, size_t outlen)
 
 /* ---- request heads ---- */
 /* Where an HTTP request head (request line, header lines, the blank line)
- * ends in bytes fed as they arrive, how long it is, and the body length it
- * declares. A line ends at LF; a CR just before the LF is part of the line
- * end (evhttp reads lines the same way), so "\r\n" and "\n" are blank
- * lines. Zero it to start. */
+ * ends in bytes fed as they arrive, how long it is, the body length it
+ * declares, and whether it is framed strictly enough that every parser
+ * reads it the same way (RFC 9112 sections 2.2, 5 and 6.3). Lines end in
+ * CR LF. Zero it to start. */
+#define API_HEAD_NAME_MAX 20 /* header name bytes kept to recognise it */
+
 typedef struct {
-	size_t bytes;		 /* of the head so far, line ends included */
-	size_t line;		 /* bytes of the current line so far */
-	size_t lines;		 /* lines ended so far */
-	bool cr;		 /* the last byte of the current line is a CR */
-	int cl_state;		 /* where the current line is in a Content-Length header */
-	bool cl_trail;		 /* blanks after its digits */
+	size_t bytes;	  /* of the head so far, line ends included */
+	size_t line;	  /* bytes of the current line so far */
+	size_t lines;	  /* lines ended so far */
+	bool cr;	  /* the last byte fed is a CR */
+	bool in_value;	  /* the current header line is past its colon */
+	bool cl_seen;	  /* a Content-Length header has ended */
+	uint8_t field;	  /* which header the current line is */
+	uint8_t name_len; /* bytes of its name kept (lower case) */
+	char name[API_HEAD_NAME_MAX];
+	bool cl_trail;		 /* blanks after the Content-Length digits */
 	int cl_digits;		 /* digits of its value so far */
 	uint64_t cl;		 /* its value so far (saturated) */
-	uint64_t content_length; /* the largest well-formed Content-Length, or 0 */
+	uint64_t content_length; /* the declared body length, or 0 */
+	const char *bad;	 /* for API_HEAD_BAD: why, a static string */
 } api_head_t;
 
 typedef enum {
 	API_HEAD_MORE, /* all bytes fed belong to the head, which goes on */
 	API_HEAD_END,  /* the head ended within them */
 	API_HEAD_OVER, /* the head is longer than the limit */
+	API_HEAD_BAD,  /* the head is malformed or ambiguous (h->bad says how) */
 } api_head_status_t;
 
 /* Feed n bytes at p to h. *used is how many of them belong to the head:
  * n for MORE, up to and including the blank line's LF for END, the bytes
  * that still fitted under limit for OVER (the head then counts limit + 1
- * bytes). A Content-Length header (name in any case, then ':', blanks,
- * digits, blanks) sets content_length; one written otherwise is left to
- * evhttp, which refuses it. */
+ * bytes), up to and including the offending byte for BAD. After END, OVER
+ * or BAD, zero h before feeding the next head.
+ *
+ * BAD, to be answered 400 and the connection closed: a control byte (NUL,
+ * CR, ...; not HTAB) in the request line or a header value; a CR not
+ * followed by LF, or an LF without its CR; a blank line before the request
+ * line; a header line starting with a blank (obs-fold); a header name that
+ * is empty or not a token, or blanks before its colon; a header line
+ * without a colon; any Transfer-Encoding header (no request body is
+ * chunked); a Content-Length that is not digits (blanks around them
+ * allowed), or two Content-Length headers with different values (the same
+ * value repeated is accepted). content_length is the declared value. */
 api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t limit, size_t *used);
 
 /* ---- CSV ---- */

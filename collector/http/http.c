@@ -2,8 +2,9 @@
  * The HTTPS server (see http.h): evhttp over bufferevent_openssl on its own
  * thread. This file holds the server's life cycle, its TLS context and the
  * connections: a deadline per connection (TLS handshake plus each
- * request's head and body, so a client dribbling bytes is closed), and the
- * header and body limits (413, see "request heads"). The rest of the
+ * request's head and body, so a client dribbling bytes is closed), the
+ * header and body limits (413) and malformed or ambiguous heads (400, see
+ * "request heads"). The rest of the
  * server is beside it (http_int.h): replies and the sign-in page
  * (reply.c), dispatch (dispatch.c), the rate limit (ratelimit.c),
  * authentication and sessions (session.c), and the status page's files
@@ -37,7 +38,7 @@
 #include "vtime.h"
 
 #define SAMPLE_INTERVAL_S 10
-/* After a 413: how long, and how many bytes, the rest of the client's
+/* After a 413 or a 400 for the head: how long, and how many bytes, the rest of the client's
  * request is read and discarded before the connection is closed. */
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (1024 * 1024)
@@ -49,12 +50,13 @@ typedef struct hconn {
 	struct event *deadline;
 	/* The request head being read (see "request heads"). */
 	api_head_t head;
-	bool head_done; /* its blank line was seen: a body follows */
-	bool head_over; /* refused with 413: the head, or the body it declares, is too long */
-	bool body_over; /* the body it declares is above http_max_body_bytes */
+	bool head_done;	      /* its blank line was seen: a body follows */
+	bool head_over;	      /* refused: too long (413) or malformed (400, head_bad) */
+	bool body_over;	      /* the body it declares is above http_max_body_bytes */
+	const char *head_bad; /* why the head was refused with 400 (static), or NULL */
 	bool busy;	/* a request is with us, from dispatch_request until its reply is out */
-	bool refusing;	/* writing the 413: the callbacks are ours (evhttp's saved here) */
-	bool lingering; /* the 413 is out: reading and discarding until close */
+	bool refusing;	/* writing the refusal: the callbacks are ours (evhttp's saved here) */
+	bool lingering; /* the refusal is out: reading and discarding until close */
 	size_t linger_left;
 	bufferevent_data_cb ev_read, ev_write;
 	bufferevent_event_cb ev_event;
@@ -173,9 +175,9 @@ static void refuse_start(hconn_t *c);
 static void refuse_end(hconn_t *c);
 
 /* The connection took too long (handshake, or the head and body of a
- * request), is over the limit, or has been refused (413, written and
- * lingered on): close it through evhttp's own path. Or it has a request
- * head above the limit and no answer in flight: start refusing it. */
+ * request), is over the limit, or has been refused (413 or 400, written
+ * and lingered on): close it through evhttp's own path. Or it has a
+ * request head refused and no answer in flight: start refusing it. */
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -214,8 +216,13 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
  * head's blank line to the next hand-over the bytes are a body, which
  * evhttp bounds by http_max_body_bytes. A head that declares a longer body
  * (Content-Length) is refused here like a long head, before evhttp would
- * answer with a 413 of its own and close without reading what follows (a
- * chunked body is still measured and refused by evhttp).
+ * answer with a 413 of its own and close without reading what follows.
+ *
+ * A head that is malformed or that parsers could read differently (a
+ * control byte, a bare LF or CR, obs-fold, a name that is not a token or
+ * is followed by blanks, Transfer-Encoding, two different Content-Length
+ * values: api_head_feed) is refused the same way with 400, before evhttp
+ * sees any of it, so nothing smuggled behind it is answered.
  *
  * A head above the limit: what is buffered is discarded before evhttp sees
  * it, reading stops (TCP pushes back), and the 413 is written when no
@@ -267,6 +274,10 @@ static void head_scan(hconn_t *c, struct evbuffer *in, size_t offset)
 				}
 				break;
 			case API_HEAD_OVER:
+				head_over(c, in);
+				return;
+			case API_HEAD_BAD:
+				c->head_bad = c->head.bad;
 				head_over(c, in);
 				return;
 			}
@@ -343,7 +354,7 @@ static void refuse_event_cb(struct bufferevent *bev, short what, void *arg)
 	arm_deadline(c, 0);
 }
 
-/* The 413 is out: close our side, discard what still comes for a while. */
+/* The refusal is out: close our side, discard what still comes for a while. */
 static void refuse_written_cb(struct bufferevent *bev, void *arg)
 {
 	hconn_t *c = arg;
@@ -383,10 +394,16 @@ static void refuse_start(hconn_t *c)
 	}
 	char peer[INET6_ADDRSTRLEN + 1];
 	peer_of(c, peer, sizeof(peer));
-	log_info("[https %s] 413: %s above %s (%lld)", peer, what, setting, (long long)limit);
-	reply_count(h, 413);
-
-	reply_too_large(bufferevent_get_output(bev), what, setting, (long long)limit);
+	if (c->head_bad) {
+		log_info("[https %s] 400: bad request head: %s", peer, c->head_bad);
+		reply_count(h, 400);
+		reply_bad_head(bufferevent_get_output(bev), c->head_bad);
+	} else {
+		log_info("[https %s] 413: %s above %s (%lld)", peer, what, setting,
+			 (long long)limit);
+		reply_count(h, 413);
+		reply_too_large(bufferevent_get_output(bev), what, setting, (long long)limit);
+	}
 	bufferevent_enable(bev, EV_WRITE);
 	arm_deadline(c, SETTING(h->col, http_request_timeout_ms));
 }

@@ -4,9 +4,9 @@
  * what each file offers the others.
  *
  *   http.c       the server: life cycle, TLS, connections and their
- *                deadlines, request heads (413), samples for stats
- *   reply.c      replies: security headers, errors, streams, the 413
- *                written by hand, the sign-in page
+ *                deadlines, request heads (413, 400), samples for stats
+ *   reply.c      replies: security headers, errors, streams, the 413 and
+ *                the 400 for a bad head written by hand, the sign-in page
  *   files.c      the status page's files, served from memory
  *   ratelimit.c  a token bucket per socket peer
  *   session.c    authentication, the token cache, signing in and out
@@ -165,6 +165,10 @@ void reply_close_cb(struct evhttp_connection *evcon, void *arg);
 /* Write a whole 413 answer, head and body, to out, for a connection that
  * evhttp is not answering: what is above setting (limit). */
 void reply_too_large(struct evbuffer *out, const char *what, const char *setting, long long limit);
+/* Write a whole 400 answer to out, for a connection whose request head was
+ * refused before evhttp saw it: why is a static reason (api_head_feed),
+ * never the peer's bytes. */
+void reply_bad_head(struct evbuffer *out, const char *why);
 /* Free r and what it holds. Accepts NULL. */
 void hreq_free(hreq_t *r);
 

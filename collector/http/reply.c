@@ -299,18 +299,16 @@ void reply_close_cb(struct evhttp_connection *evcon, void *arg)
 	/* HR_AUTH / HR_DB: the job's completion frees r */
 }
 
-void reply_too_large(struct evbuffer *out, const char *what, const char *setting, long long limit)
+/* A whole answer written by hand, for a connection evhttp is not answering:
+ * the status line, the security headers, the JSON body, and close. */
+static void reply_by_hand(struct evbuffer *out, const char *status, const char *body, int blen)
 {
-	char body[160], date[64];
-	int blen = snprintf(body, sizeof(body),
-			    "{\"error\":\"request_too_large\",\"message\":\"the %s is above %s "
-			    "(%lld bytes)\"}",
-			    what, setting, limit);
+	char date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	evbuffer_add_printf(out, "HTTP/1.1 413 Content Too Large\r\nDate: %s\r\n", date);
+	evbuffer_add_printf(out, "HTTP/1.1 %s\r\nDate: %s\r\n", status, date);
 	evbuffer_add_printf(out, "Content-Security-Policy: %s\r\n", csp_of(REPLY_API));
 	evbuffer_add_printf(out, "Referrer-Policy: %s\r\n", referrer_policy_of(REPLY_API));
 	for (size_t i = 0; i < N_SECURITY_HEADERS; i++)
@@ -320,4 +318,23 @@ void reply_too_large(struct evbuffer *out, const char *what, const char *setting
 			    "Content-Type: application/json\r\nCache-Control: %s\r\n"
 			    "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
 			    cache_control_of(REPLY_API), blen, body);
+}
+
+void reply_too_large(struct evbuffer *out, const char *what, const char *setting, long long limit)
+{
+	char body[160];
+	int blen = snprintf(body, sizeof(body),
+			    "{\"error\":\"request_too_large\",\"message\":\"the %s is above %s "
+			    "(%lld bytes)\"}",
+			    what, setting, limit);
+	reply_by_hand(out, "413 Content Too Large", body, blen);
+}
+
+void reply_bad_head(struct evbuffer *out, const char *why)
+{
+	char body[160];
+	int blen =
+		snprintf(body, sizeof(body),
+			 "{\"error\":\"bad_request\",\"message\":\"bad request head: %s\"}", why);
+	reply_by_hand(out, "400 Bad Request", body, blen);
 }

@@ -5,3 +5,9 @@ vigil_fuzz(fuzz_api_query
           ${CMAKE_SOURCE_DIR}/common/utf8.c ${CMAKE_SOURCE_DIR}/common/vtime.c
   LIBS OpenSSL::Crypto)
 add_dependencies(fuzz-targets fuzz_api_query)
+
+# The request-head scanner alone, fed in pieces the input chooses.
+vigil_fuzz(fuzz_http_head
+  SOURCES ${CMAKE_SOURCE_DIR}/collector/http/api_util.c ${CMAKE_SOURCE_DIR}/common/utf8.c
+          ${CMAKE_SOURCE_DIR}/common/vtime.c)
+add_dependencies(fuzz-targets fuzz_http_head)

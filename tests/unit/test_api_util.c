@@ -259,31 +259,93 @@ static void test_tokens(void **state)
 
 struct head_case {
 	const char *in;
+	size_t n; /* bytes of in, when it holds a NUL; else 0 */
 	size_t limit;
 	api_head_status_t want;
 	size_t used;
+	const char *bad; /* the reason, for API_HEAD_BAD */
 };
 
+/* clang-format off */
+#define H(in, limit, want, used) {in, 0, limit, want, used, NULL}
+#define BAD(in, used, why) {in, 0, 1000, API_HEAD_BAD, used, why}
+#define BADN(in, used, why) {in, sizeof(in) - 1, 1000, API_HEAD_BAD, used, why}
+/* clang-format on */
+
 static const struct head_case head_cases[] = {
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 100, API_HEAD_END, 27},
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody", 100, API_HEAD_END, 27},
-	{"GET / HTTP/1.1\nHost: x\n\nGET", 100, API_HEAD_END, 24},
-	{"GET / HTTP/1.1\r\nHost: x\r\n", 100, API_HEAD_MORE, 25},
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r", 100, API_HEAD_MORE, 26},
-	{"\r\nGET", 100, API_HEAD_END, 2},
-	{"\nGET", 100, API_HEAD_END, 1},
-	{"GET /\r\nX: a\r\r\n\r\n", 100, API_HEAD_END, 16},
-	{"GET /\r\nX: \r\n\r\n", 100, API_HEAD_END, 14},
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 100, API_HEAD_END, 27),
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody", 100, API_HEAD_END, 27),
+	H("GET / HTTP/1.1\r\nHost: x\r\n", 100, API_HEAD_MORE, 25),
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r", 100, API_HEAD_MORE, 26),
+	H("GET /\r\nX: \r\n\r\n", 100, API_HEAD_END, 14),
+	H("GET / HTTP/1.0\r\n\r\n", 100, API_HEAD_END, 18),
+	/* accepted: blanks and tabs in values, obs-text, tokens, the same
+	 * Content-Length twice */
+	H("GET / HTTP/1.1\r\nX-A:\tb c\t \r\nY:\r\n\r\n", 100, API_HEAD_END, 34),
+	H("GET /\xc3\xa9 HTTP/1.1\r\nX: caf\xc3\xa9 \xff\x80\r\n\r\n", 100, API_HEAD_END, 33),
+	H("GET / HTTP/1.1\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n\r\n", 100, API_HEAD_END, 44),
+	H("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:5 \r\n\r\n", 100, API_HEAD_END,
+	  57),
+	H("GET / HTTP/1.1\r\nA-Very-Long-Header-Name-Indeed: 1\r\n\r\n", 100, API_HEAD_END, 53),
 	/* the limit counts every byte, line ends included */
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, API_HEAD_END, 27},
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 26, API_HEAD_OVER, 26},
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 25, API_HEAD_OVER, 25},
-	{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 16, API_HEAD_OVER, 16},
-	{"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, API_HEAD_OVER, 10},
-	{"123456789\n", 9, API_HEAD_OVER, 9},
-	{"123456789\n\n", 10, API_HEAD_OVER, 10},
-	{"", 10, API_HEAD_MORE, 0},
-	{"abc", 0, API_HEAD_OVER, 0},
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27, API_HEAD_END, 27),
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 26, API_HEAD_OVER, 26),
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 25, API_HEAD_OVER, 25),
+	H("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 16, API_HEAD_OVER, 16),
+	H("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 10, API_HEAD_OVER, 10),
+	H("123456789\r\n", 10, API_HEAD_OVER, 10),
+	H("", 10, API_HEAD_MORE, 0),
+	H("abc", 0, API_HEAD_OVER, 0),
+	/* control bytes */
+	BADN("GET / HTTP/1.1\r\nAuthorization: Bearer vgl_ab\0junk\r\n\r\n", 45,
+	     "control byte in a header value"),
+	BAD("GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", 21, "control byte in a header value"),
+	BAD("GET / HTTP/1.1\r\nX: a\x1b[2J\r\n\r\n", 21, "control byte in a header value"),
+	BAD("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", 21, "control byte in a header value"),
+	BAD("GET / HTTP/1.1\r\nX: a\vb\r\n\r\n", 21, "control byte in a header value"),
+	BADN("GET /\0 HTTP/1.1\r\n\r\n", 6, "control byte in the request line"),
+	BAD("GET\t/ HTTP/1.1\r\n\r\n", 4, "control byte in the request line"),
+	/* line ends */
+	BAD("GET / HTTP/1.1\nHost: x\n\n", 15, "bare LF line end"),
+	BAD("GET / HTTP/1.1\r\nHost: x\n\r\n", 24, "bare LF line end"),
+	BAD("GET / HTTP/1.1\r\nHost: x\r\n\n", 26, "bare LF line end"),
+	BAD("\nGET", 1, "bare LF line end"),
+	BAD("GET /\r\nX: a\r\r\n\r\n", 13, "CR not followed by LF"),
+	BAD("GET / HTTP/1.1\r\nX: a\rY: b\r\n\r\n", 22, "CR not followed by LF"),
+	BAD("GET /\rX HTTP/1.1\r\n\r\n", 7, "CR not followed by LF"),
+	BAD("\r\nGET / HTTP/1.1\r\n\r\n", 2, "blank line before the request line"),
+	/* header names */
+	BAD("GET / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", 34,
+	    "whitespace between header name and colon"),
+	BAD("POST / HTTP/1.1\r\nContent-Length\t: 5\r\n\r\n", 32,
+	    "whitespace between header name and colon"),
+	BAD("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 26,
+	    "header line starting with whitespace (obs-fold)"),
+	BAD("GET / HTTP/1.1\r\n\tX: y\r\n\r\n", 17,
+	    "header line starting with whitespace (obs-fold)"),
+	BAD("GET / HTTP/1.1\r\n: x\r\n\r\n", 17, "empty header name"),
+	BAD("GET / HTTP/1.1\r\nX(y): z\r\n\r\n", 18, "header name not a token"),
+	BAD("GET / HTTP/1.1\r\nX\xc3\xa9: z\r\n\r\n", 18, "header name not a token"),
+	BAD("GET / HTTP/1.1\r\nHost x\r\n\r\n", 21, "whitespace between header name and colon"),
+	BAD("GET / HTTP/1.1\r\nHostx\r\n\r\n", 23, "header line without a colon"),
+	/* framing */
+	BAD("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 35,
+	    "Transfer-Encoding not accepted"),
+	BAD("POST / HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\n", 35,
+	    "Transfer-Encoding not accepted"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 54,
+	    "Content-Length with Transfer-Encoding"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 900\r\n\r\n", 57,
+	    "two different Content-Length values"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\nGET / "
+	    "HTTP/1.1\r\n\r\n",
+	    56, "two different Content-Length values"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", 35, "malformed Content-Length"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 36, "malformed Content-Length"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 34, "malformed Content-Length"),
+	BAD("POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n", 35, "malformed Content-Length"),
+	BAD("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 34, "malformed Content-Length"),
+	BAD("POST / HTTP/1.1\r\nContent-Length:  \r\n\r\n", 36, "malformed Content-Length"),
 };
 
 /* Feed all at once, then one byte at a time: the same answer. */
@@ -292,12 +354,14 @@ static void test_request_heads(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++) {
 		const struct head_case *c = &head_cases[i];
-		size_t n = strlen(c->in), used = 99999;
+		size_t n = c->n ? c->n : strlen(c->in), used = 99999;
 		api_head_t h = {0};
 		api_head_status_t st = api_head_feed(&h, c->in, n, c->limit, &used);
 		if (st != c->want || used != c->used)
 			fail_msg("head %zu: status %d used %zu, want %d %zu", i, st, used, c->want,
 				 c->used);
+		if (st == API_HEAD_BAD && strcmp(h.bad, c->bad) != 0)
+			fail_msg("head %zu: '%s', want '%s'", i, h.bad, c->bad);
 		memset(&h, 0, sizeof(h));
 		size_t at = 0;
 		st = API_HEAD_MORE;
@@ -312,6 +376,8 @@ static void test_request_heads(void **state)
 				 c->want, c->used);
 		if (st == API_HEAD_OVER)
 			assert_int_equal(h.bytes, c->limit + 1);
+		if (st == API_HEAD_BAD && strcmp(h.bad, c->bad) != 0)
+			fail_msg("head %zu bytewise: '%s', want '%s'", i, h.bad, c->bad);
 	}
 }
 
@@ -322,19 +388,13 @@ struct length_case {
 
 static const struct length_case length_cases[] = {
 	{"POST / HTTP/1.1\r\nContent-Length: 42\r\n\r\n", 42},
-	{"POST / HTTP/1.1\ncontent-length:7\n\n", 7},
+	{"POST / HTTP/1.1\r\ncontent-length:7\r\n\r\n", 7},
 	{"POST / HTTP/1.1\r\nCONTENT-LENGTH: \t 99 \r\n\r\n", 99},
-	{"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 900\r\n\r\n", 900},
-	{"POST / HTTP/1.1\r\nContent-Length: 900\r\nContent-Length: 5\r\n\r\n", 900},
+	{"POST / HTTP/1.1\r\nContent-Length: 900\r\nContent-Length: 900\r\n\r\n", 900},
 	{"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", UINT64_MAX},
-	{"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 0},
-	{"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", 0},
-	{"POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n", 0},
-	{"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\n", 0},
 	{"POST / HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n", 0},
 	{"POST / HTTP/1.1\r\nContent-Lengths: 5\r\n\r\n", 0},
-	{"POST / HTTP/1.1\r\n Content-Length: 5\r\n\r\n", 0},
-	{"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 0},
+	{"POST / HTTP/1.1\r\nContent-Length-: 5\r\n\r\n", 0},
 	{"content-length: 5\r\n\r\n", 0},
 	{"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 0},
 };
