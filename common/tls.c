@@ -34,7 +34,19 @@ static int set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen
 		fill_err(err, errlen, "cannot set TLS version");
 		return -1;
 	}
+	/* TLS 1.2, where allowed: forward secrecy and AEAD only (1.3's suites
+	 * are all of that kind). */
+	if (ver == TLS1_2_VERSION &&
+	    !SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL")) {
+		fill_err(err, errlen, "cannot set the TLS 1.2 ciphers");
+		return -1;
+	}
 	return 0;
+}
+
+int tls_set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
+{
+	return set_min_version(ctx, v, err, errlen);
 }
 
 /* Chain verification done by OpenSSL; on top of it the leaf must carry the

@@ -20,6 +20,11 @@ typedef struct {
 /* Build a server context that requires a client certificate chaining to
  * ca_file and carrying the clientAuth extended key usage.
  * Return NULL with err set on failure. Caller frees with SSL_CTX_free. */
+/* Set ctx's lowest protocol version, "1.3" (also for NULL or "") or "1.2"
+ * (then with ECDHE and AEAD ciphers only). Return 0, or -1 with err set. */
+int tls_set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen);
 
 /* OpenSSL verify callback: on top of the chain check, the leaf must carry

@@ -75,9 +75,14 @@ static SSL_CTX *build_ctx(const settings_t *s, char *err, size_t errlen)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
 		goto fail;
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (tls_set_min_version(ctx, s->tls_min_version, err, errlen) != 0)
+		goto fail_msg;
+	/* No session tickets or cache: a resumed connection would skip the
+	 * certificate checks of a full handshake. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
