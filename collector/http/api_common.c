@@ -68,8 +68,10 @@ bool api_get_window(hreq_t *r, int64_t def_us, int64_t *since, int64_t *until)
 		return api_bad_param(r, "since", "not a time (RFC 3339, Unix seconds, or 24h ago)");
 	if (*since >= *until)
 		return api_bad_param(r, "until", "must be after since");
+	/* measured from now when no until is given: the minute of slack ahead
+	 * for agent clocks does not count, so since=744h is a 744h window */
 	int64_t max = SETTING(hreq_col(r), http_max_window_ms) * 1000;
-	if (*until - *since > max)
+	if ((u ? *until : now) - *since > max)
 		return api_bad_param(r, "since", "window wider than http_max_window");
 	return true;
 }

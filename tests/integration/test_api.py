@@ -407,6 +407,10 @@ def test_events_filters_and_order(env):
     assert kinds == {"container_started", "process_exec", "finding"}
     status = v.ok("/api/v1/events", {"kind": "agent_status"})["events"]
     assert len(status) == 1 and status[0]["details"]["sources"][1]["name"] == "docker-api"
+    # a window of exactly http_max_window (744h by default) is taken
+    assert v.get("/api/v1/events", {"container": F.C1, "since": "744h"}).status == 200
+    r = v.get("/api/v1/events", {"container": F.C1, "since": "745h"})
+    assert r.status == 400 and r.json()["parameter"] == "since"
     old = v.ok("/api/v1/events", {"container": F.C1, "since": "4d"})["events"]
     assert "/usr/bin/old-tool" in [e["exe"] for e in old]
     assert len(old) == len(evs) + 1
