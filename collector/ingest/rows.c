@@ -97,19 +97,10 @@ static json_t *str_array(char *const *items, size_t n)
  * collector, decides what it cannot store (see the dead-letter path). */
 #define JSTR(s) json_string_nocheck((s) ? (s) : "")
 
-/* True if the agent says no source established fact name of c. */
-static bool unknown_fact(const Vigil__V1__Container *c, const char *name)
-{
-	for (size_t i = 0; i < c->n_unknown_facts; i++)
-		if (c->unknown_facts[i] && strcmp(c->unknown_facts[i], name) == 0)
-			return true;
-	return false;
-}
-
 /* o[key] = v, or null when the agent lists the fact key as unknown. */
 static void set_fact(json_t *o, const Vigil__V1__Container *c, const char *key, json_t *v)
 {
-	if (unknown_fact(c, key)) {
+	if (rules_fact_unknown(c, key)) {
 		json_decref(v);
 		v = json_null();
 	}
@@ -233,7 +224,7 @@ json_t *rows_container_json(const Vigil__V1__Container *c)
 	set_fact(o, c, "apparmor_profile", JSTR(c->apparmor_profile));
 	if (c->restart_policy && c->restart_policy[0])
 		set_fact(o, c, "restart_policy", JSTR(c->restart_policy));
-	else if (unknown_fact(c, "restart_policy"))
+	else if (rules_fact_unknown(c, "restart_policy"))
 		json_object_set_new(o, "restart_policy", json_null());
 	json_object_set_new(o, "init_pid", json_integer(c->init_pid));
 	if (c->created_ns)

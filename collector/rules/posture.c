@@ -13,7 +13,7 @@
 
 typedef Vigil__V1__Container ctr_t;
 
-static bool unknown_fact(const ctr_t *c, const char *name)
+bool rules_fact_unknown(const ctr_t *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_unknown_facts; i++)
 		if (c->unknown_facts[i] && strcmp(c->unknown_facts[i], name) == 0)
@@ -24,7 +24,7 @@ static bool unknown_fact(const ctr_t *c, const char *name)
 /* A bool fact: 1 true, 0 false, -1 unknown. */
 static int fact_bool(const ctr_t *c, const char *name, protobuf_c_boolean v)
 {
-	return unknown_fact(c, name) ? -1 : v ? 1 : 0;
+	return rules_fact_unknown(c, name) ? -1 : v ? 1 : 0;
 }
 
 static int tristate(Vigil__V1__Tristate t)
@@ -123,7 +123,7 @@ static bool host_path_mount(const Vigil__V1__Mount *m)
 
 static void judge_mounts(judgment_t *j, const ctr_t *c)
 {
-	if (unknown_fact(c, "mounts")) {
+	if (rules_fact_unknown(c, "mounts")) {
 		judgment_unknown(j, "runtime_socket");
 		judgment_unknown(j, "sensitive_mount");
 		judgment_unknown(j, "shared_propagation");
@@ -160,7 +160,7 @@ static void judge_mounts(judgment_t *j, const ctr_t *c)
 	if (strcmp(rp, "shared") == 0 || strcmp(rp, "rshared") == 0)
 		judgment_hit(j, "shared_propagation", "/", "root filesystem has %s propagation",
 			     rp);
-	else if (!rp[0] && !propagation_known && unknown_fact(c, "rootfs_propagation"))
+	else if (!rp[0] && !propagation_known && rules_fact_unknown(c, "rootfs_propagation"))
 		judgment_unknown(j, "shared_propagation");
 }
 
@@ -179,7 +179,7 @@ static void judge_seccomp(judgment_t *j, const ctr_t *c)
 		break;
 	}
 	const char *p = c->seccomp_profile ? c->seccomp_profile : "";
-	if (unknown_fact(c, "seccomp_profile") || !p[0])
+	if (rules_fact_unknown(c, "seccomp_profile") || !p[0])
 		judgment_unknown(j, "seccomp_unconfined");
 	else if (strcmp(p, "unconfined") == 0)
 		judgment_hit(j, "seccomp_unconfined", "", "seccomp profile unconfined");
@@ -188,7 +188,7 @@ static void judge_seccomp(judgment_t *j, const ctr_t *c)
 static void judge_apparmor(judgment_t *j, const ctr_t *c)
 {
 	const char *l = c->mac_label ? c->mac_label : "";
-	if (l[0] && !unknown_fact(c, "mac_label")) {
+	if (l[0] && !rules_fact_unknown(c, "mac_label")) {
 		/* AppArmor labels are "unconfined" or "PROFILE (mode)"; SELinux
 		 * labels have colons: AppArmor is not what confines those. */
 		if (strcmp(l, "unconfined") == 0)
@@ -196,7 +196,7 @@ static void judge_apparmor(judgment_t *j, const ctr_t *c)
 		return;
 	}
 	const char *p = c->apparmor_profile ? c->apparmor_profile : "";
-	if (unknown_fact(c, "apparmor_profile") || !p[0])
+	if (rules_fact_unknown(c, "apparmor_profile") || !p[0])
 		judgment_unknown(j, "apparmor_unconfined");
 	else if (strcmp(p, "unconfined") == 0)
 		judgment_hit(j, "apparmor_unconfined", "", "AppArmor profile unconfined");
@@ -219,7 +219,7 @@ static const char *const std_devices[] = {
 static void judge_devices(judgment_t *j, const ctr_t *c)
 {
 	/* an agent that names no source (found_by) predates the devices fact */
-	if (unknown_fact(c, "devices") || !c->found_by || !c->found_by[0]) {
+	if (rules_fact_unknown(c, "devices") || !c->found_by || !c->found_by[0]) {
 		judgment_unknown(j, "host_device");
 		return;
 	}
@@ -237,7 +237,7 @@ static void judge_devices(judgment_t *j, const ctr_t *c)
 static void judge_restart(judgment_t *j, const ctr_t *c)
 {
 	const char *p = c->restart_policy ? c->restart_policy : "";
-	if (unknown_fact(c, "restart_policy") || !p[0]) {
+	if (rules_fact_unknown(c, "restart_policy") || !p[0]) {
 		judgment_unknown(j, "restart_policy");
 		return;
 	}

@@ -25,6 +25,7 @@
 #ifndef VIGIL_RULES_H
 #define VIGIL_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -82,6 +83,10 @@ void rules_slot_free(rules_slot_t *s);
 /* Whether rule id is in force, and at what severity. */
 int rules_enabled(const rules_t *r, const char *id);
 int rules_severity(const rules_t *r, const char *id);
+
+/* True if the agent lists fact name of c (a Container field name) as one
+ * no source could establish: unknown, not false. */
+bool rules_fact_unknown(const Vigil__V1__Container *c, const char *name);
 
 /* Read a rules file (YAML, at most 1 MiB) into rules in force, with one
  * reference: built-in rules switched off or re-rated, exceptions, the

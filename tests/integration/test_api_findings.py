@@ -38,27 +38,6 @@ def risky(cid, name, image="docker.io/library/nginx:latest", privileged=True, mo
     return e
 
 
-def hardened(cid, name):
-    E, _ = vt.pb()
-    e = vt.container_started_event(
-        cid, name, caps=["CAP_NET_BIND_SERVICE"], mounts=[("/srv/app", "/app", True)],
-        image="registry.example/app@sha256:" + "cd" * 32)
-    c = e.container_started.container
-    c.uid, c.gid = 1000, 1000
-    c.read_only_rootfs = True
-    c.seccomp_mode = E.SECCOMP_MODE_FILTER
-    c.seccomp_filters = 1
-    c.mac_label = "containers-default-0.50.0 (enforce)"
-    c.no_new_privs = E.TRISTATE_TRUE
-    c.memory_limit.value = 256 << 20
-    c.pids_limit.value = 200
-    c.restart_policy = "on-failure"
-    c.restart_max_retries = 3
-    for m in c.mounts:
-        m.propagation = "rprivate"
-    return e
-
-
 def unknown(cid, name):
     e = vt.container_started_event(cid, name, privileged=True)
     c = e.container_started.container
@@ -87,7 +66,7 @@ def env(module_collector_factory, module_db, pki, collector_bin):
                                           ("/var/run/docker.sock", "/var/run/docker.sock",
                                            False), ("/etc", "/host-etc", True)]),
         risky(STOPPED, "gone"),
-        hardened(HARD, "hardened"),
+        vt.hardened_container_event(HARD, "hardened"),
         unknown(UNK, "mystery"),
         risky(EVIL, EVIL_STR, image="registry.test/" + FORMULA,
               mounts=[("/etc/" + EVIL_STR, "/x", False)]),

@@ -34,27 +34,6 @@ def risky_container(cid, **kw):
     return e
 
 
-def hardened_container(cid, name="hardened"):
-    E, _ = vt.pb()
-    e = vt.container_started_event(
-        cid, name, caps=["CAP_NET_BIND_SERVICE"], mounts=[("/srv/app", "/app", True)],
-        image="registry.example/app@sha256:" + "cd" * 32)
-    c = e.container_started.container
-    c.uid, c.gid = 1000, 1000
-    c.read_only_rootfs = True
-    c.seccomp_mode = E.SECCOMP_MODE_FILTER
-    c.seccomp_filters = 1
-    c.mac_label = "containers-default-0.50.0 (enforce)"
-    c.no_new_privs = E.TRISTATE_TRUE
-    c.memory_limit.value = 256 << 20
-    c.pids_limit.value = 200
-    c.restart_policy = "on-failure"
-    c.restart_max_retries = 3
-    for m in c.mounts:
-        m.propagation = "rprivate"
-    return e
-
-
 def findings(db, agent_name, cid=None):
     sql = ("SELECT f.rule, f.key, f.state, f.count, f.severity, f.evidence_seq, "
            "f.evidence_idx, f.last_seq, f.last_idx, f.resolved_reason, f.kind, f.summary "
@@ -164,7 +143,7 @@ def test_runtime_findings_count_and_keys(coll, module_db, agent):
     cid = "b2" * 32
     a = agent(coll.port, "rules-runtime")
     a.hello()
-    a.batch(1, [hardened_container(cid, "app")])
+    a.batch(1, [vt.hardened_container_event(cid, "app")])
     E, _ = vt.pb()
     shell = vt.exec_event(21, ["sh", "-i"], exe="/bin/busybox", container_id=cid)
     shell.process_exec.tty = E.TRISTATE_TRUE

@@ -721,6 +721,30 @@ def container_started_event(cid, name, privileged=False, caps=(), mounts=(), ts=
     return e
 
 
+def hardened_container_event(cid, name="hardened"):
+    """A container started with every setting the posture rules want:
+    non-root, capabilities dropped, read-only root, seccomp filter, limits,
+    no_new_privs, a bounded restart policy, an image pinned by digest."""
+    E, _ = pb()
+    e = container_started_event(
+        cid, name, caps=["CAP_NET_BIND_SERVICE"], mounts=[("/srv/app", "/app", True)],
+        image="registry.example/app@sha256:" + "cd" * 32)
+    c = e.container_started.container
+    c.uid, c.gid = 1000, 1000
+    c.read_only_rootfs = True
+    c.seccomp_mode = E.SECCOMP_MODE_FILTER
+    c.seccomp_filters = 1
+    c.mac_label = "containers-default-0.50.0 (enforce)"
+    c.no_new_privs = E.TRISTATE_TRUE
+    c.memory_limit.value = 256 << 20
+    c.pids_limit.value = 200
+    c.restart_policy = "on-failure"
+    c.restart_max_retries = 3
+    for m in c.mounts:
+        m.propagation = "rprivate"
+    return e
+
+
 def container_stopped_event(cid, exit_code, ts=None):
     E, _ = pb()
     e = E.Event()
