@@ -20,9 +20,14 @@ collector_t *collector_new(settings_t *s)
 	if (!col)
 		return NULL;
 	col->settings = s;
+	pthread_mutex_init(&col->snap_lock, NULL);
 	pthread_mutex_init(&col->tls_lock, NULL);
 	pthread_mutex_init(&col->reg_lock, NULL);
 	pthread_mutex_init(&col->revoked_lock, NULL);
+	if (collector_settings_publish(col) != 0) {
+		collector_free(col);
+		return NULL;
+	}
 	return col;
 }
 
@@ -32,10 +37,74 @@ void collector_free(collector_t *col)
 		return;
 	collector_set_tls_ctx(col, NULL);
 	collector_registry_clear(col); /* and the revoked list */
+	settings_snap_drop(col->snap);
+	pthread_mutex_destroy(&col->snap_lock);
 	pthread_mutex_destroy(&col->tls_lock);
 	pthread_mutex_destroy(&col->reg_lock);
 	pthread_mutex_destroy(&col->revoked_lock);
 	free(col);
+}
+
+/* ---- settings snapshots ---- */
+
+static void snap_free(settings_snap_t *snap)
+{
+	cfg_free(settings_table, &snap->s);
+	free(snap);
+}
+
+/* A deep copy of s: the struct, then a string of its own for each string
+ * setting. NULL when out of memory. */
+static settings_snap_t *snap_copy(const settings_t *s)
+{
+	settings_snap_t *snap = calloc(1, sizeof(*snap));
+	if (!snap)
+		return NULL;
+	snap->s = *s;
+	bool ok = true;
+	for (const cfg_setting_t *t = settings_table; t->name; t++) {
+		if (t->type != CFG_T_STR)
+			continue;
+		char **field = (char **)((char *)&snap->s + t->offset);
+		const char *from = *field;
+		*field = ok && from ? strdup(from) : NULL;
+		if (from && !*field)
+			ok = false;
+	}
+	if (!ok) {
+		snap_free(snap);
+		return NULL;
+	}
+	atomic_init(&snap->refs, 1);
+	return snap;
+}
+
+settings_snap_t *collector_settings_take(collector_t *col)
+{
+	pthread_mutex_lock(&col->snap_lock);
+	settings_snap_t *snap = col->snap;
+	atomic_fetch_add(&snap->refs, 1);
+	pthread_mutex_unlock(&col->snap_lock);
+	return snap;
+}
+
+void settings_snap_drop(settings_snap_t *snap)
+{
+	if (snap && atomic_fetch_sub(&snap->refs, 1) == 1)
+		snap_free(snap);
+}
+
+int collector_settings_publish(collector_t *col)
+{
+	settings_snap_t *snap = snap_copy(col->settings);
+	if (!snap)
+		return -1;
+	pthread_mutex_lock(&col->snap_lock);
+	settings_snap_t *old = col->snap;
+	col->snap = snap;
+	pthread_mutex_unlock(&col->snap_lock);
+	settings_snap_drop(old);
+	return 0;
 }
 
 struct registry_entry {

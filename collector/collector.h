@@ -47,8 +47,20 @@ struct collector;
 typedef void (*collector_kick_fn)(struct collector *col, int worker_idx, uint64_t conn_id,
 				  int error_code, const char *why);
 
+/* A reference-counted copy of the settings, for threads that read settings
+ * the main thread replaces on SIGHUP (strings above all: a reload frees the
+ * old string). A reader takes the current copy, reads it as long as it
+ * likes and drops it; a reload publishes a new copy and the old one is
+ * freed by whoever drops it last. */
+typedef struct settings_snap {
+	atomic_int refs;
+	settings_t s;
+} settings_snap_t;
+
 typedef struct collector {
-	settings_t *settings;
+	settings_t *settings;	   /* the main thread's; others read ints by SETTING */
+	pthread_mutex_t snap_lock; /* guards snap */
+	settings_snap_t *snap;
 	struct ingest *ingest;
 	struct worker **workers;
 	int n_workers;
@@ -73,8 +85,18 @@ typedef struct collector {
 } collector_t;
 
 /* The shared state for settings s (borrowed; they outlive it), with no
- * TLS context, agents or revocations yet. NULL when out of memory. */
+ * TLS context, agents or revocations yet, and a first settings snapshot.
+ * NULL when out of memory. */
 collector_t *collector_new(settings_t *s);
+
+/* The current settings snapshot, with a reference for the caller. */
+settings_snap_t *collector_settings_take(collector_t *col);
+/* Drop a reference taken with collector_settings_take (NULL is fine). */
+void settings_snap_drop(settings_snap_t *snap);
+/* Publish a copy of col->settings as the current snapshot (the main thread,
+ * after a reload). Return 0, or -1 when out of memory (the previous
+ * snapshot stays). */
+int collector_settings_publish(collector_t *col);
 /* Drop the TLS context and the registry and free col (NULL is fine); what
  * its owner attached (workers, ingest, rules) is the owner's to free. */
 void collector_free(collector_t *col);

@@ -309,6 +309,8 @@ static void on_reload(app_t *app)
 	}
 	cfg_apply_reload(settings_table, app->col->settings, &fresh);
 	cfg_free(settings_table, &fresh);
+	if (collector_settings_publish(app->col) != 0)
+		log_error("reload: out of memory; the HTTPS side keeps the previous settings");
 	if (collector_load_revoked(app->col, app->col->settings->revoked_agents) != 0)
 		log_error("reload: keeping the previous revoked_agents list");
 	rules_t *rules = read_rules(app->col->settings);

@@ -5,9 +5,12 @@
 #   3. normal build + every test (unit, integration against a real
 #      PostgreSQL and the real binaries)
 #   4. AddressSanitizer + UndefinedBehaviorSanitizer build + every test
-#   5. libFuzzer targets, briefly (FUZZ_SECONDS each, default 15)
-# Build trees: build/ and build-asan/ (override with VIGIL_BUILD_ROOT).
-# Set VIGIL_SKIP_ASAN=1 or VIGIL_SKIP_FUZZ=1 to leave a stage out locally.
+#   5. ThreadSanitizer build of the collector + the tests of threads that
+#      share what a reload replaces (TSAN_TESTS)
+#   6. libFuzzer targets, briefly (FUZZ_SECONDS each, default 15)
+# Build trees: build/, build-asan/ and build-tsan/ (override with
+# VIGIL_BUILD_ROOT). Set VIGIL_SKIP_ASAN=1, VIGIL_SKIP_TSAN=1 or
+# VIGIL_SKIP_FUZZ=1 to leave a stage out locally.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,15 @@ if [ "${VIGIL_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     run_suite "asan+ubsan" "$root/build-asan" -DVIGIL_SANITIZE=ON
+fi
+if [ "${VIGIL_SKIP_TSAN:-0}" != 1 ]; then
+  stage "tsan: build"
+  cmake -S . -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_TSAN=ON >/dev/null
+  cmake --build "$root/build-tsan" -j "$jobs" --target vigil-collector
+  stage "tsan: tests"
+  TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1} \
+  VIGIL_BUILD_DIR="$root/build-tsan" VIGIL_SOURCE_DIR="$here" PYTHONDONTWRITEBYTECODE=1 \
+    /usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/integration/test_http_reload.py
 fi
 if [ "${VIGIL_SKIP_FUZZ:-0}" != 1 ] && [ -f scripts/fuzz.sh ]; then
   stage "fuzz"

@@ -118,6 +118,8 @@ void dispatch_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	r->h = h;
+	r->snap = collector_settings_take(h->col);
+	r->cfg = &r->snap->s;
 	r->req = req;
 	r->evcon = evhttp_request_get_connection(req);
 	r->now_us = vtime_now_ns() / 1000;

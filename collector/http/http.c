@@ -253,7 +253,7 @@ static void head_over(hconn_t *c, struct evbuffer *in)
 /* Count the head's bytes in "in" from offset on. */
 static void head_scan(hconn_t *c, struct evbuffer *in, size_t offset)
 {
-	size_t limit = (size_t)c->h->col->settings->http_max_header_bytes;
+	size_t limit = (size_t)SETTING(c->h->col, http_max_header_bytes);
 	size_t len = evbuffer_get_length(in);
 	while (offset < len && !c->head_done) {
 		struct evbuffer_ptr pos;
@@ -272,7 +272,7 @@ static void head_scan(hconn_t *c, struct evbuffer *in, size_t offset)
 			case API_HEAD_END:
 				c->head_done = true;
 				if (c->head.content_length >
-				    (uint64_t)c->h->col->settings->http_max_body_bytes) {
+				    (uint64_t)SETTING(c->h->col, http_max_body_bytes)) {
 					c->body_over = true;
 					head_over(c, in);
 					return;
@@ -383,7 +383,7 @@ static void refuse_start(hconn_t *c)
 {
 	http_t *h = c->h;
 	struct bufferevent *bev = c->bev;
-	int64_t limit = h->col->settings->http_max_header_bytes;
+	int64_t limit = SETTING(h->col, http_max_header_bytes);
 	c->refusing = true;
 	bufferevent_getcb(bev, &c->ev_read, &c->ev_write, &c->ev_event, &c->ev_arg);
 	bufferevent_setcb(bev, NULL, refuse_written_cb, refuse_event_cb, c);
@@ -395,7 +395,7 @@ static void refuse_start(hconn_t *c)
 	if (c->body_over) {
 		what = "request body";
 		setting = "http_max_body_bytes";
-		limit = h->col->settings->http_max_body_bytes;
+		limit = SETTING(h->col, http_max_body_bytes);
 	}
 	char peer[INET6_ADDRSTRLEN + 1];
 	peer_of(c, peer, sizeof(peer));

@@ -74,6 +74,8 @@ typedef enum {
 
 struct hreq {
 	http_t *h;
+	settings_snap_t *snap;	    /* the settings as the request arrived */
+	const settings_t *cfg;	    /* &snap->s: read strings here, never col->settings */
 	struct evhttp_request *req; /* NULL once the connection is gone */
 	struct evhttp_connection *evcon;
 	hreq_state_t st;

@@ -121,6 +121,7 @@ void hreq_free(hreq_t *r)
 	free(r->path);
 	free(r->query);
 	OPENSSL_cleanse(r->token, sizeof(r->token));
+	settings_snap_drop(r->snap);
 	free(r);
 }
 

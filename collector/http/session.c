@@ -195,12 +195,11 @@ static int cookie_token(hreq_t *r, char *token)
 void session_authenticate(hreq_t *r)
 {
 	char cn[128];
-	if (r->h->col->settings->http_operator_ca[0] &&
+	if (r->cfg->http_operator_ca[0] &&
 	    http_conn_cert_identity(r->evcon, cn, sizeof(cn)) == 0) {
 		r->cred = CRED_CERT;
 		snprintf(r->principal, sizeof(r->principal), "cert:%s", cn);
-		r->role = cn_listed(r->h->col->settings->http_admin_cns, cn) ? AUTH_ROLE_ADMIN
-									     : AUTH_ROLE_VIEWER;
+		r->role = cn_listed(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN : AUTH_ROLE_VIEWER;
 		authenticated(r);
 		return;
 	}

@@ -36,6 +36,23 @@ def https_context(pki, cert=None, key=None):
     return ctx
 
 
+def operator_pki(pki):
+    """An operator CA (not the agents' CA) and two operator certificates,
+    ops-viewer and ops-admin: {"ca": path, "viewer": (crt, key), "admin": ...}."""
+    import os
+    from cryptography.hazmat.primitives import serialization
+    d = os.path.join(pki.dir, "operators")
+    os.makedirs(d, exist_ok=True)
+    ca, ca_key = pki.other_ca()
+    path = os.path.join(d, "opca.crt")
+    with open(path, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    viewer = pki.issue(os.path.join(d, "ops-viewer"), "ops-viewer", issuer=ca,
+                       issuer_key=ca_key)
+    admin = pki.issue(os.path.join(d, "ops-admin"), "ops-admin", issuer=ca, issuer_key=ca_key)
+    return {"ca": path, "viewer": viewer[:2], "admin": admin[:2]}
+
+
 class Response:
     def __init__(self, status, headers, body, header_list=()):
         self.status = status

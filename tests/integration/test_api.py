@@ -21,18 +21,7 @@ F = at.Fleet
 
 @pytest.fixture(scope="module")
 def opca(pki):
-    """An operator CA (not the agents' CA) and two operator certificates."""
-    d = os.path.join(pki.dir, "operators")
-    os.makedirs(d, exist_ok=True)
-    ca, ca_key = pki.other_ca()
-    from cryptography.hazmat.primitives import serialization
-    path = os.path.join(d, "opca.crt")
-    with open(path, "wb") as f:
-        f.write(ca.public_bytes(serialization.Encoding.PEM))
-    viewer = pki.issue(os.path.join(d, "ops-viewer"), "ops-viewer", issuer=ca,
-                       issuer_key=ca_key)
-    admin = pki.issue(os.path.join(d, "ops-admin"), "ops-admin", issuer=ca, issuer_key=ca_key)
-    return {"ca": path, "viewer": viewer[:2], "admin": admin[:2]}
+    return at.operator_pki(pki)
 
 
 @pytest.fixture(scope="module")
