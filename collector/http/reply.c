@@ -136,7 +136,7 @@ static void reply(hreq_t *r, int status, const char *ctype, const char *body, si
 		if (status == 401)
 			evhttp_add_header(evhttp_request_get_output_headers(req),
 					  "WWW-Authenticate", "Bearer realm=\"vigil\"");
-		if (status == 429)
+		if (status == 429 || status == 503) /* rate limit; busy or no database */
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
 					  "1");
 		struct evbuffer *b = evbuffer_new();
