@@ -244,6 +244,7 @@ typedef struct {
 	int64_t since, until, limit;
 	const char *agent, *container, *exe, *argv;
 	char kinds[64];
+	int n_kinds, kind; /* kind: the one kind when n_kinds is 1 */
 	int severity;
 	bool has_cursor;
 	api_cursor_t cursor;
@@ -325,10 +326,30 @@ static void events_done(hreq_t *r, apidb_job_t *job)
 	apidb_job_free(job);
 }
 
+/* '%' s '%' for LIKE, with LIKE's escape \ and its wildcards escaped.
+ * The caller frees it; NULL when out of memory. */
+static char *like_pattern(const char *s)
+{
+	size_t n = strlen(s);
+	char *p = malloc(2 * n + 3), *o = p;
+	if (!p)
+		return NULL;
+	*o++ = '%';
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '%' || *s == '_')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '%';
+	*o = '\0';
+	return p;
+}
+
 static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limit)
 {
 	qb_t q;
 	qb_init(&q, audit);
+	qb_listing(&q);
 	qb_sql(&q, "SELECT row_to_json(x)::text, (extract(epoch FROM x.ts) * 1000000)::bigint "
 		   "|| '.' || x.agent_id || '.' || x.seq || '.' || x.idx FROM (SELECT e.ts, "
 		   "e.recv_ts, a.name AS agent, e.agent_id, e.seq, e.idx, k.name AS kind, ");
@@ -351,7 +372,11 @@ static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limi
 		qb_sql(&q, ") AND e.container_id = ");
 		qb_param(&q, st->container);
 	}
-	if (st->kinds[0]) {
+	if (st->n_kinds == 1) { /* "=": a rare kind's index gives the order */
+		qb_sql(&q, " AND e.kind = ");
+		qb_param_int(&q, st->kind);
+		qb_sql(&q, "::smallint");
+	} else if (st->kinds[0]) {
 		qb_sql(&q, " AND e.kind = ANY(");
 		qb_param(&q, st->kinds);
 		qb_sql(&q, "::smallint[])");
@@ -364,12 +389,17 @@ static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limi
 		qb_sql(&q, " AND e.exe = ");
 		qb_param(&q, st->exe);
 	}
-	if (st->argv) {
-		qb_sql(&q, " AND strpos(array_to_string(e.argv, ' '), ");
-		qb_param(&q, st->argv);
-		qb_sql(&q, ") > 0");
+	if (st->argv) { /* a substring, as LIKE '%...%' with \ % _ escaped */
+		char *pat = like_pattern(st->argv);
+		qb_sql(&q, " AND array_to_string(e.argv, ' ') LIKE ");
+		qb_param(&q, pat ? pat : "");
+		q.oom |= !pat;
+		free(pat);
 	}
 	if (st->has_cursor) {
+		/* the plain bound is what the ts index scan starts from */
+		qb_sql(&q, " AND e.ts <= ");
+		qb_time(&q, st->cursor.ts_us);
 		qb_sql(&q, " AND (e.ts, e.agent_id, e.seq, e.idx) < (");
 		qb_time(&q, st->cursor.ts_us);
 		qb_sql(&q, ", ");
@@ -386,8 +416,10 @@ static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limi
 	hreq_run(r, &q, st->fmt == API_FMT_JSON ? events_done : events_stream_done);
 }
 
-static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
+static bool parse_kinds(hreq_t *r, const char *v, events_state_t *st)
 {
+	char *out = st->kinds;
+	size_t outlen = sizeof(st->kinds);
 	/* a comma-separated list of kind names or numbers -> "{4,6}" */
 	size_t o = 0;
 	out[o++] = '{';
@@ -405,6 +437,8 @@ static bool parse_kinds(hreq_t *r, const char *v, char *out, size_t outlen)
 			return api_bad_param(r, "kind", "unknown event kind");
 		o += (size_t)snprintf(out + o, outlen - o, "%s%d", n ? "," : "", k);
 		n++;
+		st->kind = k;
+		st->n_kinds = n;
 		p += l;
 		if (*p == ',')
 			p++;
@@ -431,7 +465,7 @@ static void h_events(hreq_t *r)
 	    !api_get_str(r, "exe", &st->exe) || !api_get_str(r, "argv", &st->argv) ||
 	    !api_get_format(r, true, &st->fmt))
 		return;
-	if (kind && !parse_kinds(r, kind, st->kinds, sizeof(st->kinds)))
+	if (kind && !parse_kinds(r, kind, st))
 		return;
 	if (sev && (st->severity = api_severity_parse(sev)) < 0) {
 		api_bad_param(r, "severity", "must be info, low, medium, high or critical");
@@ -754,8 +788,28 @@ static void h_whoami(hreq_t *r, const char *principal)
 
 /* ---- routing ------------------------------------------------------------------------------------------ */
 
+/* The database queue is bounded: past http_db_queue requests waiting for a
+ * connection, answer 503 (with Retry-After) rather than queue without end.
+ * Return false after answering. */
+static bool db_admit(hreq_t *r)
+{
+	collector_t *col = hreq_col(r);
+	api_server_stats_t s;
+	hreq_server_stats(r, &s);
+	size_t conns = (size_t)SETTING(col, http_db_connections);
+	size_t waiting = s.db_pending > conns ? s.db_pending - conns : 0;
+	if (waiting < (size_t)SETTING(col, http_db_queue))
+		return true;
+	hreq_error(r, 503, "busy", NULL,
+		   "%zu requests wait for the database (http_db_queue); retry later", waiting);
+	return false;
+}
+
 bool api_dispatch(hreq_t *r, const char *path)
 {
+	if (strcmp(path, "/metrics") && strcmp(path, "/api/v1/openapi.json") &&
+	    strcmp(path, "/api/v1/whoami") && !db_admit(r))
+		return true;
 	if (!strcmp(path, "/metrics")) {
 		h_metrics(r);
 	} else if (!strcmp(path, "/readyz")) {

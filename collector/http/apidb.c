@@ -3,6 +3,9 @@
  * connection in non-blocking mode and runs one job at a time under a
  * deadline; a connection that fails or times out is dropped and made again
  * for the next job. Sessions run in UTC with a statement_timeout.
+ * Listing jobs (APIDB_LISTING_MARK) may take all connections but one: the
+ * queue is served in order, except that a thread skips the listings while
+ * that many run, so a small read never waits behind slow listings.
  *
  * The API builds its SQL from a few templates, so each connection prepares
  * a statement the first time it sees a text and reuses it: parsing,
@@ -54,6 +57,7 @@ struct apidb {
 	apidb_job_t *queue_head, *queue_tail;
 	apidb_job_t *done_head, *done_tail;
 	size_t pending;
+	int listings_running, listings_max;
 	bool stopping;
 	int n_threads; /* started */
 	int n_conns;
@@ -73,6 +77,7 @@ apidb_job_t *apidb_job_new(const char *sql)
 		free(j);
 		return NULL;
 	}
+	j->listing = strncmp(sql, APIDB_LISTING_MARK, strlen(APIDB_LISTING_MARK)) == 0;
 	return j;
 }
 
@@ -124,6 +129,19 @@ static void forget_statements(apidb_conn_t *c)
 	for (int i = 0; i < c->n_stmt; i++)
 		free(c->stmt[i].sql);
 	c->n_stmt = 0;
+}
+
+/* Ask the server to cancel what c runs (blocking; pool threads only). */
+static void conn_cancel(apidb_conn_t *c)
+{
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK ||
+	    PQtransactionStatus(c->pg) != PQTRANS_ACTIVE)
+		return;
+	PGcancel *k = PQgetCancel(c->pg);
+	char err[256];
+	if (k && !PQcancel(k, err, sizeof(err)))
+		log_warn("[api-db] cancel: %s", err);
+	PQfreeCancel(k);
 }
 
 static void conn_drop(apidb_conn_t *c)
@@ -355,6 +373,10 @@ lost:
 	set_error(j, APIDB_ERR_CONN,
 		  PQstatus(c->pg) == CONNECTION_OK ? "PostgreSQL did not answer in time"
 						   : PQerrorMessage(c->pg));
+	/* past the deadline with the statement still running: the server
+	 * let it outlive statement_timeout; cancel it before hanging up, or
+	 * it runs on until it next writes to the closed socket */
+	conn_cancel(c);
 	conn_drop(c);
 }
 
@@ -410,6 +432,29 @@ typedef struct {
 	int idx;
 } thread_arg_t;
 
+/* Unlink and return the first queued job this thread may run: any, but a
+ * listing only while fewer than listings_max run. NULL if none. Called
+ * with the lock held. */
+static apidb_job_t *take_job(apidb_t *db)
+{
+	apidb_job_t *prev = NULL;
+	for (apidb_job_t *j = db->queue_head; j; prev = j, j = j->next) {
+		if (j->listing && db->listings_running >= db->listings_max)
+			continue;
+		if (prev)
+			prev->next = j->next;
+		else
+			db->queue_head = j->next;
+		if (db->queue_tail == j)
+			db->queue_tail = prev;
+		j->next = NULL;
+		if (j->listing)
+			db->listings_running++;
+		return j;
+	}
+	return NULL;
+}
+
 static void *pool_main(void *arg)
 {
 	apidb_t *db = ((thread_arg_t *)arg)->db;
@@ -419,15 +464,11 @@ static void *pool_main(void *arg)
 	bool warned = false;
 	pthread_mutex_lock(&db->lock);
 	for (;;) {
-		while (!db->stopping && !db->queue_head)
+		apidb_job_t *j = NULL;
+		while (!db->stopping && !(j = take_job(db)))
 			pthread_cond_wait(&db->cond, &db->lock);
-		if (db->stopping)
-			break;
-		apidb_job_t *j = db->queue_head;
-		db->queue_head = j->next;
-		if (!db->queue_head)
-			db->queue_tail = NULL;
-		j->next = NULL;
+		if (!j)
+			break; /* stopping */
 		pthread_mutex_unlock(&db->lock);
 		apidb_run(c, j);
 		if (j->status == APIDB_ERR_CONN && !warned) {
@@ -437,6 +478,11 @@ static void *pool_main(void *arg)
 			warned = false;
 		}
 		pthread_mutex_lock(&db->lock);
+		if (j->listing) {
+			db->listings_running--;
+			/* a listing skipped while the cap was reached may run now */
+			pthread_cond_broadcast(&db->cond);
+		}
 		if (db->done_tail)
 			db->done_tail->next = j;
 		else
@@ -462,6 +508,7 @@ apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t
 	if (!db->done_ev || !db->threads || !db->conns)
 		goto fail;
 	db->n_conns = n;
+	db->listings_max = n > 1 ? n - 1 : 1;
 	for (int i = 0; i < n; i++) {
 		apidb_conn_t *c = calloc(1, sizeof(*c));
 		if (!c || !(c->conninfo = strdup(conninfo))) {
@@ -500,7 +547,9 @@ void apidb_submit(apidb_t *db, apidb_job_t *job)
 		db->queue_head = job;
 	db->queue_tail = job;
 	db->pending++;
-	pthread_cond_signal(&db->cond);
+	/* every thread: the one woken might be the reserved one, which may
+	 * not take a listing */
+	pthread_cond_broadcast(&db->cond);
 	pthread_mutex_unlock(&db->lock);
 }
 

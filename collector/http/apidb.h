@@ -8,12 +8,18 @@
 #ifndef VIGIL_APIDB_H
 #define VIGIL_APIDB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
 
 #define APIDB_MAX_PARAMS 32
+
+/* SQL that starts with this comment is a listing (events by time, exports):
+ * such jobs never hold every connection, one stays for the small reads
+ * (agents, status, sign-in). Also shows in pg_stat_activity. */
+#define APIDB_LISTING_MARK "/* vigil:listing */ "
 
 typedef enum {
 	APIDB_OK = 0,
@@ -32,6 +38,7 @@ struct apidb_job {
 	int n_params;
 	char *params[APIDB_MAX_PARAMS]; /* NULL is SQL NULL */
 	size_t max_rows;		/* rows kept from the result; 0 = all */
+	bool listing;			/* sql starts with APIDB_LISTING_MARK */
 	/* output */
 	apidb_status_t status;
 	char sqlstate[6];
@@ -58,8 +65,11 @@ void apidb_job_free(apidb_job_t *job);
 typedef struct apidb apidb_t;
 
 /* Start n threads with one connection each to conninfo; finished jobs are
- * delivered on base's thread. timeout_ms bounds every statement. Return
- * NULL on failure. */
+ * delivered on base's thread. timeout_ms bounds every statement: it is the
+ * sessions' statement_timeout (PostgreSQL cancels the statement), and a
+ * job still running 2 s past it is cancelled from here. With n >= 2,
+ * listing jobs run on at most n - 1 connections at once. Return NULL on
+ * failure. */
 apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t timeout_ms);
 /* Queue job (the pool owns it until done runs). Any thread. */
 void apidb_submit(apidb_t *db, apidb_job_t *job);

@@ -17,6 +17,18 @@ void qb_init(qb_t *q, bool audit)
 				  "peer, method, path, query) VALUES ($1, $2, $3, $4, $5, $6)) ");
 }
 
+void qb_listing(qb_t *q)
+{
+	sbuf_t b;
+	sbuf_init(&b);
+	sbuf_add(&b, APIDB_LISTING_MARK);
+	sbuf_addn(&b, q->sql.s ? q->sql.s : "", q->sql.len);
+	if (q->sql.oom)
+		b.oom = true;
+	sbuf_free(&q->sql);
+	q->sql = b;
+}
+
 void qb_free(qb_t *q)
 {
 	sbuf_free(&q->sql);

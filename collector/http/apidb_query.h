@@ -26,6 +26,9 @@ typedef struct {
 
 /* Start an empty statement; with audit, the audit insert comes first. */
 void qb_init(qb_t *q, bool audit);
+/* Mark q as a listing (APIDB_LISTING_MARK): it runs on any connection
+ * but the one kept for small reads. */
+void qb_listing(qb_t *q);
 /* Free the text and the parameters. */
 void qb_free(qb_t *q);
 /* Append raw SQL. */
