@@ -678,6 +678,15 @@ static void h_metrics(hreq_t *r)
 	      ingest_queued_bytes(col->ingest));
 	GAUGE("queue_jobs", "Jobs queued for PostgreSQL.", ingest_queued_jobs(col->ingest));
 	GAUGE("http_connections", "HTTPS connections open.", s.connections);
+	GAUGE("http_connections_pending", "HTTPS connections before their first request.",
+	      s.connections_pending);
+	COUNTER("http_connections_refused_total",
+		"HTTPS connections closed at accept (http_max_connections, "
+		"http_max_pending_per_address).",
+		s.connections_refused);
+	COUNTER("http_pending_dropped_total",
+		"Pending HTTPS connections dropped for newer ones (http_max_pending_connections).",
+		s.pending_dropped);
 	GAUGE("http_db_pending", "API database jobs queued or running.", s.db_pending);
 	sbuf_add(&b, "# HELP vigil_http_requests_total HTTPS requests answered, by status class.\n"
 		     "# TYPE vigil_http_requests_total counter\n");

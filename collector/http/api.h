@@ -59,6 +59,8 @@ typedef struct {
 	uint64_t rate_limited;
 	uint64_t auth_failures;
 	int connections;
+	int connections_pending; /* before their first request */
+	uint64_t connections_refused, pending_dropped;
 	size_t db_pending;
 	const api_sample_t *samples; /* oldest first */
 	size_t n_samples;

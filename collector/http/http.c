@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "admit.h"
 #include "http/http_int.h"
 #include "log.h"
 #include "tls.h"
@@ -61,6 +63,9 @@ typedef struct hconn {
 	bufferevent_data_cb ev_read, ev_write;
 	bufferevent_event_cb ev_event;
 	void *ev_arg;
+	bool admitted;	    /* the admission check has run (see "admission") */
+	bool established;   /* it made its first request: counted in h->n_established */
+	admit_entry_t pend; /* listed in h->pending until its first request */
 } hconn_t;
 
 static int ex_index = -1;
@@ -159,7 +164,10 @@ static void hconn_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
 		return;
 	if (c->deadline)
 		event_free(c->deadline);
+	admit_remove(&c->h->pending, &c->pend);
 	c->h->n_conns--;
+	if (c->established)
+		c->h->n_established--;
 	free(c);
 }
 
@@ -178,6 +186,7 @@ static void arm_deadline(hconn_t *c, int64_t ms)
 
 static void refuse_start(hconn_t *c);
 static void refuse_end(hconn_t *c);
+static bool admission(hconn_t *c);
 
 /* The connection took too long (handshake, or the head and body of a
  * request), is over the limit, or has been refused (413 or 400, written
@@ -192,6 +201,8 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
 	if (!ecb)
 		return; /* evhttp freed the bufferevent; its finalizer frees c */
+	if (!c->admitted && admission(c))
+		return;
 	if (c->head_over && !c->busy && !c->refusing) {
 		refuse_start(c);
 		return;
@@ -448,13 +459,101 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 		abort();
 	}
 	c->deadline = event_new(base, -1, 0, deadline_cb, c);
-	if (c->deadline) {
-		if (h->n_conns > SETTING(h->col, http_max_connections))
-			arm_deadline(c, 0);
-		else
-			arm_deadline(c, SETTING(h->col, http_request_timeout_ms));
+	if (!c->deadline) {
+		log_error("[https] out of memory accepting a connection");
+		abort();
 	}
+	arm_deadline(c, 0); /* admission, once evhttp has given the bufferevent its socket */
 	return c->bev;
+}
+
+/* ---- admission ------------------------------------------------------------------------------
+ *
+ * A connection is pending from its accept until its first request is handed
+ * over: only then has it finished the TLS handshake and sent a head in
+ * time. Pending connections have their own budget (h->pending, see
+ * admit.h), so http_max_connections counts only connections past their
+ * first request, which silent sockets never become. evhttp gives the
+ * bufferevent its socket after bev_cb, so the check runs from the
+ * deadline event armed there, before any byte is read.
+ */
+
+static void admission_log(http_t *h, const char *what, const uint8_t *key)
+{
+	int64_t now = vtime_mono_ns();
+	if (now - h->admit_log_ns < INT64_C(10) * 1000000000)
+		return;
+	h->admit_log_ns = now;
+	char addr[64];
+	admit_key_str(key, addr, sizeof(addr));
+	log_warn("[https %s] %s (refused so far: %llu at accept, %llu pending dropped; "
+		 "logged at most every 10 s)",
+		 addr, what, (unsigned long long)h->conns_refused,
+		 (unsigned long long)h->pending_dropped);
+}
+
+static hconn_t *pending_conn(admit_entry_t *e)
+{
+	return (hconn_t *)((char *)e - offsetof(hconn_t, pend));
+}
+
+/* No byte of the TLS handshake has come from it: none read, none waiting
+ * in the socket (the loop may not have read a ClientHello yet). */
+static bool pending_silent(admit_entry_t *e)
+{
+	struct bufferevent *bev = pending_conn(e)->bev;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl && !SSL_in_before(ssl))
+		return false;
+	int waiting = 0;
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	return fd < 0 || ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0;
+}
+
+/* Admit c, or refuse it. Return true if it stays (its deadline armed again),
+ * false if the caller is to close it. */
+static bool admission(hconn_t *c)
+{
+	http_t *h = c->h;
+	c->admitted = true;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		sl = 0;
+	admit_entry_t *victim = NULL;
+	admit_verdict_t v = ADMIT_REFUSED_ADDR;
+	if (h->n_established >= SETTING(h->col, http_max_connections)) {
+		h->conns_refused++;
+		admit_key((struct sockaddr *)&ss, sl, c->pend.key);
+		admission_log(h, "http_max_connections reached; closing new connections",
+			      c->pend.key);
+	} else {
+		v = admit_add(&h->pending, &c->pend, (struct sockaddr *)&ss, sl,
+			      (size_t)SETTING(h->col, http_max_pending_connections),
+			      (size_t)SETTING(h->col, http_max_pending_per_address), pending_silent,
+			      &victim);
+		if (v == ADMIT_REFUSED_ADDR) {
+			h->conns_refused++;
+			admission_log(h,
+				      "http_max_pending_per_address reached; closing new "
+				      "connections from this address",
+				      c->pend.key);
+		}
+	}
+	if (victim) {
+		hconn_t *old = pending_conn(victim);
+		h->pending_dropped++;
+		admission_log(h,
+			      "http_max_pending_connections reached; dropping the oldest "
+			      "pending connection",
+			      victim->key);
+		arm_deadline(old, 0);
+	}
+	if (v == ADMIT_REFUSED_ADDR)
+		return false; /* deadline_cb goes on to close it */
+	arm_deadline(c, SETTING(h->col, http_request_timeout_ms));
+	return true;
 }
 
 static hconn_t *conn_of(struct evhttp_connection *evcon)
@@ -472,6 +571,11 @@ void http_conn_request(struct evhttp_request *req)
 	if (c) {
 		if (c->deadline)
 			event_del(c->deadline); /* the request is in: no deadline while we answer */
+		admit_remove(&c->h->pending, &c->pend);
+		if (!c->established) {
+			c->established = true;
+			c->h->n_established++;
+		}
 		head_restart(c);
 		evhttp_request_set_on_complete_cb(req, reply_done_cb, c);
 	}
@@ -517,6 +621,9 @@ void hreq_server_stats(hreq_t *r, api_server_stats_t *out)
 	out->rate_limited = h->rate_limited;
 	out->auth_failures = h->auth_failures;
 	out->connections = h->n_conns;
+	out->connections_pending = (int)h->pending.n;
+	out->connections_refused = h->conns_refused;
+	out->pending_dropped = h->pending_dropped;
 	out->db_pending = apidb_pending(h->db);
 	size_t first = (h->sample_head + SAMPLES_MAX - h->n_samples) % SAMPLES_MAX;
 	for (size_t i = 0; i < h->n_samples; i++)

@@ -23,6 +23,7 @@
 
 #include <openssl/types.h>
 
+#include "admit.h"
 #include "http/api.h"
 #include "http/http.h"
 
@@ -112,7 +113,11 @@ struct http {
 	pthread_mutex_t tls_lock; /* guards ctx */
 	SSL_CTX *ctx;
 
-	int n_conns; /* loop thread only */
+	int n_conns;	   /* loop thread only, like the rest of this block */
+	int n_established; /* connections past their first request */
+	admit_t pending;   /* connections before their first request (http.c) */
+	uint64_t conns_refused, pending_dropped;
+	int64_t admit_log_ns;
 	rate_slot_t *rate;
 	token_slot_t *tokens;
 	web_file_t files[WEB_MAX_FILES];

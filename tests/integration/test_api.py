@@ -932,14 +932,17 @@ def test_exports_stream_many_pages(collector_factory, db, pki, collector_bin):
 
 
 def test_connection_limit_and_methods(collector_factory, db, pki):
-    """Above http_max_connections a connection is closed at accept; only GET
-    is served."""
+    """Above http_max_connections connections past their first request, a
+    connection is closed at accept; only GET is served."""
     import socket
     hport = vt.free_port()
     collector_factory(db, flags={"--http-listen": "127.0.0.1:%d" % hport,
                                  "--http-max-connections": "2",
                                  "--http-request-timeout": "3s"})
     held = [at.tls_socket(hport, pki) for _ in range(2)]
+    for s in held:  # each makes a request and stays open (keep-alive)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
     raw = socket.create_connection(("127.0.0.1", hport), timeout=10)
     raw.settimeout(2)
     t0 = time.monotonic()
