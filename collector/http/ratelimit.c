@@ -1,62 +1,116 @@
 /*
- * The rate limit of the HTTPS server (see http_int.h): a token bucket per
- * socket peer (http_rate_limit per second, http_rate_burst at most), in a
- * fixed table where a new peer takes the least recently used of a few
- * slots. X-Forwarded-For is never read. A request refused is a 429.
+ * The rate limit of the HTTPS server (see http_int.h and ratelimit.h): a
+ * token bucket per client (http_rate_limit per second, http_rate_burst at
+ * most), the client being the socket peer's IPv4 address or IPv6 /64.
+ * X-Forwarded-For is never read. A request refused is a 429.
+ *
+ * The buckets are a fixed table: a client's bucket is in one of
+ * RATELIMIT_PROBES slots from the hash of its key. A newcomer takes a slot
+ * that is unused or whose bucket has filled up again (its client has been
+ * quiet for burst / rate seconds): forgetting a full bucket gives its
+ * client nothing it would not have anyway, since a new bucket starts full.
+ * A bucket that is not full is never evicted, however many newcomers
+ * arrive, so flooding the table from many addresses cannot hand a
+ * throttled client a fresh burst. A newcomer that finds no such slot draws
+ * on one bucket shared by all such newcomers (the last slot), so a flood
+ * of new addresses is throttled as one client until slots free up.
  */
-#include "http/http_int.h"
+#include "http/ratelimit.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http_int.h"
 #include "vtime.h"
 
-#define RATE_SLOTS 4096
-#define RATE_PROBES 8
-
 struct rate_slot {
-	char ip[48];
+	char key[RATELIMIT_KEY_LEN]; /* "" = unused */
 	double tokens;
 	int64_t last_ns;
 };
 
-rate_slot_t *ratelimit_new(void)
+void ratelimit_key(const char *peer, char *key)
 {
-	return calloc(RATE_SLOTS, sizeof(rate_slot_t));
+	char addr[RATELIMIT_KEY_LEN];
+	size_t n = strcspn(peer, "%");
+	if (n >= sizeof(addr))
+		n = sizeof(addr) - 1;
+	memcpy(addr, peer, n);
+	addr[n] = '\0';
+	struct in_addr v4;
+	struct in6_addr v6;
+	if (inet_pton(AF_INET, addr, &v4) == 1) {
+		inet_ntop(AF_INET, &v4, key, RATELIMIT_KEY_LEN);
+	} else if (inet_pton(AF_INET6, addr, &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+		memcpy(&v4, &v6.s6_addr[12], 4);
+		inet_ntop(AF_INET, &v4, key, RATELIMIT_KEY_LEN);
+	} else if (inet_pton(AF_INET6, addr, &v6) == 1) {
+		memset(&v6.s6_addr[8], 0, 8);
+		char net[INET6_ADDRSTRLEN];
+		inet_ntop(AF_INET6, &v6, net, sizeof(net));
+		snprintf(key, RATELIMIT_KEY_LEN, "%s/64", net);
+	} else {
+		snprintf(key, RATELIMIT_KEY_LEN, "%s", peer);
+	}
 }
 
-/* Take one token from peer's bucket. Return false if it is empty. */
+rate_slot_t *ratelimit_new(void)
+{
+	return calloc(RATELIMIT_SLOTS + 1, sizeof(rate_slot_t));
+}
+
+/* The tokens of s at now, refilled but not above burst. */
+static double level(const rate_slot_t *s, double rate, double burst, int64_t now)
+{
+	double t = s->tokens + (double)(now - s->last_ns) / 1e9 * rate;
+	return t > burst ? burst : t;
+}
+
+bool ratelimit_take_key(rate_slot_t *table, const char *key, double rate, double burst,
+			int64_t now_ns)
+{
+	uint32_t b = http_fnv(key);
+	rate_slot_t *slot = NULL, *vacant = NULL;
+	for (uint32_t i = 0; i < RATELIMIT_PROBES; i++) {
+		rate_slot_t *s = &table[(b + i) % RATELIMIT_SLOTS];
+		if (s->key[0] && strcmp(s->key, key) == 0) {
+			slot = s;
+			break;
+		}
+		if (!vacant && (!s->key[0] || level(s, rate, burst, now_ns) >= burst))
+			vacant = s;
+	}
+	if (!slot && vacant) {
+		slot = vacant;
+		snprintf(slot->key, sizeof(slot->key), "%s", key);
+		slot->tokens = burst;
+		slot->last_ns = now_ns;
+	}
+	if (!slot) {
+		slot = &table[RATELIMIT_SLOTS];
+		if (!slot->key[0]) { /* first use: it starts full too */
+			snprintf(slot->key, sizeof(slot->key), "(shared)");
+			slot->tokens = burst;
+			slot->last_ns = now_ns;
+		}
+	}
+	slot->tokens = level(slot, rate, burst, now_ns);
+	slot->last_ns = now_ns;
+	if (slot->tokens < 1.0)
+		return false;
+	slot->tokens -= 1.0;
+	return true;
+}
+
 bool ratelimit_take(http_t *h, const char *peer)
 {
 	double rate = (double)SETTING(h->col, http_rate_limit);
 	double burst = (double)SETTING(h->col, http_rate_burst);
 	if (rate <= 0)
 		return true;
-	int64_t now = vtime_mono_ns();
-	uint32_t b = http_fnv(peer);
-	rate_slot_t *slot = NULL, *oldest = NULL;
-	for (int i = 0; i < RATE_PROBES; i++) {
-		rate_slot_t *s = &h->rate[(b + (uint32_t)i) % RATE_SLOTS];
-		if (strcmp(s->ip, peer) == 0) {
-			slot = s;
-			break;
-		}
-		if (!oldest || s->last_ns < oldest->last_ns)
-			oldest = s;
-	}
-	if (!slot) {
-		slot = oldest;
-		snprintf(slot->ip, sizeof(slot->ip), "%s", peer);
-		slot->tokens = burst;
-		slot->last_ns = now;
-	}
-	slot->tokens += (double)(now - slot->last_ns) / 1e9 * rate;
-	if (slot->tokens > burst)
-		slot->tokens = burst;
-	slot->last_ns = now;
-	if (slot->tokens < 1.0)
-		return false;
-	slot->tokens -= 1.0;
-	return true;
+	char key[RATELIMIT_KEY_LEN];
+	ratelimit_key(peer, key);
+	return ratelimit_take_key(h->rate, key, rate, burst, vtime_mono_ns());
 }
