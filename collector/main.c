@@ -26,6 +26,7 @@
 #include "settings.h"
 #include "ingest/store.h"
 #include "http/token_cmd.h"
+#include "vuln/advisories_cmd.h"
 #include "tls.h"
 #include "vtime.h"
 #include "ingest/worker.h"
@@ -115,6 +116,8 @@ static void usage(FILE *out)
 		     "       vigil-collector token revoke NAME [options]\n"
 		     "       vigil-collector rules list [options]  the rules in force\n"
 		     "       vigil-collector rules check FILE      validate a rules file\n"
+		     "       vigil-collector advisories import PATH... [options]  load OSV "
+		     "advisories\n"
 		     "\n"
 		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
 		     "      --print-config           print the effective settings and exit\n"
@@ -177,7 +180,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 	}
 	if (rc == 0 && optind < argc) {
 		cli->command = argv[optind++];
-		if (strcmp(cli->command, "token") == 0 || strcmp(cli->command, "rules") == 0) {
+		if (strcmp(cli->command, "token") == 0 || strcmp(cli->command, "rules") == 0 ||
+		    strcmp(cli->command, "advisories") == 0) {
 			cli->cmd_argc = argc - optind;
 			cli->cmd_argv = argv + optind;
 			optind = argc;
@@ -423,7 +427,9 @@ int main(int argc, char **argv)
 		return offline;
 	}
 	bool token_cmd = cli.command && strcmp(cli.command, "token") == 0;
-	bool migrate_only = (cli.command && strcmp(cli.command, "migrate") == 0) || token_cmd;
+	bool advisories_cmd = cli.command && strcmp(cli.command, "advisories") == 0;
+	bool migrate_only =
+		(cli.command && strcmp(cli.command, "migrate") == 0) || token_cmd || advisories_cmd;
 	if (!migrate_only && settings_validate(&settings, err, sizeof(err)) != 0) {
 		fprintf(stderr, "vigil-collector: %s\n", err);
 		cfg_free(settings_table, &settings);
@@ -456,6 +462,10 @@ int main(int argc, char **argv)
 		if (!early_stop)
 			log_error("cannot prepare the database; exiting");
 		exit_code = early_stop ? 0 : 1;
+		goto out_col;
+	}
+	if (advisories_cmd) {
+		exit_code = advisories_command(settings.db, cli.cmd_argc, cli.cmd_argv);
 		goto out_col;
 	}
 	if (token_cmd) {

@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libevent-dev libssl-dev openssl libpq-dev libprotobuf-c-dev
   protobuf-c-compiler libjansson-dev libcmocka-dev libyaml-dev libsqlite3-dev
+  libzip-dev
   # database for tests and the demo
   postgresql-15 postgresql-client-15
   # integration tests
