@@ -3,8 +3,8 @@
  * serves this page only to a signed-in browser (the session cookie, which
  * scripts cannot read, or an operator certificate); the same credential
  * goes along with every API request (same origin). An API request refused
- * with 401 (the token expired or was revoked) reloads the page, which then
- * is the sign-in page. Every string that comes from the API is put into the
+ * with 401 (the session ended: signed out, expired, idle, or its token
+ * revoked) reloads the page, which then is the sign-in page. Every string that comes from the API is put into the
  * page with textContent (never as HTML): container names, labels, command
  * lines and host names are chosen by whoever controls a container or a node.
  */
@@ -287,12 +287,19 @@
     timer = setInterval(refresh, REFRESH_MS);
   }
 
+  // Sign-out ends the session on the collector (the cookie's id is then
+  // refused everywhere) and clears the cookie. If the collector could not
+  // end it, the session is still in force: say so and stay.
   async function signOut() {
+    let r = null;
     try {
-      await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" });
-    } finally {
-      signedOut();
+      r = await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" });
+    } catch (e) {
+      r = null;
     }
+    if (r && r.ok) return signedOut();
+    $("updated").textContent = visible("sign-out failed (" + (r ? r.status : "no answer") +
+                                       "); the session is still open, try again");
   }
 
   async function exportCsv() {

@@ -5,23 +5,36 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 static const char hexdig[] = "0123456789abcdef";
 
-int auth_token_generate(char *out)
+/* prefix (4 characters) and 32 random bytes in hex into out. */
+static int random_credential(const char *prefix, char *out)
 {
 	unsigned char raw[32];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -1;
-	memcpy(out, AUTH_TOKEN_PREFIX, 4);
+	memcpy(out, prefix, 4);
 	for (size_t i = 0; i < sizeof(raw); i++) {
 		out[4 + 2 * i] = hexdig[raw[i] >> 4];
 		out[5 + 2 * i] = hexdig[raw[i] & 15];
 	}
-	out[AUTH_TOKEN_LEN] = '\0';
+	out[4 + 2 * sizeof(raw)] = '\0';
+	OPENSSL_cleanse(raw, sizeof(raw));
 	return 0;
+}
+
+int auth_token_generate(char *out)
+{
+	return random_credential(AUTH_TOKEN_PREFIX, out);
+}
+
+int auth_session_generate(char *out)
+{
+	return random_credential(AUTH_SESSION_PREFIX, out);
 }
 
 void auth_token_hash(const char *token, char *out)
@@ -40,9 +53,10 @@ void auth_token_hash(const char *token, char *out)
 	out[AUTH_HASH_LEN] = '\0';
 }
 
-bool auth_token_well_formed(const char *s)
+/* prefix (4 characters) and 64 lower-case hex digits. */
+static bool credential_well_formed(const char *s, const char *prefix)
 {
-	if (strlen(s) != AUTH_TOKEN_LEN || strncmp(s, AUTH_TOKEN_PREFIX, 4) != 0)
+	if (strlen(s) != 4 + 64 || strncmp(s, prefix, 4) != 0)
 		return false;
 	for (const char *p = s + 4; *p; p++)
 		if (!strchr(hexdig, *p))
@@ -50,9 +64,19 @@ bool auth_token_well_formed(const char *s)
 	return true;
 }
 
+bool auth_token_well_formed(const char *s)
+{
+	return credential_well_formed(s, AUTH_TOKEN_PREFIX);
+}
+
+bool auth_session_well_formed(const char *s)
+{
+	return credential_well_formed(s, AUTH_SESSION_PREFIX);
+}
+
 /* Copy the n bytes at t, blanks around them dropped, into out if they
- * are a well-formed token. */
-static int token_span(const char *t, size_t n, char *out)
+ * are a well-formed token (or session id, if session). */
+static int credential_span(const char *t, size_t n, char *out, bool session)
 {
 	while (n && (*t == ' ' || *t == '\t')) {
 		t++;
@@ -60,11 +84,17 @@ static int token_span(const char *t, size_t n, char *out)
 	}
 	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
 		n--;
-	if (n != AUTH_TOKEN_LEN)
+	if (n != 4 + 64)
 		return -1;
 	memcpy(out, t, n);
 	out[n] = '\0';
-	return auth_token_well_formed(out) ? 0 : -1;
+	return credential_well_formed(out, session ? AUTH_SESSION_PREFIX : AUTH_TOKEN_PREFIX) ? 0
+											      : -1;
+}
+
+static int token_span(const char *t, size_t n, char *out)
+{
+	return credential_span(t, n, out, false);
 }
 
 int auth_bearer(const char *header, char *out)
@@ -95,7 +125,7 @@ int auth_session_cookie(const char *header, char *out, int *count)
 		}
 		if (cl > nlen && strncmp(c, name, nlen) == 0 && c[nlen] == '=') {
 			(*count)++;
-			if (token_span(c + nlen + 1, cl - nlen - 1, out) != 0)
+			if (credential_span(c + nlen + 1, cl - nlen - 1, out, true) != 0)
 				rc = -1;
 		}
 		p += n;

@@ -1,10 +1,20 @@
 /*
  * Authentication on the HTTPS server (see http_int.h), in this order: an
  * operator client certificate, a bearer token, or the session cookie that
- * signing in (POST /api/v1/session) sets. A token is looked up by its
- * SHA-256, and the answer cached for http_token_cache_ttl. A request
- * without credentials gets a 401: the sign-in page for the status page,
- * JSON for the rest. Signing in and out refuse another origin.
+ * signing in (POST /api/v1/session) sets. A bearer token is looked up by
+ * its SHA-256, and the answer cached for http_token_cache_ttl.
+ *
+ * Signing in with a token starts a session (the api_sessions table): the
+ * cookie carries a random session id, never the token, and the database
+ * holds only the id's SHA-256, the token it came from, an absolute expiry
+ * (http_session_lifetime) and an idle timeout (http_session_idle). A
+ * session cookie is looked up in the database on every request, never
+ * cached here: signing out deletes the row, revoking the token deletes its
+ * sessions (and the lookup checks the token too), so an ended session is
+ * refused from the next request on, on every collector.
+ *
+ * A request without credentials gets a 401: the sign-in page for the
+ * status page, JSON for the rest. Signing in and out refuse another origin.
  */
 #include "http/http_int.h"
 
@@ -50,12 +60,12 @@ static void clear_cookie(hreq_t *r)
 	reply_header(r, "Set-Cookie", AUTH_COOKIE "=" COOKIE_ATTRS "; Max-Age=0");
 }
 
-/* Signed in with r->token: set the cookie. The form is sent on to the
- * status page (303); a script gets who it is. */
-static void session_created(hreq_t *r)
+/* Signed in, the session id stored (hashed): set the cookie to id. The
+ * form is sent on to the status page (303); a script gets who it is. */
+static void session_created(hreq_t *r, const char *id)
 {
-	char cookie[AUTH_TOKEN_LEN + 80];
-	snprintf(cookie, sizeof(cookie), "%s=%s%s", AUTH_COOKIE, r->token, COOKIE_ATTRS);
+	char cookie[sizeof(AUTH_COOKIE) + AUTH_SESSION_LEN + sizeof(COOKIE_ATTRS)];
+	snprintf(cookie, sizeof(cookie), "%s=%s%s", AUTH_COOKIE, id, COOKIE_ATTRS);
 	reply_header(r, "Set-Cookie", cookie);
 	OPENSSL_cleanse(cookie, sizeof(cookie));
 	log_info("[https %s] signed in: %s", r->peer, r->principal);
@@ -78,10 +88,7 @@ static void session_created(hreq_t *r)
 static void authenticated(hreq_t *r)
 {
 	r->st = HR_NEW;
-	if (r->signin)
-		session_created(r);
-	else
-		dispatch_route(r);
+	dispatch_route(r);
 }
 
 /* Refuse r (401): the sign-in page for the status page and the sign-in
@@ -96,8 +103,8 @@ static void unauthorized(hreq_t *r, const char *why)
 		reply_signin_page(r, "The token was not accepted.");
 	else if (r->page)
 		reply_signin_page(r, r->cred == CRED_COOKIE
-					     ? "The session ended: its token is no longer "
-					       "accepted. Sign in again."
+					     ? "The session ended or is no longer accepted. "
+					       "Sign in again."
 					     : NULL);
 	else
 		hreq_error(r, 401, "unauthorized", NULL, "%s", why);
@@ -157,6 +164,149 @@ static void check_token(hreq_t *r, const char *token)
 	dispatch_submit(r, job, token_done, HR_AUTH);
 }
 
+/* ---- sessions ------------------------------------------------------------------------------------ */
+
+/* A session in force, by the hash of its id: its token's name and role.
+ * Its token must be in force too. Using it moves last_used on, but only
+ * once a sixteenth of its idle timeout (at most a minute) has passed, so
+ * that a busy page does not write a row version per request; a session
+ * may so end up to that much before its idle timeout, never after. */
+static const char session_sql[] =
+	"WITH s AS (SELECT s.id, s.last_used, s.idle_ms, t.name, t.role "
+	"FROM api_sessions s JOIN api_tokens t ON t.id = s.token_id "
+	"WHERE s.hash = $1 AND s.expires_at > now() "
+	"AND s.last_used + s.idle_ms * interval '1 millisecond' > now() "
+	"AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())), "
+	"touch AS (UPDATE api_sessions a SET last_used = now() FROM s WHERE a.id = s.id "
+	"AND s.last_used <= now() - least(s.idle_ms / 16, 60000) * interval '1 millisecond') "
+	"SELECT name, role FROM s";
+
+/* A new session ($2, the hash of its id) for the token in force whose hash
+ * is $1, ending $3 ms from now (or with the token, if that is sooner) or
+ * after $4 ms unused: the token's name and role, or no row if the token is
+ * not in force. Sessions that have ended are deleted on the way. */
+static const char signin_sql[] =
+	"WITH t AS (SELECT id, name, role, expires_at FROM api_tokens WHERE hash = $1 "
+	"AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())), "
+	"gone AS (DELETE FROM api_sessions WHERE expires_at <= now() "
+	"OR last_used + idle_ms * interval '1 millisecond' <= now()), "
+	"s AS (INSERT INTO api_sessions (hash, token_id, expires_at, idle_ms) "
+	"SELECT $2, id, least(now() + $3::bigint * interval '1 millisecond', "
+	"coalesce(expires_at, 'infinity')), $4::bigint FROM t RETURNING token_id) "
+	"SELECT t.name, t.role FROM t JOIN s ON s.token_id = t.id";
+
+/* The principal and role of a session or sign-in lookup's one row, or
+ * AUTH_ROLE_NONE if there is none. */
+static void take_identity(hreq_t *r, const apidb_job_t *job)
+{
+	r->role = AUTH_ROLE_NONE;
+	if (job->n_rows != 1)
+		return;
+	r->role = auth_role_parse(apidb_cell(job, 0, 1));
+	snprintf(r->principal, sizeof(r->principal), "token:%s", apidb_cell(job, 0, 0));
+}
+
+static void session_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+		apidb_job_free(job);
+		return;
+	}
+	take_identity(r, job);
+	apidb_job_free(job);
+	if (r->role == AUTH_ROLE_NONE)
+		unauthorized(r, "unknown, ended, expired or idle session, or its token revoked");
+	else
+		authenticated(r);
+}
+
+/* Check the session whose id is the cookie's: in the database, every
+ * time. Then authenticated() or unauthorized(). */
+static void check_session(hreq_t *r, const char *id)
+{
+	char hash[AUTH_HASH_LEN + 1];
+	auth_token_hash(id, hash);
+	apidb_job_t *job = apidb_job_new(session_sql);
+	if (!job || apidb_job_param(job, hash) != 0) {
+		apidb_job_free(job);
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	dispatch_submit(r, job, session_done, HR_AUTH);
+}
+
+/* A sign-in's new session id, held by the request until the cookie is set. */
+typedef struct {
+	char id[AUTH_SESSION_LEN + 1];
+} new_session_t;
+
+static void new_session_free(void *p)
+{
+	if (p)
+		OPENSSL_cleanse(p, sizeof(new_session_t));
+	free(p);
+}
+
+static void signin_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+		apidb_job_free(job);
+		return;
+	}
+	take_identity(r, job);
+	apidb_job_free(job);
+	new_session_t *ns = hreq_state(r);
+	if (r->role == AUTH_ROLE_NONE || !ns)
+		unauthorized(r, "unknown, expired or revoked token");
+	else
+		session_created(r, ns->id);
+}
+
+/* Sign in with r->token (wiped here): start a session for it if it is in
+ * force (asked of the database, not the token cache: a token revoked a
+ * moment ago starts nothing). Then session_created() or unauthorized(). */
+static void start_session(hreq_t *r)
+{
+	char thash[AUTH_HASH_LEN + 1], shash[AUTH_HASH_LEN + 1], life[24], idle[24];
+	auth_token_hash(r->token, thash);
+	OPENSSL_cleanse(r->token, sizeof(r->token));
+	new_session_t *ns = calloc(1, sizeof(*ns));
+	if (!ns || auth_session_generate(ns->id) != 0) {
+		new_session_free(ns);
+		hreq_error(r, 503, "internal", NULL, "no random bytes for a session id");
+		return;
+	}
+	hreq_set_state(r, ns, new_session_free);
+	auth_token_hash(ns->id, shash);
+	snprintf(life, sizeof(life), "%lld",
+		 (long long)SETTING(r->h->col, http_session_lifetime_ms));
+	snprintf(idle, sizeof(idle), "%lld", (long long)SETTING(r->h->col, http_session_idle_ms));
+	apidb_job_t *job = apidb_job_new(signin_sql);
+	if (!job || apidb_job_param(job, thash) != 0 || apidb_job_param(job, shash) != 0 ||
+	    apidb_job_param(job, life) != 0 || apidb_job_param(job, idle) != 0) {
+		apidb_job_free(job);
+		hreq_error(r, 500, "internal", NULL, "out of memory");
+		return;
+	}
+	dispatch_submit(r, job, signin_done, HR_AUTH);
+}
+
+static void signout_done(hreq_t *r, apidb_job_t *job)
+{
+	if (job->status != APIDB_OK) {
+		hreq_db_error(r, job);
+		apidb_job_free(job);
+		return;
+	}
+	if (job->n_rows > 0)
+		log_info("[https %s] signed out", r->peer);
+	apidb_job_free(job);
+	clear_cookie(r);
+	hreq_reply(r, 204, "application/json", "", 0);
+}
+
 static bool cn_listed(const char *list, const char *cn)
 {
 	size_t n = strlen(cn);
@@ -175,15 +325,17 @@ static bool cn_listed(const char *list, const char *cn)
 	return false;
 }
 
-/* The session cookie's token: 0, 1 if there is no such cookie, -1 if it
- * is malformed or there more than once. */
-static int cookie_token(hreq_t *r, char *token)
+_Static_assert(AUTH_SESSION_LEN == AUTH_TOKEN_LEN, "a session id is read into a token's buffer");
+
+/* The session cookie's session id: 0, 1 if there is no such cookie, -1 if
+ * it is malformed or there more than once. */
+static int cookie_session(hreq_t *r, char *id)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
 	int count = 0, rc = 0;
 	for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
 		if (evutil_ascii_strcasecmp(kv->key, "Cookie") == 0 &&
-		    auth_session_cookie(kv->value, token, &count) != 0)
+		    auth_session_cookie(kv->value, id, &count) != 0)
 			rc = -1;
 	if (count == 0)
 		return 1;
@@ -195,11 +347,11 @@ static int cookie_token(hreq_t *r, char *token)
 void session_authenticate(hreq_t *r)
 {
 	char cn[128];
-	if (r->cfg->http_operator_ca[0] &&
-	    http_conn_cert_identity(r->evcon, cn, sizeof(cn)) == 0) {
+	if (r->cfg->http_operator_ca[0] && http_conn_cert_identity(r->evcon, cn, sizeof(cn)) == 0) {
 		r->cred = CRED_CERT;
 		snprintf(r->principal, sizeof(r->principal), "cert:%s", cn);
-		r->role = cn_listed(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN : AUTH_ROLE_VIEWER;
+		r->role =
+			cn_listed(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN : AUTH_ROLE_VIEWER;
 		authenticated(r);
 		return;
 	}
@@ -213,7 +365,7 @@ void session_authenticate(hreq_t *r)
 			return;
 		}
 	} else {
-		int rc = cookie_token(r, token);
+		int rc = cookie_session(r, token);
 		if (rc > 0) {
 			unauthorized(r, "an API token (Authorization: Bearer ...), a session "
 					"cookie or an operator certificate is required");
@@ -225,7 +377,10 @@ void session_authenticate(hreq_t *r)
 			return;
 		}
 	}
-	check_token(r, token);
+	if (r->cred == CRED_COOKIE)
+		check_session(r, token); /* a session id, not a token */
+	else
+		check_token(r, token);
 	OPENSSL_cleanse(token, sizeof(token));
 }
 
@@ -281,8 +436,9 @@ static int form_token(hreq_t *r, char *token)
 }
 
 /* POST /api/v1/session signs in (a token from the form or the
- * Authorization header, checked like any token; the cookie is set);
- * DELETE signs out (the cookie is cleared). Both refuse another origin. */
+ * Authorization header starts a session; the cookie is set to its id);
+ * DELETE signs out (the cookie's session is deleted and the cookie
+ * cleared). Both refuse another origin. */
 void session_handle(hreq_t *r)
 {
 	if (!same_origin(r)) {
@@ -291,8 +447,22 @@ void session_handle(hreq_t *r)
 		return;
 	}
 	if (evhttp_request_get_command(r->req) == EVHTTP_REQ_DELETE) {
-		clear_cookie(r);
-		hreq_reply(r, 204, "application/json", "", 0);
+		char id[AUTH_SESSION_LEN + 1], hash[AUTH_HASH_LEN + 1];
+		if (cookie_session(r, id) != 0) { /* none, or none to end */
+			clear_cookie(r);
+			hreq_reply(r, 204, "application/json", "", 0);
+			return;
+		}
+		auth_token_hash(id, hash);
+		OPENSSL_cleanse(id, sizeof(id));
+		apidb_job_t *job = apidb_job_new("DELETE FROM api_sessions WHERE hash = $1 "
+						 "RETURNING 1");
+		if (!job || apidb_job_param(job, hash) != 0) {
+			apidb_job_free(job);
+			hreq_error(r, 500, "internal", NULL, "out of memory");
+			return;
+		}
+		dispatch_submit(r, job, signout_done, HR_DB);
 		return;
 	}
 	r->signin = true;
@@ -311,5 +481,5 @@ void session_handle(hreq_t *r)
 			return;
 		}
 	}
-	check_token(r, r->token);
+	start_session(r);
 }

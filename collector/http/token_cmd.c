@@ -1,5 +1,6 @@
 /* API token subcommands (see token_cmd.h). The token is printed once and
- * only its SHA-256 is stored. */
+ * only its SHA-256 is stored. Revoking a token ends its status page
+ * sessions in the same statement. */
 #include "http/token_cmd.h"
 
 #include <inttypes.h>
@@ -97,8 +98,11 @@ static int list(apidb_conn_t *c)
 
 static int revoke(apidb_conn_t *c, const char *name)
 {
-	apidb_job_t *j = apidb_job_new("UPDATE api_tokens SET revoked_at = now() "
-				       "WHERE name = $1 AND revoked_at IS NULL RETURNING 1");
+	apidb_job_t *j = apidb_job_new(
+		"WITH t AS (UPDATE api_tokens SET revoked_at = now() "
+		"WHERE name = $1 AND revoked_at IS NULL RETURNING id), "
+		"s AS (DELETE FROM api_sessions WHERE token_id IN (SELECT id FROM t) RETURNING 1) "
+		"SELECT (SELECT count(*) FROM s) FROM t");
 	if (!j || apidb_job_param(j, name) != 0 || run(c, j) != 0) {
 		apidb_job_free(j);
 		return 1;
@@ -108,7 +112,8 @@ static int revoke(apidb_conn_t *c, const char *name)
 		fprintf(stderr, "vigil-collector token revoke: no active token named '%s'\n", name);
 		rc = 1;
 	} else {
-		fprintf(stderr, "revoked token '%s'\n", name);
+		fprintf(stderr, "revoked token '%s'; %s status page session(s) ended\n", name,
+			apidb_cell(j, 0, 0));
 	}
 	apidb_job_free(j);
 	return rc;

@@ -154,9 +154,12 @@ def test_status_page(env, browser, workdir):
     assert d.current_url == env["url"]
     assert d.find_element(By.ID, "who").text == "token:browser (viewer)"
     cookies = {c["name"]: c for c in d.get_cookies()}
-    assert set(cookies) == {"vigil_session"}
-    c = cookies["vigil_session"]
-    assert c["value"] == env["token"] and c["httpOnly"] and c["secure"]
+    assert set(cookies) == {at.COOKIE}
+    c = cookies[at.COOKIE]
+    # a session id, never the token (tests/integration/test_http_sessions.py)
+    session = c["value"]
+    assert session.startswith("vgs_") and session != env["token"]
+    assert c["httpOnly"] and c["secure"]
     assert c["sameSite"] == "Strict" and c["path"] == "/"
     # no script sees the token: not in the cookie jar it reads, nor stored
     assert d.execute_script("return document.cookie") == ""
@@ -223,11 +226,13 @@ def test_status_page(env, browser, workdir):
     assert os.path.getsize(path) > 10000
     print("\nstatus page loaded and signed in in %.2f s; screenshot %s" % (load_s, path))
 
-    # sign out clears the cookie; the page is the sign-in page again
+    # sign out ends the session and clears the cookie; the page is the
+    # sign-in page again, and the old cookie, replayed, is refused
     d.find_element(By.ID, "signout").click()
     wait(d, 15).until(lambda x: x.find_elements(By.ID, "signin-form"))
     signin_page_shown(d)
     assert not d.get_cookies()
+    assert env["api"].get("/api/v1/whoami", token="", cookie=session).status == 401
     d.get(env["url"] + "app.js")
     signin_page_shown(d)
     logs = d.get_log("browser")

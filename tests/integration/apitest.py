@@ -87,7 +87,7 @@ class Response:
         return "<%d %r>" % (self.status, self.body[:300])
 
 
-COOKIE = "vigil_session"
+COOKIE = "__Host-vigil_session"
 
 
 class Api:

@@ -426,37 +426,48 @@ struct cookie_case {
 };
 
 #define TOK "vgl_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define SID "vgs_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define CK "__Host-vigil_session="
 static const struct cookie_case cookie_cases[] = {
-	{"vigil_session=" TOK, 0, 1},
-	{"a=b; vigil_session=" TOK "; c=d", 0, 1},
-	{"a=b;vigil_session=" TOK, 0, 1},
-	{"vigil_session= " TOK " ", 0, 1},
+	{CK SID, 0, 1},
+	{"a=b; " CK SID "; c=d", 0, 1},
+	{"a=b;" CK SID, 0, 1},
+	{CK " " SID " ", 0, 1},
 	{"a=b; c=d", 0, 0},
 	{"", 0, 0},
-	{"vigil_session_x=" TOK, 0, 0},
-	{"x_vigil_session=" TOK, 0, 0},
-	{"Vigil_Session=" TOK, 0, 0},
-	{"vigil_session=" TOK "; vigil_session=" TOK, 0, 2},
-	{"vigil_session=", -1, 1},
-	{"vigil_session=vgl_XYZ", -1, 1},
-	{"vigil_session=\"" TOK "\"", -1, 1},
-	{"vigil_session=" TOK "0", -1, 1},
-	{"vigil_session=" TOK "; vigil_session=junk", -1, 2},
+	{"__Host-vigil_session_x=" SID, 0, 0},
+	{"x__Host-vigil_session=" SID, 0, 0},
+	{"__host-Vigil_Session=" SID, 0, 0},
+	{"vigil_session=" SID, 0, 0},
+	{CK SID "; " CK SID, 0, 2},
+	{CK, -1, 1},
+	{CK "vgs_XYZ", -1, 1},
+	{CK "\"" SID "\"", -1, 1},
+	{CK SID "0", -1, 1},
+	{CK TOK, -1, 1}, /* a token is no session id */
+	{CK SID "; " CK "junk", -1, 2},
 };
 
 static void test_session_cookie_and_origin(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(cookie_cases) / sizeof(cookie_cases[0]); i++) {
-		char out[AUTH_TOKEN_LEN + 1] = "";
+		char out[AUTH_SESSION_LEN + 1] = "";
 		int count = 0;
 		int rc = auth_session_cookie(cookie_cases[i].header, out, &count);
 		if (rc != cookie_cases[i].rc || count != cookie_cases[i].count)
 			fail_msg("cookie '%s': rc %d count %d, want %d %d", cookie_cases[i].header,
 				 rc, count, cookie_cases[i].rc, cookie_cases[i].count);
 		if (rc == 0 && count == 1)
-			assert_string_equal(out, TOK);
+			assert_string_equal(out, SID);
 	}
+	char s1[AUTH_SESSION_LEN + 1], s2[AUTH_SESSION_LEN + 1];
+	assert_int_equal(auth_session_generate(s1), 0);
+	assert_int_equal(auth_session_generate(s2), 0);
+	assert_true(auth_session_well_formed(s1));
+	assert_false(auth_token_well_formed(s1));
+	assert_string_not_equal(s1, s2);
+	assert_false(auth_session_well_formed(TOK));
 	char out[AUTH_TOKEN_LEN + 1];
 	assert_int_equal(auth_token_value(TOK, out), 0);
 	assert_string_equal(out, TOK);
