@@ -254,6 +254,19 @@ typedef struct {
 
 static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limit);
 
+/* Row i of a CSV page (events_query): cells 0, 2, 3... in EVENT_CSV's order. */
+static void csv_line(sbuf_t *b, const apidb_job_t *job, size_t i)
+{
+	for (int c = 0; c < job->n_cols; c++) {
+		if (c == 1)
+			continue;
+		if (c)
+			sbuf_add(b, ",");
+		api_csv_cell(b, apidb_cell(job, i, c));
+	}
+	sbuf_add(b, "\r\n");
+}
+
 static void events_stream_more(hreq_t *r);
 
 static void events_stream_done(hreq_t *r, apidb_job_t *job)
@@ -283,7 +296,7 @@ static void events_stream_done(hreq_t *r, apidb_job_t *job)
 	}
 	for (size_t i = 0; i < job->n_rows; i++) {
 		if (st->fmt == API_FMT_CSV) {
-			api_csv_row(&b, apidb_cell(job, i, 0), EVENT_CSV);
+			csv_line(&b, job, i);
 		} else {
 			sbuf_add(&b, apidb_cell(job, i, 0));
 			sbuf_add(&b, "\n");
@@ -350,9 +363,18 @@ static void events_query(hreq_t *r, events_state_t *st, bool audit, int64_t limi
 	qb_t q;
 	qb_init(&q, audit);
 	qb_listing(&q);
-	qb_sql(&q, "SELECT row_to_json(x)::text, (extract(epoch FROM x.ts) * 1000000)::bigint "
-		   "|| '.' || x.agent_id || '.' || x.seq || '.' || x.idx FROM (SELECT e.ts, "
-		   "e.recv_ts, a.name AS agent, e.agent_id, e.seq, e.idx, k.name AS kind, ");
+	/* column 1 is the row's cursor; column 0 the row as JSON, or for CSV
+	 * its first cell (ts, as JSON writes it) with the others from 2 on,
+	 * as text, so that the HTTP loop parses no JSON */
+	qb_sql(&q, st->fmt == API_FMT_CSV ? "SELECT to_json(x.ts) #>> '{}', "
+					  : "SELECT row_to_json(x)::text, ");
+	qb_sql(&q, "(extract(epoch FROM x.ts) * 1000000)::bigint "
+		   "|| '.' || x.agent_id || '.' || x.seq || '.' || x.idx");
+	if (st->fmt == API_FMT_CSV)
+		qb_sql(&q, ", x.agent, x.kind, x.severity, x.container_id, x.pid, x.ppid, x.uid, "
+			   "x.exe, array_to_string(x.argv, ' '), x.cwd, x.rule, x.summary");
+	qb_sql(&q, " FROM (SELECT e.ts, e.recv_ts, a.name AS agent, e.agent_id, e.seq, e.idx, "
+		   "k.name AS kind, ");
 	qb_sql(&q, SEVERITY_SQL);
 	qb_sql(&q, " AS severity, e.container_id, e.pid, e.ppid, e.uid, e.exe, e.argv, e.cwd, "
 		   "e.details->>'rule' AS rule, e.details->>'summary' AS summary, e.details "
