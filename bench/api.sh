@@ -4,6 +4,10 @@
 # agents with 8 containers each, a collector serving the HTTPS API, then:
 #   - p95 of "events of one container in the last 24 h" and "which nodes ran
 #     image X in the last 7 days", through the real API (TLS, token, audit);
+#   - p99 of the newest-first listings of the last 24 h (no filter, by kind,
+#     by severity, keyset pages, argv= text search), export throughput
+#     (NDJSON and CSV, the slower counts), and GET /api/v1/agents while 8
+#     exports stream;
 #   - small authenticated, audited reads/s over TLS with wrk (keep-alive);
 #   - the status page's load time in headless Chromium with AGENTS agents.
 # Run as root on Debian 12 from anywhere:
@@ -12,9 +16,13 @@
 #   EVENTS=1000000 bench/api.sh           # a quick run
 #
 # Human-readable lines go to stderr; the last line on stdout is
-#   events_in_db=.. q_container_24h_p95_ms=.. q_image_7d_p95_ms=.. api_req_per_s=.. page_load_ms=..
+#   events_in_db=.. q_container_24h_p95_ms=.. q_image_7d_p95_ms=.. api_req_per_s=..
+#   page_load_ms=.. q_latest_p99_ms=.. q_kind_p99_ms=.. q_severity_p99_ms=..
+#   q_keyset_p99_ms=.. q_argv_p99_ms=.. q_argv_7d_p50_ms=.. export_rows_per_s=..
+#   small_read_p99_under_load_ms=..
 # A figure that could not be measured is NA. Timings never fail the script.
-# Environment: EVENTS, AGENTS, QUERIES (200), WRK_SECONDS (10), WRK_CONNS (32),
+# Environment: EVENTS, AGENTS, QUERIES (200), EXPORT_ROWS (200000, rows of
+# one export), WRK_SECONDS (10), WRK_CONNS (32),
 # API_DB_CONNS (8, the collector's http_db_connections),
 # BUILD_DIR (build), SKIP_DEPS=1, SKIP_BUILD=1, KEEP=1 (keep the work dir).
 set -euo pipefail
@@ -23,6 +31,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EVENTS=${EVENTS:-10000000}
 AGENTS=${AGENTS:-1000}
 QUERIES=${QUERIES:-200}
+EXPORT_ROWS=${EXPORT_ROWS:-200000}
 WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNS=${WRK_CONNS:-32}
 API_DB_CONNS=${API_DB_CONNS:-8}
@@ -35,7 +44,7 @@ die() {
   exit 1
 }
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and runs PostgreSQL as postgres)"
-case "$EVENTS$AGENTS$QUERIES" in *[!0-9]*) die "sizes must be integers" ;; esac
+case "$EVENTS$AGENTS$QUERIES$EXPORT_ROWS" in *[!0-9]*) die "sizes must be integers" ;; esac
 
 if [ "${SKIP_DEPS:-0}" != 1 ]; then
   bash "$ROOT/scripts/deps.sh" >&2
@@ -180,6 +189,34 @@ psql_ -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT ts, kind, exe, argv FROM 
   WHERE container_key = vigil_container_key('$cid') AND container_id = '$cid'
   AND ts > now() - interval '24 hours' ORDER BY ts DESC" 2>&1 | sed 's/^/    /' >&2
 
+# --- newest-first listings, exports, small reads under export load ------------------------------
+declare -A LIST=([q_latest_p99_ms]=NA [q_kind_p99_ms]=NA [q_severity_p99_ms]=NA
+  [q_keyset_p99_ms]=NA [q_argv_p99_ms]=NA [q_argv_7d_p50_ms]=NA [export_rows_per_s]=NA
+  [small_read_p99_under_load_ms]=NA)
+take() { # KEY=VALUE lines on stdin -> LIST
+  local k v
+  while IFS='=' read -r k v; do
+    [ -n "${LIST[$k]+x}" ] && LIST[$k]=$v
+  done
+}
+if out=$(/usr/bin/python3 "$ROOT/bench/api_measure.py" listings "$HPORT" "$TOKEN" \
+  "$WORK/pki/ca.crt" "$QUERIES"); then
+  take <<<"$out"
+else
+  say "listing measurement failed"
+fi
+say "plan of the newest-first listing (no filter, the last 24 h):"
+psql_ -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT e.ts, e.agent_id, e.seq, e.idx
+  FROM events e WHERE e.ts >= now() - interval '24 hours' AND e.ts < now() + interval '1 minute'
+  ORDER BY e.ts DESC, e.agent_id DESC, e.seq DESC, e.idx DESC LIMIT 101" 2>&1 |
+  sed 's/^/    /' >&2
+if out=$(/usr/bin/python3 "$ROOT/bench/api_measure.py" exports "$HPORT" "$TOKEN" \
+  "$WORK/pki/ca.crt" "$EXPORT_ROWS"); then
+  take <<<"$out"
+else
+  say "export measurement failed"
+fi
+
 # --- small requests/s over TLS -------------------------------------------------------------------
 REQ_S=NA
 if command -v wrk >/dev/null; then
@@ -212,4 +249,10 @@ else
 fi
 
 grep -E " (warn|error): " "$WORK/collector.log" | head -5 >&2 || true
-echo "events_in_db=$EVENTS_IN_DB q_container_24h_p95_ms=$Q_CONTAINER q_image_7d_p95_ms=$Q_IMAGE api_req_per_s=$REQ_S page_load_ms=$PAGE_MS"
+line="events_in_db=$EVENTS_IN_DB q_container_24h_p95_ms=$Q_CONTAINER q_image_7d_p95_ms=$Q_IMAGE"
+line+=" api_req_per_s=$REQ_S page_load_ms=$PAGE_MS"
+for k in q_latest_p99_ms q_kind_p99_ms q_severity_p99_ms q_keyset_p99_ms q_argv_p99_ms \
+  q_argv_7d_p50_ms export_rows_per_s small_read_p99_under_load_ms; do
+  line+=" $k=${LIST[$k]}"
+done
+echo "$line"

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Measurements for bench/api.sh (not a test): latency of the two incident
-queries through the real HTTPS API, and the status page's load time in
-headless Chromium. Prints `key=value` lines on stdout.
+queries and of the newest-first listings through the real HTTPS API,
+export throughput, small reads while exports run, and the status page's
+load time in headless Chromium. Prints `key=value` lines on stdout.
 
   api_measure.py queries PORT TOKEN CA CONNINFO N
+  api_measure.py listings PORT TOKEN CA N
+  api_measure.py exports PORT TOKEN CA ROWS
   api_measure.py page PORT TOKEN RUNS
 """
 
@@ -14,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -66,6 +70,130 @@ def queries(port, token, ca, conninfo, n):
     print("q_image_7d_p95_ms=%.1f" % pct(ms, 95))
 
 
+def summary(what, ms, rows=None):
+    print("# %s: %d queries%s, latency p50 %.1f ms p99 %.1f ms max %.1f ms"
+          % (what, len(ms), ", rows p50 %d" % pct(rows, 50) if rows else "", pct(ms, 50),
+             pct(ms, 99), max(ms)), file=sys.stderr)
+    return pct(ms, 99)
+
+
+def keyset_pages(port, token, ca, n, limit=100):
+    """Follow next_cursor from the newest page for n pages (the default
+    window, no filter): the latency of each page."""
+    ctx = ssl.create_default_context(cafile=ca)
+    c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=120)
+    hdr = {"Authorization": "Bearer " + token}
+    ms, cursor = [], None
+    while len(ms) < n:
+        p = "/api/v1/events?limit=%d" % limit
+        if cursor:
+            p += "&cursor=" + cursor
+        t = time.perf_counter()
+        c.request("GET", p, headers=hdr)
+        r = c.getresponse()
+        body = r.read()
+        ms.append((time.perf_counter() - t) * 1000)
+        if r.status != 200:
+            raise SystemExit("GET %s -> %d %s" % (p, r.status, body[:300]))
+        cursor = json.loads(body)["next_cursor"]
+        if not cursor:
+            cursor = None
+    c.close()
+    return ms
+
+
+def listings(port, token, ca, n):
+    """The status page's newest-first listings over the default window (the
+    last 24 h): no filter, by kind, by severity, keyset pages, and argv=
+    text search for a rare command line (also over 7 days, a few)."""
+    rnd = random.Random(11)
+    timed_gets(port, token, ca, ["/api/v1/events?limit=100"] * 3)  # warm-up
+    ms, rows = timed_gets(port, token, ca, ["/api/v1/events?limit=100"] * n)
+    print("q_latest_p99_ms=%.1f" % summary("latest 100, no filter", ms, rows))
+    ms, rows = timed_gets(port, token, ca, ["/api/v1/events?limit=100&kind=%s" % k for k in (
+        "process_exec", "container_started", "finding", "process_exec,finding")] * (n // 4))
+    print("q_kind_p99_ms=%.1f" % summary("latest 100 by kind", ms, rows))
+    ms, rows = timed_gets(port, token, ca, ["/api/v1/events?limit=100&severity=%s" % v
+                                            for v in ("high", "medium", "info")] * (n // 3))
+    print("q_severity_p99_ms=%.1f" % summary("latest 100 by severity", ms, rows))
+    ms = keyset_pages(port, token, ca, n)
+    print("q_keyset_p99_ms=%.1f" % summary("keyset pages of 100, newest first", ms))
+    # bench/api.sh's argv is [/usr/bin/prog-(g%40), --run, g%977]: one
+    # program with one number is one event in 39,080
+    terms = ["prog-%d%%20--run%%20%d" % (rnd.randrange(40), rnd.randrange(100, 977))
+             for _ in range(n)]
+    ms, rows = timed_gets(port, token, ca, ["/api/v1/events?limit=100&argv=" + t
+                                            for t in terms])
+    print("q_argv_p99_ms=%.1f" % summary("argv= rare command line, 24 h", ms, rows))
+    ms, rows = timed_gets(port, token, ca, ["/api/v1/events?limit=100&since=7d&argv=" + t
+                                            for t in terms[:5]])
+    print("q_argv_7d_p50_ms=%.1f" % pct(ms, 50))
+    summary("argv= rare command line, 7 days", ms, rows)
+
+
+def export_cmd(port, token, ca, fmt, rows):
+    """curl streaming one export of up to rows events of the last 7 days."""
+    return ["curl", "-sS", "--fail", "--cacert", ca, "-H", "Authorization: Bearer " + token,
+            "https://localhost:%d/api/v1/events?since=7d&format=%s&limit=%d"
+            % (port, fmt, rows)]
+
+
+def export(port, token, ca, fmt, rows):
+    """Stream one export (curl, so that the client costs little); return
+    (lines, seconds)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(export_cmd(port, token, ca, fmt, rows), stdout=subprocess.PIPE)
+    got = 0
+    while True:
+        b = p.stdout.read(1 << 20)
+        if not b:
+            break
+        got += b.count(b"\n")
+    if p.wait() != 0:
+        raise SystemExit("export %s failed" % fmt)
+    return got, time.perf_counter() - t
+
+
+def exports(port, token, ca, rows):
+    """Export throughput (NDJSON and CSV, one at a time; the figure is the
+    slower), then GET /api/v1/agents while 8 exports stream (4 NDJSON, 4
+    CSV, each started again as soon as it ends)."""
+    rates = {}
+    for fmt in ("ndjson", "csv"):
+        n, s = export(port, token, ca, fmt, rows)
+        rates[fmt] = n / s
+        print("# export %s: %d lines in %.2f s, %.0f rows/s" % (fmt, n, s, n / s),
+              file=sys.stderr)
+    print("export_rows_per_s=%.0f" % min(rates.values()))
+    ms, _ = timed_gets(port, token, ca, ["/api/v1/agents"] * 20)
+    summary("GET /api/v1/agents, idle", ms)
+    stop = threading.Event()
+
+    def stream(fmt):
+        while not stop.is_set():
+            p = subprocess.Popen(export_cmd(port, token, ca, fmt, rows),
+                                 stdout=subprocess.DEVNULL)
+            while p.poll() is None:
+                if stop.wait(0.1):
+                    p.terminate()
+            p.wait()
+
+    ts = [threading.Thread(target=stream, args=(("ndjson", "csv")[i % 2],)) for i in range(8)]
+    for t in ts:
+        t.start()
+    time.sleep(2)  # every export under way
+    ms = []
+    for _ in range(100):
+        m, _ = timed_gets(port, token, ca, ["/api/v1/agents"])
+        ms += m
+        time.sleep(0.05)
+    stop.set()
+    for t in ts:
+        t.join()
+    print("small_read_p99_under_load_ms=%.1f" %
+          summary("GET /api/v1/agents while 8 exports stream", ms))
+
+
 def page(port, token, runs):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -109,6 +237,10 @@ def page(port, token, runs):
 if __name__ == "__main__":
     if sys.argv[1] == "queries":
         queries(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]))
+    elif sys.argv[1] == "listings":
+        listings(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == "exports":
+        exports(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif sys.argv[1] == "page":
         page(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     else:
