@@ -25,7 +25,8 @@ struct rules_slot;
 
 typedef struct {
 	atomic_ullong conns_accepted;
-	atomic_ullong conns_refused; /* over max_connections */
+	atomic_ullong conns_refused;   /* over max_connections, max_pending_per_address */
+	atomic_ullong pending_dropped; /* for newer ones, over max_pending_connections */
 	atomic_ullong handshakes_failed;
 	atomic_ullong protocol_errors; /* bad frames, messages, sequences */
 	atomic_ullong timeouts;
@@ -78,6 +79,8 @@ typedef struct collector {
 	size_t n_revoked;
 
 	atomic_int n_conns;
+	atomic_int n_pending;	  /* of n_conns: before their Hello (ingest/conn.c) */
+	atomic_int n_established; /* of n_conns: past their Hello, not closing */
 	atomic_bool draining;
 	atomic_llong range_lo_ns; /* event times the partitions take */
 	atomic_llong range_hi_ns;

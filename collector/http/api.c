@@ -671,8 +671,12 @@ static void h_metrics(hreq_t *r)
 		    (unsigned long long)(v))
 	COUNTER("connections_accepted_total", "Agent connections accepted.",
 		atomic_load(&k->conns_accepted));
-	COUNTER("connections_refused_total", "Agent connections refused over max_connections.",
+	COUNTER("connections_refused_total",
+		"Agent connections closed at accept (max_connections, max_pending_per_address).",
 		atomic_load(&k->conns_refused));
+	COUNTER("pending_dropped_total",
+		"Pending agent connections dropped for newer ones (max_pending_connections).",
+		atomic_load(&k->pending_dropped));
 	COUNTER("handshakes_failed_total", "Agent TLS handshakes refused or failed.",
 		atomic_load(&k->handshakes_failed));
 	COUNTER("protocol_errors_total", "Bad frames, messages or sequences from agents.",
@@ -694,6 +698,8 @@ static void h_metrics(hreq_t *r)
 	COUNTER("group_commits_total", "Group-commit transactions.",
 		atomic_load(&k->groups_committed));
 	GAUGE("connections", "Agent connections open.", atomic_load(&col->n_conns));
+	GAUGE("connections_pending", "Agent connections before their Hello.",
+	      atomic_load(&col->n_pending));
 	GAUGE("agents_connected", "Agents with a live connection here.",
 	      collector_connected_count(col));
 	GAUGE("queue_bytes", "Batch bytes queued for PostgreSQL.",

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -56,6 +57,8 @@ struct conn {
 	int64_t frame_start_ns; /* first byte of an unfinished frame, or 0 */
 	int64_t closing_ns;
 	rules_subjects_t *subjects; /* its containers, for rule exceptions */
+	admit_entry_t pend;	    /* in its worker's pending list until Hello */
+	bool established;	    /* past Hello: counted in col->n_established */
 };
 
 const char *conn_state_str(conn_state_t st)
@@ -126,10 +129,17 @@ static void send_msg(conn_t *c, const Vigil__V1__CollectorMessage *m)
 static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+static void pending_leave(conn_t *c);
+
 static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
 {
 	if (c->state == CONN_ST_CLOSING)
 		return;
+	pending_leave(c);
+	if (c->established) {
+		c->established = false;
+		atomic_fetch_sub(&c->col->n_established, 1);
+	}
 	char why[512];
 	va_list ap;
 	va_start(ap, fmt);
@@ -253,6 +263,9 @@ static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 	j->worker_idx = worker_index(c->w);
 	c->refs++;
 	c->hello_pending = true;
+	pending_leave(c);
+	c->established = true;
+	atomic_fetch_add(&c->col->n_established, 1);
 	set_state(c, CONN_ST_HELLO_PENDING);
 	ingest_submit(c->col->ingest, j);
 }
@@ -512,19 +525,120 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		   pending ? " in the middle of a frame; the partial frame is discarded" : "");
 }
 
+/* ---- admission --------------------------------------------------------
+ *
+ * A connection is pending from its accept until its Hello (or its close).
+ * Each worker keeps its pending connections within its share of
+ * max_pending_connections and of max_pending_per_address (admit.h): the
+ * listener hands sockets round-robin, so a host's connections spread over
+ * the workers as the budget does. max_connections counts the others. */
+
+static conn_t *pending_conn(admit_entry_t *e)
+{
+	return (conn_t *)((char *)e - offsetof(conn_t, pend));
+}
+
+/* No byte of the TLS handshake has come from it: none read, none waiting. */
+static bool pending_silent(admit_entry_t *e)
+{
+	conn_t *c = pending_conn(e);
+	if (!c->bev)
+		return true;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl && !SSL_in_before(ssl))
+		return false;
+	int waiting = 0;
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	return fd < 0 || ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0;
+}
+
+static void pending_leave(conn_t *c)
+{
+	if (!c->pend.listed)
+		return;
+	int64_t *log_ns;
+	admit_remove(worker_pending(c->w, &log_ns), &c->pend);
+	atomic_fetch_sub(&c->col->n_pending, 1);
+}
+
+static void admission_log(collector_t *col, int64_t *log_ns, const char *what, const uint8_t *key)
+{
+	int64_t now = vtime_mono_ns();
+	if (now - *log_ns < INT64_C(10) * 1000000000)
+		return;
+	*log_ns = now;
+	char addr[64];
+	admit_key_str(key, addr, sizeof(addr));
+	log_warn("[%s] %s (so far: %llu refused at accept, %llu pending dropped; logged at most "
+		 "every 10 s per worker)",
+		 addr, what, (unsigned long long)atomic_load(&col->counters.conns_refused),
+		 (unsigned long long)atomic_load(&col->counters.pending_dropped));
+}
+
+static size_t share(int64_t total, int n_workers)
+{
+	int64_t n = n_workers > 0 ? n_workers : 1;
+	return (size_t)((total + n - 1) / n);
+}
+
+/* List c as pending on its worker. Return false if its address has its
+ * share of pending connections (the caller closes it). */
+static bool admission(conn_t *c, const struct sockaddr *sa, socklen_t len)
+{
+	collector_t *col = c->col;
+	int64_t *log_ns;
+	admit_t *a = worker_pending(c->w, &log_ns);
+	admit_entry_t *victim = NULL;
+	admit_verdict_t v = admit_add(a, &c->pend, sa, len,
+				      share(SETTING(col, max_pending_connections), col->n_workers),
+				      share(SETTING(col, max_pending_per_address), col->n_workers),
+				      pending_silent, &victim);
+	if (v == ADMIT_REFUSED_ADDR) {
+		atomic_fetch_add(&col->counters.conns_refused, 1);
+		admission_log(col, log_ns,
+			      "max_pending_per_address reached; closing new connections "
+			      "from this address",
+			      c->pend.key);
+		return false;
+	}
+	atomic_fetch_add(&col->n_pending, 1);
+	if (victim) {
+		conn_t *old = pending_conn(victim);
+		atomic_fetch_sub(&col->n_pending, 1); /* admit_add unlisted it */
+		atomic_fetch_add(&col->counters.pending_dropped, 1);
+		admission_log(col, log_ns,
+			      "max_pending_connections reached; dropping the oldest "
+			      "pending connection",
+			      victim->key);
+		conn_close(old, LOG_LVL_DEBUG, 0,
+			   "dropped for a newer connection (max_pending_connections)");
+	}
+	return true;
+}
+
 /* ---- public ---------------------------------------------------------- */
 
 conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa, socklen_t len,
 		 uint64_t id)
 {
 	conn_t *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	c->w = w;
+	c->col = col;
+	if (!admission(c, sa, len)) {
+		free(c);
+		evutil_closesocket(fd);
+		return NULL;
+	}
 	SSL_CTX *ctx = collector_tls_ctx(col);
 	SSL *ssl = ctx ? tls_ssl_new(ctx, NULL) : NULL;
 	SSL_CTX_free(ctx);
-	if (!c || !ssl) {
+	if (!ssl) {
+		pending_leave(c);
 		free(c);
-		if (ssl)
-			SSL_free(ssl);
 		evutil_closesocket(fd);
 		return NULL;
 	}
@@ -555,6 +669,7 @@ conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *s
 		/* Only out of memory gets here, and libevent may already have
 		 * freed the SSL and closed fd, depending on where it failed:
 		 * leaking them is better than freeing them twice. */
+		pending_leave(c);
 		free(c);
 		return NULL;
 	}

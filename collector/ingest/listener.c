@@ -32,7 +32,7 @@ static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	(void)lev;
 	listener_t *l = arg;
 	collector_t *col = l->col;
-	if (atomic_load(&col->n_conns) >= SETTING(col, max_connections)) {
+	if (atomic_load(&col->n_established) >= SETTING(col, max_connections)) {
 		atomic_fetch_add(&col->counters.conns_refused, 1);
 		int64_t now = vtime_mono_ns();
 		if (now - l->last_refusal_log_ns > INT64_C(10) * 1000000000) {

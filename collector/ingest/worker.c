@@ -51,7 +51,9 @@ struct worker {
 	job_t *done_head, *done_tail;
 	bool wake;
 
-	conn_t *conns; /* only on the worker's thread */
+	conn_t *conns;	 /* only on the worker's thread, as is pending */
+	admit_t pending; /* its connections before their Hello (conn.c) */
+	int64_t admit_log_ns;
 	wire_arena_t *arena;
 	uint64_t next_id;
 	atomic_int n_conns;
@@ -151,6 +153,12 @@ int worker_index(const worker_t *w)
 wire_arena_t *worker_arena(worker_t *w)
 {
 	return w->arena;
+}
+
+admit_t *worker_pending(worker_t *w, int64_t **log_ns)
+{
+	*log_ns = &w->admit_log_ns;
+	return &w->pending;
 }
 
 struct conn **worker_conn_head(worker_t *w)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "admit.h"
 #include "collector.h"
 #include "ingest/ingest.h"
 
@@ -41,6 +42,9 @@ int worker_index(const worker_t *w);
 /* Free closed connections after the current loop pass. */
 void worker_schedule_reap(worker_t *w);
 struct conn **worker_conn_head(worker_t *w);
+/* The worker's pending connections (worker thread only) and when it last
+ * logged a refusal. */
+admit_t *worker_pending(worker_t *w, int64_t **log_ns);
 /* The unpacking arena of the worker's thread. */
 struct wire_arena *worker_arena(worker_t *w);
 

@@ -377,13 +377,16 @@ def test_stalled_and_slow_connections(coll, module_db, pki, agent, guard):
     """300 connections that never finish the handshake, some that never say
     Hello, one that drips its ClientHello and one that drips a frame, one
     byte per second: all dropped after the short timeouts, while a good
-    agent is served meanwhile."""
+    agent is served meanwhile. The 300 come from another address than the
+    agents (127.0.0.3): more than max_pending_per_address from the agents'
+    own address would be closed at accept (test_admission.py)."""
     hello = client_hello_bytes(pki, "slow-tls")
     stalled = []
     stop = threading.Event()
     try:
         for i in range(300):
-            s = socket.create_connection(("127.0.0.1", coll.port), timeout=10)
+            s = socket.create_connection(("127.0.0.1", coll.port), timeout=10,
+                                         source_address=("127.0.0.3", 0))
             if i % 2:
                 s.sendall(hello[:5 + i % 40])  # a started, never finished ClientHello
             stalled.append(s)

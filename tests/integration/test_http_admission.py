@@ -4,65 +4,10 @@ before their first request have a budget of their own
 (http_max_pending_per_address), so silent sockets, held open and re-opened
 as they are closed, cannot take the places of the API's clients."""
 
-import socket
-import threading
-import time
-
 import pytest
 
 import apitest as at
 import vigiltest as vt
-
-
-class SilentSockets:
-    """N plain TCP sockets to PORT from the source addresses ADDRS (round
-    robin) that never send a byte, each re-opened as soon as the collector
-    closes it, until stop()."""
-
-    def __init__(self, port, addrs, n):
-        self.port, self.addrs, self.n = port, addrs, n
-        self.stopping = threading.Event()
-        self.opened = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def open(self, i):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((self.addrs[i % len(self.addrs)], 0))
-        s.setblocking(False)
-        try:
-            s.connect(("127.0.0.1", self.port))
-        except BlockingIOError:
-            pass
-        self.opened += 1
-        return s
-
-    def run(self):
-        import selectors
-        sel = selectors.DefaultSelector()
-        for i in range(self.n):
-            sel.register(self.open(i), selectors.EVENT_READ, i)
-        while not self.stopping.is_set():
-            for key, _ in sel.select(0.2):
-                s, i = key.fileobj, key.data
-                try:
-                    gone = s.recv(4096) == b""
-                except OSError:
-                    gone = True
-                if gone:  # closed by the collector: open another at once
-                    sel.unregister(s)
-                    s.close()
-                    sel.register(self.open(i), selectors.EVENT_READ, i)
-        for key in list(sel.get_map().values()):
-            key.fileobj.close()
-
-    def __enter__(self):
-        self.thread.start()
-        time.sleep(1.0)  # all of them connected and being re-opened
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(10)
 
 
 def metrics(api):
@@ -119,7 +64,7 @@ def test_silent_sockets_from_one_address(api_env):
     the address gets 8 pending places, the rest are closed at accept, and a
     client from 127.0.0.1 is answered every time."""
     coll, hport, api = api_env
-    with SilentSockets(hport, ["127.0.0.2"], 500) as silent:
+    with vt.SilentSockets(hport, ["127.0.0.2"], 500) as silent:
         assert answered(api, 20) == 20
         m = metrics(api)
         assert m["vigil_http_connections_pending"] <= 8 + 1, m
@@ -138,7 +83,7 @@ def test_silent_sockets_from_many_addresses(api_env):
     come late can be dropped too: it is answered within three tries."""
     coll, hport, api = api_env
     addrs = ["127.0.1.%d" % i for i in range(1, 101)]
-    with SilentSockets(hport, addrs, 400):
+    with vt.SilentSockets(hport, addrs, 400):
         assert answered(api, 20, tries=3) == 20
         m = metrics(api)
         assert m["vigil_http_connections_pending"] <= 32, m

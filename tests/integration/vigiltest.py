@@ -7,10 +7,12 @@ Nothing here knows about pytest; conftest.py turns these into fixtures.
 
 import datetime
 import os
+import resource
 import re
 import shutil
 import signal
 import socket
+import selectors
 import ssl
 import struct
 import subprocess
@@ -782,3 +784,56 @@ def check_serves(collector, db, pki, name, timeout=15.0):
     row = db.agent_row(name)
     assert row is not None and row[1] == seq, "agent %s: %r" % (name, row)
     assert any(r[0] == seq for r in db.events_of(name))
+
+
+class SilentSockets:
+    """N plain TCP sockets to PORT from the source addresses ADDRS (round
+    robin) that never send a byte, each re-opened as soon as the collector
+    closes it, until stop()."""
+
+    def __init__(self, port, addrs, n):
+        self.port, self.addrs, self.n = port, addrs, n
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < n + 1024:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, n + 1024), max(hard, n + 1024)))
+        self.stopping = threading.Event()
+        self.opened = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def open(self, i):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((self.addrs[i % len(self.addrs)], 0))
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", self.port))
+        except BlockingIOError:
+            pass
+        self.opened += 1
+        return s
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        for i in range(self.n):
+            sel.register(self.open(i), selectors.EVENT_READ, i)
+        while not self.stopping.is_set():
+            for key, _ in sel.select(0.2):
+                s, i = key.fileobj, key.data
+                try:
+                    gone = s.recv(4096) == b""
+                except OSError:
+                    gone = True
+                if gone:  # closed by the collector: open another at once
+                    sel.unregister(s)
+                    s.close()
+                    sel.register(self.open(i), selectors.EVENT_READ, i)
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+
+    def __enter__(self):
+        self.thread.start()
+        time.sleep(1.0 + self.n / 5000)  # all of them connected and being re-opened
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(10)

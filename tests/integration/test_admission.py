@@ -1,0 +1,82 @@
+"""Admission on the agent port: connections still in the TLS handshake or
+before their Hello have a budget of their own (max_pending_connections)
+and a cap per address (max_pending_per_address), so silent sockets, held
+open and re-opened as they are closed, lock no agent out."""
+
+import time
+
+import vigiltest as vt
+
+
+def acked_within(agent, port, name, seconds, tries=1):
+    """Connect agent NAME, send a batch of 100 events and wait for its ack.
+    Return the seconds it took, retrying a connection closed under it."""
+    t0 = time.monotonic()
+    last = None
+    for _ in range(tries):
+        try:
+            a = agent(port, name, timeout=seconds)
+            a.hello()
+            a.batch(1, [vt.exec_event(i, ["/bin/probe", str(i)]) for i in range(100)],
+                    timeout=seconds)
+            return time.monotonic() - t0
+        except (OSError, AssertionError, EOFError) as e:
+            last = e
+    raise AssertionError("agent %s got no ack in %d tries: %r" % (name, tries, last))
+
+
+def test_silent_sockets_from_one_address(collector_factory, db, agent):
+    """10,000 silent sockets from 127.0.0.2, re-opened as they are closed,
+    against max_connections 500: the address gets its share of pending
+    places, the rest are closed at accept, and an agent from 127.0.0.1
+    connects and has its batch acknowledged."""
+    coll = collector_factory(db, {"--max-connections": "500"})
+    with vt.SilentSockets(coll.port, ["127.0.0.2"], 10000) as silent:
+        took = acked_within(agent, coll.port, "admission-1", 10)
+        assert silent.opened > 10000
+    print("acked %.2f s after connecting, under 10,000 silent sockets" % took)
+    assert db.agent_row("admission-1")[1] == 1
+    assert db.query("SELECT count(*) FROM events e JOIN agents a ON a.id = e.agent_id "
+                    "WHERE a.name = 'admission-1' AND e.seq > 0")[0][0] == 100
+    log = coll.log_text()
+    assert "max_pending_per_address reached" in log and "127.0.0.2" in log
+
+
+def test_silent_sockets_from_many_addresses(collector_factory, db, agent):
+    """4,000 silent sockets from 200 addresses (20 each, within the cap per
+    address) against a pending budget of 256: the oldest silent ones are
+    dropped for newer ones, and agents still connect and are acknowledged
+    (retrying a connection dropped before its first bytes, as agents do)."""
+    coll = collector_factory(db, {"--max-connections": "500",
+                                  "--max-pending-connections": "256",
+                                  "--max-pending-per-address": "64"})
+    addrs = ["127.0.2.%d" % i for i in range(1, 201)]
+    with vt.SilentSockets(coll.port, addrs, 4000):
+        for i in range(3):
+            acked_within(agent, coll.port, "admission-many-%d" % i, 10, tries=3)
+    assert "dropping the oldest pending connection" in coll.log_text()
+    for i in range(3):
+        assert db.agent_row("admission-many-%d" % i)[1] == 1
+
+
+def test_established_agents_are_not_pending(collector_factory, db, agent):
+    """Agents past their Hello leave the pending budget: more of them than
+    max_pending_connections all stay connected and acknowledged, and
+    max_connections counts them."""
+    coll = collector_factory(db, {"--max-connections": "12",
+                                  "--max-pending-connections": "4"})
+    live = []
+    for i in range(12):
+        a = agent(coll.port, "admission-live-%d" % i)
+        a.hello()
+        live.append(a)
+    for i, a in enumerate(live):
+        a.batch(1, [vt.exec_event(1, ["/bin/live", str(i)])])
+    # the 13th is over max_connections: closed at accept
+    try:
+        agent(coll.port, "admission-live-extra").hello()
+        closed = False
+    except (OSError, EOFError, AssertionError):
+        closed = True
+    assert closed, "a connection over max_connections was served"
+    assert "dropped for a newer connection" not in coll.log_text()
