@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 static atomic_int log_level = LOG_LVL_INFO;
 static const char *log_program = "vigil";
 
@@ -43,27 +45,33 @@ void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 {
 	if (!log_enabled(lvl))
 		return;
-	char line[2048];
+	char line[2048], raw[2048];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s%s",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, log_program, (int)getpid(),
-			 level_names[lvl], prefix ? prefix : "", prefix ? " " : "");
-	if (n < 0)
+	int n = snprintf(line, sizeof(line),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 ts.tv_nsec / 1000000, log_program, (int)getpid(), level_names[lvl]);
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	if ((size_t)n < sizeof(line)) {
+	/* The prefix and the message may carry bytes from outside (peer
+	 * names, paths, agent strings): no control byte reaches the log. */
+	int r = snprintf(raw, sizeof(raw), "%s%s", prefix ? prefix : "", prefix ? " " : "");
+	if (r < 0)
+		r = 0;
+	if ((size_t)r < sizeof(raw)) {
 		va_list ap;
 		va_start(ap, fmt);
-		int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		int m = vsnprintf(raw + r, sizeof(raw) - (size_t)r, fmt, ap);
 		va_end(ap);
 		if (m > 0)
-			n += m;
+			r += m;
 	}
-	if ((size_t)n >= sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
+	if ((size_t)r >= sizeof(raw))
+		r = (int)sizeof(raw) - 1;
+	n += (int)utf8_escape_controls(line + n, sizeof(line) - (size_t)n - 1, raw, (size_t)r);
 	line[n++] = '\n';
 	/* One write per line keeps lines from different threads whole. */
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);

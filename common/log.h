@@ -22,6 +22,10 @@ int log_level_parse(const char *s, log_level_t *out);
 /* Name the program in every line (borrowed; must outlive logging). */
 void log_set_program(const char *name);
 
+/* Log one line: the prefix and the message with every control byte (and
+ * UTF-8 C1 control) escaped (utf8_escape_controls), so that nothing from
+ * outside can end a line, move a terminal's cursor or rewrite what it
+ * shows. */
 void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

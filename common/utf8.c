@@ -2,6 +2,7 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Length of the valid sequence starting at s[0] (at most n bytes), or 0. */
 static size_t seq_len(const unsigned char *s, size_t n)
@@ -67,4 +68,39 @@ size_t utf8_sanitize(char *s)
 		i += l;
 	}
 	return replaced;
+}
+
+size_t utf8_escape_controls(char *out, size_t outlen, const char *in, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	if (!outlen)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		char esc[8];
+		size_t k = 0;
+		if (c < 0x20 || c == 0x7f) {
+			esc[k++] = '\\';
+			esc[k++] = 'x';
+			esc[k++] = hex[c >> 4];
+			esc[k++] = hex[c & 15];
+		} else if (c == 0xc2 && i + 1 < len && (unsigned char)in[i + 1] >= 0x80 &&
+			   (unsigned char)in[i + 1] <= 0x9f) {
+			/* a C1 control in UTF-8 (U+0080..U+009F; U+009B is CSI) */
+			unsigned char d = (unsigned char)in[++i];
+			memcpy(esc, "\\u00", 4);
+			k = 4;
+			esc[k++] = hex[d >> 4];
+			esc[k++] = hex[d & 15];
+		} else {
+			esc[k++] = (char)c;
+		}
+		if (n + k >= outlen)
+			break;
+		memcpy(out + n, esc, k);
+		n += k;
+	}
+	out[n] = '\0';
+	return n;
 }

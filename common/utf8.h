@@ -13,4 +13,9 @@ bool utf8_valid(const char *s, size_t n);
  * Return the number of bytes replaced. */
 size_t utf8_sanitize(char *s);
 
+/* Copy len bytes of in to out (outlen > 0, NUL-terminated), each byte
+ * below 0x20 and DEL as \xNN, each UTF-8 C1 control as \u00NN; what does
+ * not fit is cut at a whole escape. Return the length written. */
+size_t utf8_escape_controls(char *out, size_t outlen, const char *in, size_t len);
+
 #endif

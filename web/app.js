@@ -19,10 +19,15 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // Control characters and bidirectional overrides (RLO...) from a
-  // container would reorder or hide what is shown next to them: show them
-  // as their code point instead.
-  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  // Control characters, bidirectional controls (RLO, isolates, marks) and
+  // invisible characters (zero-width, fillers, BOM) from a container would
+  // reorder or hide what is shown next to them: show them as their code
+  // point instead. Each string is also shown in an element of its own with
+  // dir=auto (unicode-bidi: isolate, app.css), so that right-to-left text
+  // in it cannot reorder what is around it.
+  const HIDDEN = new RegExp("[\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u00ad\\u061c" +
+    "\\u115f\\u1160\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufeff" +
+    "\\ufff9-\\ufffb]", "g");
   function visible(s) {
     return String(s).replace(HIDDEN, (c) =>
       "[U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + "]");
@@ -30,7 +35,10 @@
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = visible(text);
+    if (text !== undefined && text !== null) {
+      e.textContent = visible(text);
+      e.dir = "auto";
+    }
     if (cls) e.className = cls;
     return e;
   }

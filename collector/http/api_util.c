@@ -596,11 +596,18 @@ void api_csv_cell(sbuf_t *b, const char *s)
 	if (s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
 		  s[0] == '\r'))
 		sbuf_add(b, "'");
-	for (const char *p = s ? s : ""; *p; p++) {
+	/* Control bytes (ESC, BEL, CR, LF...) and UTF-8 C1 controls are
+	 * written as \xNN and \u00NN: the line ends of the file are the only
+	 * ones in it, and nothing in a cell drives a terminal. */
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
 		if (*p == '"')
 			sbuf_add(b, "\"\"");
+		else if (*p < 0x20 || *p == 0x7f)
+			sbuf_printf(b, "\\x%02x", *p);
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			sbuf_printf(b, "\\u00%02x", *++p);
 		else
-			sbuf_addn(b, p, 1);
+			sbuf_addn(b, (const char *)p, 1);
 	}
 	sbuf_add(b, "\"");
 }

@@ -139,7 +139,9 @@ api_head_status_t api_head_feed(api_head_t *h, const char *p, size_t n, size_t l
 
 /* ---- CSV ---- */
 /* Append s as one quoted CSV cell. A cell a spreadsheet would run as a
- * formula (starting with = + - @, tab or CR) is prefixed with a quote. */
+ * formula (starting with = + - @, tab or CR) is prefixed with a quote;
+ * control bytes are written \xNN and UTF-8 C1 controls \u00NN, so the
+ * file's own line ends are the only ones in it. */
 void api_csv_cell(sbuf_t *b, const char *s);
 
 #endif

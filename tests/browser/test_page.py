@@ -28,16 +28,18 @@ except ImportError:  # reported by the browser fixture: a failure, not a skip
     webdriver = None
 
 F = at.Fleet
-EVIL = "<b>bold</b><img src=x onerror=alert(2)>\u202eevil\x1b[31mred"
+EVIL = ("<b>bold</b><img src=x onerror=alert(2)>\u202eevil\x1b[31mred \u05e9\u05dc\u05d5\u05dd"
+        "\u200bzero\u2066width\u2069\ufeff")
 EVIL_ID = "e7" * 32
 
 
 def shown(s):
-    """S as the page shows it: control characters and bidirectional
-    overrides as their code points (they would reorder what is next to
-    them)."""
+    """S as the page shows it: control characters, bidirectional controls
+    and invisible characters as their code points (they would reorder or
+    hide what is next to them)."""
     import re
-    return re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+    return re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u115f\u1160\u180e\u200b-\u200f"
+                  "\u2028-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb]",
                   lambda m: "[U+%04X]" % ord(m.group(0)), s)
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -306,6 +308,16 @@ def test_findings_panel(env, browser):
 
     # a click opens the container's timeline, which shows its findings
     assert "[U+202E]" in shown(EVIL) and "\u202e" not in str(rows)  # RLO made visible
+    for c in ("[U+200B]", "[U+2066]", "[U+2069]", "[U+FEFF]"):  # and the invisible ones
+        assert c in shown(EVIL)
+    # each string from outside is isolated: right-to-left text in the
+    # hostile name (Hebrew) reorders nothing around it
+    iso = d.execute_script(
+        "const out = [];"
+        "for (const td of document.querySelectorAll('#findings tbody td, #containers tbody td'))"
+        "  if (td.textContent.includes('evil')) out.push(getComputedStyle(td).unicodeBidi);"
+        "return out;")
+    assert iso and set(iso) == {"isolate"}, iso
     click_row(d, "findings", 3, shown(EVIL))
     wait(d, 15).until(lambda x: x.find_element(By.ID, "timeline-id").text == EVIL_ID)
     assert d.execute_script(

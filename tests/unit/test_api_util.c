@@ -196,11 +196,22 @@ static void test_csv_cells(void **state)
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
-		{"plain", "\"plain\""}, {"a \"q\" b", "\"a \"\"q\"\" b\""},
-		{"=1+2", "\"'=1+2\""},	{"+1", "\"'+1\""},
-		{"-1", "\"'-1\""},	{"@SUM(A1)", "\"'@SUM(A1)\""},
-		{"\tx", "\"'\tx\""},	{"\rx", "\"'\rx\""},
-		{"a=b", "\"a=b\""},	{"", "\"\""},
+		{"plain", "\"plain\""},
+		{"a \"q\" b", "\"a \"\"q\"\" b\""},
+		{"=1+2", "\"'=1+2\""},
+		{"+1", "\"'+1\""},
+		{"-1", "\"'-1\""},
+		{"@SUM(A1)", "\"'@SUM(A1)\""},
+		{"\tx", "\"'\\x09x\""},
+		{"\rx", "\"'\\x0dx\""},
+		{"a=b", "\"a=b\""},
+		{"", "\"\""},
+		/* control bytes and C1 controls from an agent never reach the file */
+		{"\x1b[31mred\x07", "\"\\x1b[31mred\\x07\""},
+		{"two\nlines\r\n", "\"two\\x0alines\\x0d\\x0a\""},
+		{"csi \xc2\x9b"
+		 "2J caf\xc3\xa9",
+		 "\"csi \\u009b2J caf\xc3\xa9\""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		sbuf_t b;
