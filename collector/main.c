@@ -240,6 +240,22 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* Lower the connection limits of s to what the open-file limit allows
+ * (settings_fit_fd_limit), saying so unless quiet. */
+static void fit_fd_limit(settings_t *s, bool quiet)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int64_t workers = s->workers > 0 ? s->workers : (cores > 0 ? cores : 1);
+	char note[512];
+	if (settings_fit_fd_limit(s, (int64_t)rl.rlim_cur, workers, note, sizeof(note)) && !quiet)
+		log_warn("the open-file limit (%llu) is too low for the connection limits; lowered: "
+			 "%s (raise LimitNOFILE or ulimit -n to keep them)",
+			 (unsigned long long)rl.rlim_cur, note);
+}
+
 /* Connect, migrate and create partitions, retrying while PostgreSQL is
  * unavailable. Return 0, or -1 if told to stop or the schema is broken. */
 static int prepare_database(collector_t *col)
@@ -311,6 +327,7 @@ static void on_reload(app_t *app)
 		cfg_free(settings_table, &fresh);
 		return;
 	}
+	fit_fd_limit(&fresh, true); /* as at start: the clamped values are no change */
 	cfg_apply_reload(settings_table, app->col->settings, &fresh);
 	cfg_free(settings_table, &fresh);
 	if (collector_settings_publish(app->col) != 0)
@@ -441,6 +458,8 @@ int main(int argc, char **argv)
 	signal(SIGTERM, early_signal);
 	signal(SIGINT, early_signal);
 	raise_fd_limit();
+	if (!migrate_only)
+		fit_fd_limit(&settings, false);
 	evthread_use_pthreads();
 
 	collector_t *col = collector_new(&settings);

@@ -1,6 +1,7 @@
 /* The collector's settings table (see settings.h). */
 #include "settings.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,7 @@ const cfg_setting_t settings_table[] = {
 #include "http/settings.inc"
 #include "rules/settings.inc"
 #include "alert/settings.inc"
+#include "vuln/settings.inc"
 #undef VIGIL_SETTING
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
@@ -48,4 +50,62 @@ int settings_validate(const settings_t *s, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* Descriptors kept for what is not a connection: standard streams, the
+ * listeners, each worker's event base and wake-up pipe, the log and rules
+ * files, certificates read on reload, the alert senders. */
+#define FD_RESERVE_BASE 64
+#define FD_PER_WORKER 4
+
+static void clamp(int64_t *field, int64_t to, const char *name, char *note, size_t notelen,
+		  size_t *used)
+{
+	if (*field <= to)
+		return;
+	if (*used < notelen) {
+		int n = snprintf(note + *used, notelen - *used, "%s%s %lld -> %lld",
+				 *used ? ", " : "", name, (long long)*field, (long long)to);
+		if (n > 0)
+			*used += (size_t)n;
+	}
+	*field = to;
+}
+
+int settings_fit_fd_limit(settings_t *s, int64_t nofile, int64_t workers, char *note,
+			  size_t notelen)
+{
+	if (notelen)
+		note[0] = '\0';
+	bool http = s->http_listen && s->http_listen[0];
+	int64_t reserve = FD_RESERVE_BASE + FD_PER_WORKER * workers + s->db_writers +
+			  (http ? s->http_db_connections : 0);
+	int64_t need = s->max_connections + s->max_pending_connections;
+	if (http)
+		need += s->http_max_connections + s->http_max_pending_connections;
+	if (need + reserve <= nofile)
+		return 0;
+	int64_t avail = nofile - reserve;
+	if (avail < 64)
+		avail = 64; /* a limit this low cannot be honoured; the floor is logged */
+	size_t used = 0;
+	/* The HTTPS side gets at most an eighth, a quarter of it for pending
+	 * connections; the agents' pending budget at most an eighth of the
+	 * rest; max_connections what remains. */
+	int64_t hshare = 0;
+	if (http) {
+		hshare = avail / 8;
+		clamp(&s->http_max_pending_connections, hshare / 4 > 4 ? hshare / 4 : 4,
+		      "http_max_pending_connections", note, notelen, &used);
+		int64_t hmax = hshare - s->http_max_pending_connections;
+		clamp(&s->http_max_connections, hmax > 4 ? hmax : 4, "http_max_connections", note,
+		      notelen, &used);
+		hshare = s->http_max_connections + s->http_max_pending_connections;
+	}
+	int64_t rest = avail - hshare;
+	clamp(&s->max_pending_connections, rest / 8 > 16 ? rest / 8 : 16, "max_pending_connections",
+	      note, notelen, &used);
+	int64_t conns = rest - s->max_pending_connections;
+	clamp(&s->max_connections, conns > 1 ? conns : 1, "max_connections", note, notelen, &used);
+	return used ? 1 : 0;
 }

@@ -28,6 +28,7 @@ typedef struct {
 #include "http/settings.inc"
 #include "rules/settings.inc"
 #include "alert/settings.inc"
+#include "vuln/settings.inc"
 #undef VIGIL_SETTING
 } settings_t;
 
@@ -37,5 +38,13 @@ extern const cfg_setting_t settings_table[];
  * Return 0, or -1 with err set. */
 int settings_validate(const settings_t *s, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* Fit the connection limits to nofile open descriptors with workers
+ * worker threads, keeping a reserve for PostgreSQL connections, the HTTPS
+ * side and files: max_connections, max_pending_connections and the HTTPS
+ * ones are lowered where their sum does not fit. Return 1 if something was
+ * lowered (note says what, "name old -> new, ..."), else 0. */
+int settings_fit_fd_limit(settings_t *s, int64_t nofile, int64_t workers, char *note,
+			  size_t notelen);
 
 #endif

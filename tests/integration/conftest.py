@@ -171,14 +171,16 @@ class CollectorFactory:
             out += [k, str(v)]
         return out
 
-    def __call__(self, db, flags=None, port=None, start=True):
+    def __call__(self, db, flags=None, port=None, start=True, nofile=None):
         """A collector for DB with FLAGS ({'--flag': value}) on PORT (a free
-        one if not given), started unless START is false."""
+        one if not given), started unless START is false, with an open-file
+        limit of NOFILE if given."""
         port = port or vt.free_port()
         n = next(_counter)
         log = os.path.join(self.workdir, "logs", "%s-collector-%d.log" % (self.label, n))
         os.makedirs(os.path.dirname(log), exist_ok=True)
         c = vt.Collector(self.binary, log, self.args(db, port, flags), port)
+        c.nofile = nofile
         self.started.append(c)
         _collectors.append(c)
         _active_logs.append(("collector log", log))

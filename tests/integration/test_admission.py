@@ -80,3 +80,39 @@ def test_established_agents_are_not_pending(collector_factory, db, agent):
         closed = True
     assert closed, "a connection over max_connections was served"
     assert "dropped for a newer connection" not in coll.log_text()
+
+
+def test_limits_follow_the_open_file_limit(collector_factory, db, agent):
+    """Under an open-file limit of 160 (2 workers, 2 writers, no HTTPS) the
+    collector lowers max_connections to what fits (70, after a reserve for
+    PostgreSQL, its threads and files, and 16 pending places), says so,
+    serves that many agents, refuses the next one at accept, and serves a
+    new one once a place is free: no agent is shut out by EMFILE."""
+    coll = collector_factory(db, {"--max-connections": "10000"}, nofile=160)
+    log = coll.log_text()
+    assert "open-file limit (160)" in log, log[-2000:]
+    assert "max_connections 10000 -> 70" in log and "max_pending_connections 1024 -> 16" in log
+    live = []
+    for i in range(70):
+        a = agent(coll.port, "fd-%d" % i)
+        a.hello()
+        live.append(a)
+    live[0].batch(1, [vt.exec_event(1, ["/bin/fits"])])
+    try:
+        agent(coll.port, "fd-extra").hello()
+        refused = False
+    except (OSError, EOFError, AssertionError):
+        refused = True
+    assert refused, "an agent over the lowered max_connections was served"
+    live.pop().close()
+    vt.wait_for(lambda: _hello_ok(agent, coll.port, "fd-next"), 10, interval=0.3,
+                what="a place for a new agent once one left")
+    assert "Too many open files" not in coll.log_text()
+
+
+def _hello_ok(agent, port, name):
+    try:
+        agent(port, name).hello()
+        return True
+    except (OSError, EOFError, AssertionError):
+        return False

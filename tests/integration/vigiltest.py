@@ -366,8 +366,12 @@ class Collector:
             log.write("=== test: starting %s %s\n" % (self.binary, " ".join(self.args)))
             log.flush()
             offset = log.tell()
+            nofile = getattr(self, "nofile", None)
+            limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+                     ) if nofile else None
             self.proc = subprocess.Popen([self.binary] + self.args, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, env=sanitizer_env())
+                                         stdout=log, stderr=log, env=sanitizer_env(),
+                                         preexec_fn=limit)
         self.killed = False
         self.stopped = False
         want = "listening on %s" % self.address
