@@ -27,6 +27,7 @@
 #include "ingest/store.h"
 #include "http/token_cmd.h"
 #include "vuln/advisories_cmd.h"
+#include "vuln/matcher.h"
 #include "tls.h"
 #include "vtime.h"
 #include "ingest/worker.h"
@@ -47,6 +48,7 @@ typedef struct {
 	listener_t *listener;
 	http_t *http;
 	alert_t *alert;
+	vuln_matcher_t *matcher;
 	struct event *drain_ev;
 	int64_t drain_deadline_ns;
 	bool drained;
@@ -290,6 +292,41 @@ static int prepare_database(collector_t *col)
 	return rc;
 }
 
+static void matcher_log(vuln_log_level_t level, const char *msg)
+{
+	log_level_t lvl = LOG_LVL_INFO;
+	if (level == VULN_LOG_ERROR)
+		lvl = LOG_LVL_ERROR;
+	else if (level == VULN_LOG_WARN)
+		lvl = LOG_LVL_WARN;
+	log_msg(lvl, NULL, "%s", msg);
+}
+
+/* The matcher of vulnerable images (vuln/matcher.h), if set. Return 0, or
+ * -1 after logging why. */
+static int start_matcher(app_t *app)
+{
+	const settings_t *s = app->col->settings;
+	static const char *const sev[] = {"low", "medium", "high", "critical"};
+	int min = 0;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s->vuln_min_severity, sev[i]) == 0)
+			min = i + 2;
+	if (!min) {
+		log_error("vuln_min_severity: not low, medium, high or critical");
+		return -1;
+	}
+	if (!s->vuln_matcher)
+		return 0;
+	char err[256];
+	vuln_matcher_cfg_t cfg = {s->db, s->vuln_match_interval, min, matcher_log};
+	if (!(app->matcher = vuln_matcher_start(&cfg, err, sizeof(err)))) {
+		log_error("vuln matcher: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Start the HTTPS side and the alert senders, as set. Return 0, or -1
  * after logging why (nothing of them is left running). */
 static int start_services(app_t *app)
@@ -308,6 +345,13 @@ static int start_services(app_t *app)
 	if (!app->alert || alert_start(app->alert) != 0) {
 		if (!app->alert)
 			log_error("alert: %s", err);
+		alert_free(app->alert);
+		app->alert = NULL;
+		http_free(app->http);
+		app->http = NULL;
+		return -1;
+	}
+	if (start_matcher(app) != 0) {
 		alert_free(app->alert);
 		app->alert = NULL;
 		http_free(app->http);
@@ -550,6 +594,7 @@ int main(int argc, char **argv)
 	http_free(app.http);
 	app.http = NULL;
 	alert_free(app.alert);
+	vuln_matcher_free(app.matcher);
 	/* Writers finish what is queued unless the drain timed out. */
 	ingest_stop(col->ingest, !app.drained);
 	if (!app.drained && ingest_join(col->ingest, 5000) != 0) {

@@ -230,6 +230,26 @@ static void copy_field(char *dst, size_t cap, const char *src)
 	utf8_sanitize(dst); /* the cut may have split a sequence: repaired too */
 }
 
+/* Hello.image_ids as a JSON array for the writer's lookup: at most
+ * HELLO_IMAGES_MAX ids, each non-empty UTF-8 of at most HELLO_STRING_MAX
+ * bytes (others are passed over: the agent then sends their inventory
+ * again, which the collector does not rewrite). NULL when out of memory. */
+#define HELLO_IMAGES_MAX 4096
+
+static char *hello_images(const Vigil__V1__Hello *h)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < h->n_image_ids && i < HELLO_IMAGES_MAX; i++) {
+		const char *id = h->image_ids[i];
+		size_t n = id ? strlen(id) : 0;
+		if (n && n <= HELLO_STRING_MAX && utf8_valid(id, n))
+			json_array_append_new(a, json_string_nocheck(id));
+	}
+	char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	return s;
+}
+
 static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 {
 	if (h->protocol_version != WIRE_PROTOCOL_VERSION) {
@@ -254,6 +274,11 @@ static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 		char claimed[HELLO_STRING_MAX + 1];
 		copy_field(claimed, sizeof(claimed), h->claimed_agent_id);
 		log_msg(LOG_LVL_WARN, c->prefix, "Hello claims agent id '%s'; ignored", claimed);
+	}
+	if (h->n_image_ids && !(j->hello_images = hello_images(h))) {
+		job_free(j);
+		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+		return;
 	}
 	int64_t skew_ns;
 	if (h->agent_time_ns && !__builtin_sub_overflow(h->agent_time_ns, vtime_now_ns(), &skew_ns))
@@ -717,9 +742,19 @@ static void send_ack(conn_t *c, uint64_t seq)
 	send_msg(c, &m);
 }
 
-static void send_welcome(conn_t *c, uint64_t committed)
+/* Send the Welcome; known is the JSON array of the agent's images whose
+ * inventory is stored (Welcome.known_image_ids), or NULL. */
+static void send_welcome(conn_t *c, uint64_t committed, const char *known)
 {
 	Vigil__V1__Welcome wl = VIGIL__V1__WELCOME__INIT;
+	json_t *kj = known ? json_loads(known, 0, NULL) : NULL;
+	char **ids = json_array_size(kj) ? calloc(json_array_size(kj), sizeof(*ids)) : NULL;
+	for (size_t i = 0; ids && i < json_array_size(kj); i++) {
+		const char *id = json_string_value(json_array_get(kj, i));
+		if (id)
+			ids[wl.n_known_image_ids++] = (char *)id;
+	}
+	wl.known_image_ids = ids;
 	wl.protocol_version = WIRE_PROTOCOL_VERSION;
 	wl.committed_seq = committed;
 	wl.collector_time_ns = vtime_now_ns();
@@ -730,6 +765,8 @@ static void send_welcome(conn_t *c, uint64_t committed)
 	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_WELCOME;
 	m.welcome = &wl;
 	send_msg(c, &m);
+	free(ids);
+	json_decref(kj);
 }
 
 static void drain_check(conn_t *c)
@@ -765,7 +802,7 @@ void conn_job_done(conn_t *c, job_t *j)
 			rules_subjects_load(c->subjects, j->subjects);
 		log_msg(LOG_LVL_INFO, c->prefix, "agent connected (committed_seq %" PRIu64 ")",
 			j->committed_seq);
-		send_welcome(c, j->committed_seq);
+		send_welcome(c, j->committed_seq, j->known_images);
 		set_state(c, CONN_ST_READY);
 	} else {
 		send_ack(c, j->seq);

@@ -64,6 +64,8 @@ void job_free(job_t *j)
 	}
 	free(j->dead);
 	free(j->subjects);
+	free(j->hello_images);
+	free(j->known_images);
 	free(j);
 }
 

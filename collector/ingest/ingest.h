@@ -52,6 +52,7 @@ typedef struct job {
 		char os[HELLO_STRING_MAX + 1];
 	} hello;
 	int64_t clock_skew_ms;
+	char *hello_images; /* Hello.image_ids as a JSON array (owned), or NULL */
 
 	/* BATCH input */
 	uint64_t seq;
@@ -65,6 +66,7 @@ typedef struct job {
 	int status;		/* 0 committed; -1 abandoned (shutdown) */
 	uint64_t committed_seq; /* HELLO */
 	char *subjects;		/* HELLO: the agent's known containers, JSON (owned) */
+	char *known_images;	/* HELLO: of hello_images, those stored, JSON (owned) */
 	bool replay;		/* BATCH: already stored, acked only */
 	size_t dead_in_db;	/* BATCH: events the database refused */
 } job_t;

@@ -85,6 +85,39 @@ static bool event_keys_valid(const Vigil__V1__Event *e, const id_cache_t *id)
 	}
 }
 
+/* The packages of an ImageInventory that are kept: the rest count as cut. */
+static size_t image_kept(const Vigil__V1__ImageInventory *im)
+{
+	return im->n_packages < ROWS_IMAGE_PACKAGES_MAX ? im->n_packages : ROWS_IMAGE_PACKAGES_MAX;
+}
+
+/* Why an ImageInventory cannot be stored, or NULL: its id is the key of
+ * the images table, and every string goes into rows as it is. */
+static const char *image_refusal(const Vigil__V1__ImageInventory *im)
+{
+	if (!im->image_id || !im->image_id[0])
+		return "image inventory without an image id";
+	const char *const f[] = {im->image_id,	    im->image,	     im->container_id, im->os_id,
+				 im->os_version_id, im->os_codename, im->os_pretty,    im->format,
+				 im->status,	    im->reason};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i] &&
+		    (strlen(f[i]) > ROWS_IMAGE_FIELD_MAX || !utf8_valid(f[i], strlen(f[i]))))
+			return "image inventory: a field too long or not UTF-8";
+	for (size_t i = 0; i < image_kept(im); i++) {
+		const Vigil__V1__Package *p = im->packages[i];
+		const char *const pf[] = {p->name, p->version, p->arch, p->source_name,
+					  p->source_version};
+		for (size_t k = 0; k < 5; k++)
+			if (pf[k] && (strlen(pf[k]) > ROWS_IMAGE_FIELD_MAX ||
+				      !utf8_valid(pf[k], strlen(pf[k]))))
+				return "image inventory: a package field too long or not UTF-8";
+		if (!p->name || !p->name[0] || !p->version || !p->version[0])
+			return "image inventory: a package without a name or version";
+	}
+	return NULL;
+}
+
 static json_t *str_array(char *const *items, size_t n)
 {
 	json_t *a = json_array();
@@ -372,6 +405,53 @@ static json_t *status_details(const Vigil__V1__AgentStatus *s)
 	return d;
 }
 
+#define OR_EMPTY(s) ((s) ? (s) : "")
+
+/* The details of an ImageInventory: its facts and counts; the packages go
+ * to the images plan (image_plan). */
+static json_t *image_details(const Vigil__V1__ImageInventory *im)
+{
+	size_t kept = image_kept(im);
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I}",
+			 "image_id", JSTR(im->image_id), "image", JSTR(im->image), "container_id",
+			 JSTR(im->container_id), "os_id", JSTR(im->os_id), "os_version_id",
+			 JSTR(im->os_version_id), "os_codename", JSTR(im->os_codename), "os_pretty",
+			 JSTR(im->os_pretty), "format", JSTR(im->format), "status",
+			 JSTR(im->status), "reason", JSTR(im->reason), "packages", (json_int_t)kept,
+			 "packages_cut", (json_int_t)(im->packages_cut + (im->n_packages - kept)),
+			 "read_ms", (json_int_t)im->read_ms);
+}
+
+/* The image as vigil_apply_images() takes it, packages capped; a source
+ * name or version the agent left empty is the binary's. */
+static json_t *image_plan(const Vigil__V1__ImageInventory *im, int32_t agent_id)
+{
+	json_t *o = image_details(im);
+	json_t *pk = json_array();
+	if (!o || !pk) {
+		json_decref(o);
+		json_decref(pk);
+		return NULL;
+	}
+	size_t kept = image_kept(im);
+	for (size_t i = 0; i < kept; i++) {
+		const Vigil__V1__Package *p = im->packages[i];
+		const char *sn = p->source_name && p->source_name[0] ? p->source_name : p->name;
+		const char *sv =
+			p->source_version && p->source_version[0] ? p->source_version : p->version;
+		json_t *row = json_pack("[s,s,s,s,s]", OR_EMPTY(p->name), OR_EMPTY(p->version),
+					OR_EMPTY(p->arch), OR_EMPTY(sn), OR_EMPTY(sv));
+		if (!row || json_array_append_new(pk, row) != 0) {
+			json_decref(o);
+			json_decref(pk);
+			return NULL;
+		}
+	}
+	json_object_set_new(o, "pk", pk);
+	json_object_set_new(o, "a", json_integer(agent_id));
+	return o;
+}
+
 /* Build the details column and the state ops of one event. */
 static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t *out)
 {
@@ -455,6 +535,9 @@ static json_t *event_details(const Vigil__V1__Event *e, int64_t ts, rows_batch_t
 			add_op(out, op);
 		break;
 	}
+	case VIGIL__V1__EVENT__BODY_IMAGE_INVENTORY:
+		d = image_details(e->image_inventory);
+		break;
 	case VIGIL__V1__EVENT__BODY_FINDING:
 		d = json_object();
 		json_object_set_new(d, "rule", JSTR(e->finding->rule));
@@ -488,6 +571,28 @@ static void reject_row(rows_batch_t *out, size_t start, size_t n_ops, uint32_t i
 	out->reject[out->n_rejects].idx = idx;
 	out->reject[out->n_rejects].reason = "event details are not valid UTF-8";
 	out->n_rejects++;
+}
+
+/* Why event e cannot become a row (a static sentence), or NULL. */
+static const char *event_refusal(const Vigil__V1__Event *e, const id_cache_t *id)
+{
+	if (e->body_case == VIGIL__V1__EVENT__BODY_IMAGE_INVENTORY) {
+		const char *why = image_refusal(e->image_inventory);
+		if (why)
+			return why;
+	}
+	if (!event_keys_valid(e, id))
+		return "container id too long or not valid UTF-8, or label key not UTF-8";
+	return NULL;
+}
+
+/* Add image im, stored as event row of agent_id, to the images plan. */
+static void add_image(rows_batch_t *out, const Vigil__V1__ImageInventory *im, int32_t agent_id)
+{
+	json_t *o = image_plan(im, agent_id);
+	if ((!out->images && !(out->images = json_array())) || !o ||
+	    json_array_append_new(out->images, o) != 0)
+		out->rows.oom = 1;
 }
 
 /* Judge event e with the rules in force: its findings go to the state ops,
@@ -557,10 +662,10 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		const id_cache_t *id = e->container_id && e->container_id[0]
 					       ? container_id_info(ids, &next_id, e->container_id)
 					       : NULL;
-		if (!event_keys_valid(e, id)) {
+		const char *refused = event_refusal(e, id);
+		if (refused) {
 			out->reject[out->n_rejects].idx = (uint32_t)i;
-			out->reject[out->n_rejects].reason =
-				"container id too long or not valid UTF-8, or label key not UTF-8";
+			out->reject[out->n_rejects].reason = refused;
 			out->n_rejects++;
 			continue;
 		}
@@ -620,6 +725,8 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		out->row[out->n_rows].end = c->len;
 		out->row[out->n_rows].idx = (uint32_t)i;
 		out->n_rows++;
+		if (e->body_case == VIGIL__V1__EVENT__BODY_IMAGE_INVENTORY)
+			add_image(out, e->image_inventory, agent_id);
 	}
 	if (out->rows.oom) {
 		rows_batch_free(out);
@@ -640,5 +747,6 @@ void rows_batch_free(rows_batch_t *out)
 	free(out->row);
 	free(out->reject);
 	json_decref(out->state_ops);
+	json_decref(out->images);
 	memset(out, 0, sizeof(*out));
 }

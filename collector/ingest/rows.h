@@ -20,6 +20,12 @@
  * naming a longer one is refused, like one whose id is not UTF-8. */
 #define ROWS_ID_MAX 256
 
+/* An ImageInventory keeps at most this many packages (the rest count as
+ * cut); each of its strings is at most ROWS_IMAGE_FIELD_MAX bytes of UTF-8,
+ * or the event is refused. */
+#define ROWS_IMAGE_PACKAGES_MAX 20000
+#define ROWS_IMAGE_FIELD_MAX 256
+
 /* Number of columns of the events table, in schema order. */
 #define ROWS_EVENT_COLUMNS 16
 
@@ -45,6 +51,7 @@ typedef struct {
 	rows_reject_t *reject; /* events that cannot become a row at all */
 	size_t n_rejects;
 	json_t *state_ops; /* NULL, or ops for vigil_apply_state() and findings */
+	json_t *images;	   /* NULL, or the image inventories for vigil_apply_images() */
 	size_t clamped;	   /* events whose time was replaced */
 } rows_batch_t;
 

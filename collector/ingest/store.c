@@ -489,6 +489,35 @@ static res_t insert_rejects(store_t *st, job_t *j)
 	return rc;
 }
 
+/* Store the image inventories of the stored batches among jobs (packages
+ * included) with one statement: schema/0010_images.sql. */
+static res_t apply_images(store_t *st, job_t **jobs, size_t n)
+{
+	json_t *all = NULL;
+	for (size_t i = 0; i < n; i++) {
+		job_t *j = jobs[i];
+		if (j->kind != JOB_BATCH || j->replay || !j->rows.images)
+			continue;
+		if ((!all && !(all = json_array())) || json_array_extend(all, j->rows.images) != 0)
+			goto oom;
+	}
+	if (!all)
+		return R_OK;
+	char *plan = json_dumps(all, JSON_COMPACT);
+	json_decref(all);
+	all = NULL;
+	if (!plan)
+		goto oom;
+	const char *vals[] = {plan};
+	res_t rc = run(st, "SELECT vigil_apply_images($1::jsonb)", 1, vals, NULL, NULL, NULL);
+	free(plan);
+	return rc;
+oom:
+	json_decref(all);
+	snprintf(st->err, sizeof(st->err), "out of memory");
+	return R_OTHER;
+}
+
 /* Apply the container state changes and the findings of the stored
  * batches among jobs, each planned as a few set-based statements
  * (stateplan.h, rules.h): the findings after the states they judge. */
@@ -498,18 +527,24 @@ static res_t apply_state(store_t *st, job_t **jobs, size_t n)
 	rules_plan_src_t *fsrc = calloc(n ? n : 1, sizeof(*fsrc));
 	char *plan = NULL, *fplan = NULL;
 	res_t rc = R_OK;
+	bool any_images = false;
 	if (!src || !fsrc)
 		goto oom;
 	size_t ns = 0;
 	for (size_t i = 0; i < n; i++) {
 		job_t *j = jobs[i];
+		if (j->kind == JOB_BATCH && !j->replay && j->rows.images)
+			any_images = true;
 		if (j->kind == JOB_BATCH && !j->replay && j->rows.state_ops) {
 			src[ns] = (stateplan_src_t){j->agent_id, j->rows.state_ops};
 			fsrc[ns++] = (rules_plan_src_t){j->agent_id, j->rows.state_ops};
 		}
 	}
-	if (!ns)
+	if (!ns) {
+		if (any_images)
+			rc = apply_images(st, jobs, n);
 		goto out;
+	}
 	int empty = 1, fempty = 1;
 	if (!(plan = stateplan_build(src, ns, &empty)) ||
 	    !(fplan = rules_plan_build(fsrc, ns, &fempty)))
@@ -522,6 +557,8 @@ static res_t apply_state(store_t *st, job_t **jobs, size_t n)
 		const char *vals[] = {fplan};
 		rc = run(st, "SELECT vigil_apply_findings($1::jsonb)", 1, vals, NULL, NULL, NULL);
 	}
+	if (rc == R_OK)
+		rc = apply_images(st, jobs, n);
 out:
 	free(src);
 	free(fsrc);
@@ -643,6 +680,24 @@ static void filter_replays(job_t **jobs, size_t n, agent_seq_t *a, size_t na)
 	}
 }
 
+/* Of the images the agent's Hello names (a JSON array, bounded by conn.c),
+ * those whose inventory is stored: Welcome.known_image_ids. */
+static res_t known_images(store_t *st, job_t *j)
+{
+	const char *vals[] = {j->hello_images};
+	PGresult *res = NULL;
+	res_t rc = run(st,
+		       "SELECT coalesce(json_agg(image_id), '[]')::text FROM images "
+		       "WHERE image_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+		       1, vals, NULL, NULL, &res);
+	if (rc == R_OK && res && PQntuples(res) == 1) {
+		free(j->known_images);
+		j->known_images = strdup(PQgetvalue(res, 0, 0)); /* NULL: none said */
+	}
+	PQclear(res);
+	return rc;
+}
+
 static res_t read_hello_seqs(store_t *st, job_t **jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -676,6 +731,8 @@ static res_t read_hello_seqs(store_t *st, job_t **jobs, size_t n)
 		}
 		PQclear(res);
 		if (rc != R_OK)
+			return rc;
+		if (jobs[i]->hello_images && (rc = known_images(st, jobs[i])) != R_OK)
 			return rc;
 	}
 	return R_OK;

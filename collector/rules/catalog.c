@@ -158,6 +158,20 @@ static const rule_info_t builtin[] = {
 	 "Vigil: crypto mining (xmrig, minerd, stratum)",
 	 "Cryptocurrency miners are the most common payload of a compromised container.",
 	 "Stop the container, find how it was entered, rebuild it from a clean image."},
+	/* --- vulnerable images ---------------------------------------------- */
+	/* Judged by the matcher (collector/vuln/matcher.h), not per event: the
+	 * rule engine runs at ingest on one event and cannot see the matches of
+	 * an image. The matcher raises it through the findings table
+	 * (vigil_vuln_findings, schema/0010_images.sql), one per running
+	 * container, at the severity of its image's worst advisory, for
+	 * advisories at or above vuln_min_severity; it resolves when the
+	 * container stops or no such advisory is left. */
+	{"vulnerable_image", RULE_VULN, SEV(HIGH), "Vulnerable image running",
+	 "Vigil: OSV advisories of Debian, Ubuntu and Alpine matched to the image's packages",
+	 "The container runs packages with known vulnerabilities at or above the configured "
+	 "severity (vuln_min_severity); an attacker who reaches it can use them.",
+	 "Rebuild the image on updated packages (the fixed versions are in "
+	 "/api/v1/images/{digest}/vulnerabilities) and redeploy."},
 };
 #define N_BUILTIN (sizeof(builtin) / sizeof(builtin[0]))
 
@@ -182,7 +196,7 @@ const rule_info_t *rules_find(const char *id)
 
 const char *rules_kind_name(rule_kind_t k)
 {
-	return k == RULE_POSTURE ? "posture" : "runtime";
+	return k == RULE_POSTURE ? "posture" : k == RULE_RUNTIME ? "runtime" : "vuln";
 }
 
 const char *rules_severity_name(int severity)

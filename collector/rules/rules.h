@@ -37,6 +37,7 @@
 typedef enum {
 	RULE_POSTURE,
 	RULE_RUNTIME,
+	RULE_VULN, /* raised by the matcher of vulnerable images, not at ingest */
 } rule_kind_t;
 
 /* A built-in rule. Severities are Vigil__V1__Severity values. */

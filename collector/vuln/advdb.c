@@ -1,17 +1,22 @@
 /*
- * Advisory storage (see advdb.h): the one file of collector/vuln/ that
- * speaks libpq. Rows are staged in COPY text format, one staging table for
+ * Advisory and match storage (see advdb.h): the one file of
+ * collector/vuln/ that speaks libpq. Rows are staged in COPY text format, one staging table for
  * both kinds: 'a' rows (an advisory) and 'r' rows (one affected range of
  * the advisory staged with the same seq).
  */
 #include "vuln/advdb.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
+
+#include "vuln/match.h"
 
 #define FLUSH_BYTES (1024 * 1024)
 #define IMPORT_LOCK "SELECT pg_advisory_xact_lock(hashtext('vigil advisories import'))"
@@ -225,6 +230,10 @@ static const char *const MERGE_SQL[] = {
 	" summary = EXCLUDED.summary, severity = EXCLUDED.severity,"
 	" content_sha256 = EXCLUDED.content_sha256, raw_size = EXCLUDED.raw_size,"
 	" source = EXCLUDED.source, changed_at = now()",
+	/* the matcher takes them from here (schema/0010_images.sql) */
+	"INSERT INTO vuln_advisory_queue (advisory_id) SELECT id FROM advisory_class"
+	" WHERE what <> 'unchanged' ON CONFLICT DO NOTHING",
+	"SELECT pg_notify('vigil_vuln', 'advisories')",
 };
 
 static const char *const COUNT_SQL =
@@ -300,4 +309,343 @@ void advdb_free(advdb_t *db)
 	PQfinish(db->pg);
 	free(db->buf);
 	free(db);
+}
+
+/* ---- matching ------------------------------------------------------------- */
+
+#define MATCH_LOCK "SELECT pg_advisory_xact_lock(hashtext('vigil vuln match'))"
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* NOTICEs ("relation already exists, skipping") are not news */
+}
+
+advdb_t *advdb_match_open(const char *conninfo, int listen, char *err, size_t errlen)
+{
+	advdb_t *db = calloc(1, sizeof(*db));
+	if (!db) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {conninfo, "10", "vigil-matcher", NULL};
+	db->pg = PQconnectdbParams(keys, vals, 1);
+	db->committed = true; /* nothing to roll back between passes */
+	if (PQstatus(db->pg) != CONNECTION_OK) {
+		failf(err, errlen, "cannot connect", PQerrorMessage(db->pg));
+		advdb_free(db);
+		return NULL;
+	}
+	PQsetNoticeProcessor(db->pg, quiet, NULL);
+	if (listen && exec(db, "LISTEN vigil_vuln", err, errlen) != 0) {
+		advdb_free(db);
+		return NULL;
+	}
+	return db;
+}
+
+int advdb_match_hold(advdb_t *db, char *err, size_t errlen)
+{
+	return exec(db, "SELECT pg_advisory_lock(hashtext('vigil vuln match'))", err, errlen);
+}
+
+/* Run sql with params (text); its result, or NULL with err set. */
+static PGresult *query(advdb_t *db, const char *sql, int n, const char *const *vals,
+		       ExecStatusType want, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(db->pg, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) == want)
+		return r;
+	failf(err, errlen, "match", PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
+/* Begin a pass: lock, then take up to max ids with pick_sql ($1 = max) as
+ * a text[] literal in *ids (caller frees). Return the number taken, or -1
+ * (the transaction is then rolled back). */
+static int pass_begin(advdb_t *db, const char *pick_sql, int max, char **ids, char *err,
+		      size_t errlen)
+{
+	char m[16];
+	snprintf(m, sizeof(m), "%d", max);
+	const char *vals[] = {m};
+	*ids = NULL;
+	if (exec(db, "BEGIN", err, errlen) != 0)
+		return -1;
+	db->committed = false;
+	PGresult *r = NULL;
+	if (exec(db, MATCH_LOCK, err, errlen) != 0 ||
+	    !(r = query(db, pick_sql, 1, vals, PGRES_TUPLES_OK, err, errlen)))
+		return -1;
+	int n = atoi(PQgetvalue(r, 0, 0));
+	*ids = strdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (!*ids) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return n;
+}
+
+static void pass_abort(advdb_t *db)
+{
+	if (!db->committed && PQstatus(db->pg) == CONNECTION_OK)
+		PQclear(PQexec(db->pg, "ROLLBACK"));
+	db->committed = true;
+	db->len = 0;
+}
+
+static int pass_commit(advdb_t *db, char *err, size_t errlen)
+{
+	if (exec(db, "COMMIT", err, errlen) != 0)
+		return -1;
+	db->committed = true;
+	return 0;
+}
+
+/* The candidates: columns image_id, package, source, installed version,
+ * the version compared (the source's), distro, advisory id, introduced,
+ * fixed, last_affected, severity; in (image, package, version, advisory)
+ * order so that ranges of one advisory on one package are adjacent. */
+#define CANDIDATES_SQL(where)                                                              \
+	"SELECT p.image_id, p.name, p.source_name, p.version, p.source_version, i.distro," \
+	" f.advisory_id, f.introduced, f.fixed, f.last_affected,"                          \
+	" CASE WHEN f.severity > 0 THEN f.severity ELSE a.severity END"                    \
+	" FROM images i JOIN image_packages p ON p.image_id = i.image_id"                  \
+	" JOIN advisory_affected f ON f.distro = i.distro AND f.release = i.release"       \
+	" AND f.package = p.source_name"                                                   \
+	" JOIN advisories a ON a.id = f.advisory_id AND a.withdrawn IS NULL WHERE " where  \
+	" ORDER BY p.image_id, p.name, p.version, f.advisory_id"
+
+/* Test each candidate of r and COPY the matches into table. */
+static int write_matches(advdb_t *db, PGresult *r, const char *table, advdb_match_counts_t *c,
+			 char *err, size_t errlen)
+{
+	int n = PQntuples(r);
+	c->candidates += n;
+	int last = -1; /* the row of the last match written */
+	for (int i = 0; i < n; i++) {
+		if (last >= 0 && strcmp(PQgetvalue(r, i, 6), PQgetvalue(r, last, 6)) == 0 &&
+		    strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, last, 1)) == 0 &&
+		    strcmp(PQgetvalue(r, i, 3), PQgetvalue(r, last, 3)) == 0 &&
+		    strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, last, 0)) == 0)
+			continue; /* another range of an advisory already matched */
+		version_eco_t eco;
+		if (!match_eco(PQgetvalue(r, i, 5), &eco))
+			continue;
+#define COL(k) (PQgetisnull(r, i, k) ? NULL : PQgetvalue(r, i, k))
+		match_rc_t m = match_affected(eco, PQgetvalue(r, i, 4), COL(7), COL(8), COL(9));
+		if (m == MATCH_BAD_VERSION)
+			c->bad++;
+		if (m != MATCH_AFFECTED)
+			continue;
+		last = i;
+		c->matches++;
+		if (!put(db, PQgetvalue(r, i, 0), '\t') || !put(db, PQgetvalue(r, i, 1), '\t') ||
+		    !put(db, PQgetvalue(r, i, 2), '\t') || !put(db, PQgetvalue(r, i, 3), '\t') ||
+		    !put(db, PQgetvalue(r, i, 6), '\t') || !put(db, COL(8), '\t') ||
+		    !put(db, PQgetvalue(r, i, 10), '\n')) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+#undef COL
+	}
+	if (db->len == 0)
+		return 0;
+	char sql[128];
+	snprintf(sql, sizeof(sql),
+		 "COPY %s (image_id, package, source_name, version, advisory_id, fixed, severity)"
+		 " FROM STDIN",
+		 table);
+	PGresult *cr = PQexec(db->pg, sql);
+	int rc = 0;
+	if (PQresultStatus(cr) != PGRES_COPY_IN)
+		rc = failf(err, errlen, "cannot write matches", PQresultErrorMessage(cr));
+	PQclear(cr);
+	for (size_t off = 0; rc == 0 && off < db->len; off += FLUSH_BYTES) {
+		size_t chunk = db->len - off < FLUSH_BYTES ? db->len - off : FLUSH_BYTES;
+		if (PQputCopyData(db->pg, db->buf + off, (int)chunk) != 1)
+			rc = failf(err, errlen, "cannot write matches", PQerrorMessage(db->pg));
+	}
+	db->len = 0;
+	if (rc == 0 && PQputCopyEnd(db->pg, NULL) != 1)
+		rc = failf(err, errlen, "cannot write matches", PQerrorMessage(db->pg));
+	while (rc == 0 && (cr = PQgetResult(db->pg))) {
+		if (rc == 0 && PQresultStatus(cr) != PGRES_COMMAND_OK)
+			rc = failf(err, errlen, "cannot write matches", PQresultErrorMessage(cr));
+		PQclear(cr);
+	}
+	return rc;
+}
+
+/* Matches by severity of the images in $1 (text[]) from scratch. */
+#define COUNTS_SQL                                                                              \
+	"ARRAY[count(*) FILTER (WHERE m.severity = 0), count(*) FILTER (WHERE m.severity = 1)," \
+	" count(*) FILTER (WHERE m.severity = 2), count(*) FILTER (WHERE m.severity = 3),"      \
+	" count(*) FILTER (WHERE m.severity = 4), count(*) FILTER (WHERE m.severity = "         \
+	"5)]::integer[]"
+
+int advdb_match_images(advdb_t *db, int max, advdb_match_counts_t *c, char *err, size_t errlen)
+{
+	char *ids = NULL;
+	int n = pass_begin(
+		db,
+		"SELECT count(*), coalesce(array_agg(image_id), '{}')::text FROM ("
+		"SELECT image_id FROM images WHERE matched_at IS NULL ORDER BY first_seen"
+		" LIMIT $1) s",
+		max, &ids, err, errlen);
+	const char *vals[] = {ids};
+	PGresult *r = NULL;
+	if (n > 0 &&
+	    (!(r = query(db, "DELETE FROM vuln_matches WHERE image_id = ANY($1::text[])", 1, vals,
+			 PGRES_COMMAND_OK, err, errlen)) ||
+	     (PQclear(r), !(r = query(db, CANDIDATES_SQL("i.image_id = ANY($1::text[])"), 1, vals,
+				      PGRES_TUPLES_OK, err, errlen))) ||
+	     write_matches(db, r, "vuln_matches", c, err, errlen) != 0 ||
+	     (PQclear(r),
+	      !(r = query(db,
+			  "UPDATE images i SET matched_at = now(), vuln_counts = s.c"
+			  " FROM unnest($1::text[]) AS t(id) CROSS JOIN LATERAL (SELECT " COUNTS_SQL
+			  " AS c FROM vuln_matches m WHERE m.image_id = t.id)"
+			  " s WHERE i.image_id = t.id",
+			  1, vals, PGRES_COMMAND_OK, err, errlen)))))
+		n = -1;
+	PQclear(r);
+	free(ids);
+	if (n < 0 || pass_commit(db, err, errlen) != 0) {
+		pass_abort(db);
+		return -1;
+	}
+	c->images += n;
+	return n;
+}
+
+static const char *const ADVISORY_SQL[] = {
+	"CREATE TEMP TABLE IF NOT EXISTS vuln_stage (image_id text, package text,"
+	" source_name text, version text, advisory_id text, fixed text, severity smallint)"
+	" ON COMMIT DELETE ROWS",
+	"CREATE TEMP TABLE IF NOT EXISTS vuln_delta (image_id text, severity smallint,"
+	" n bigint) ON COMMIT DELETE ROWS",
+};
+
+/* After the stage is filled: move it into vuln_matches and apply the
+ * deltas (deleted minus, written plus) to the images' counts. */
+static const char *const ADVISORY_APPLY_SQL[] = {
+	"INSERT INTO vuln_matches (image_id, package, source_name, version, advisory_id, fixed,"
+	" severity) SELECT * FROM vuln_stage",
+	"INSERT INTO vuln_delta SELECT image_id, severity, count(*) FROM vuln_stage GROUP BY 1, 2",
+	"UPDATE images i SET vuln_counts = ARRAY[i.vuln_counts[1] + d.n0, i.vuln_counts[2] + d.n1,"
+	" i.vuln_counts[3] + d.n2, i.vuln_counts[4] + d.n3, i.vuln_counts[5] + d.n4,"
+	" i.vuln_counts[6] + d.n5] FROM (SELECT image_id,"
+	" coalesce(sum(n) FILTER (WHERE severity = 0), 0) AS n0,"
+	" coalesce(sum(n) FILTER (WHERE severity = 1), 0) AS n1,"
+	" coalesce(sum(n) FILTER (WHERE severity = 2), 0) AS n2,"
+	" coalesce(sum(n) FILTER (WHERE severity = 3), 0) AS n3,"
+	" coalesce(sum(n) FILTER (WHERE severity = 4), 0) AS n4,"
+	" coalesce(sum(n) FILTER (WHERE severity = 5), 0) AS n5"
+	" FROM vuln_delta GROUP BY image_id) d WHERE i.image_id = d.image_id",
+};
+
+int advdb_match_advisories(advdb_t *db, int max, advdb_match_counts_t *c, char *err, size_t errlen)
+{
+	char *ids = NULL;
+	int n = pass_begin(db,
+			   "SELECT count(*), coalesce(array_agg(advisory_id), '{}')::text FROM ("
+			   "SELECT advisory_id FROM vuln_advisory_queue ORDER BY queued_at,"
+			   " advisory_id LIMIT $1) s",
+			   max, &ids, err, errlen);
+	const char *vals[] = {ids};
+	PGresult *r = NULL;
+	for (size_t i = 0; n > 0 && i < sizeof(ADVISORY_SQL) / sizeof(ADVISORY_SQL[0]); i++)
+		if (exec(db, ADVISORY_SQL[i], err, errlen) != 0)
+			n = -1;
+	if (n > 0 &&
+	    (r = query(db,
+		       "WITH d AS (DELETE FROM vuln_matches WHERE advisory_id = ANY($1::text[])"
+		       " RETURNING image_id, severity) INSERT INTO vuln_delta"
+		       " SELECT image_id, severity, -count(*) FROM d GROUP BY 1, 2"
+		       " RETURNING -n",
+		       1, vals, PGRES_TUPLES_OK, err, errlen))) {
+		for (int i = 0; i < PQntuples(r); i++)
+			c->removed += atoll(PQgetvalue(r, i, 0));
+		PQclear(r);
+		r = query(db,
+			  CANDIDATES_SQL(
+				  "f.advisory_id = ANY($1::text[]) AND i.matched_at IS NOT NULL"),
+			  1, vals, PGRES_TUPLES_OK, err, errlen);
+		if (!r || write_matches(db, r, "vuln_stage", c, err, errlen) != 0)
+			n = -1;
+		PQclear(r);
+		r = NULL;
+	} else if (n > 0) {
+		n = -1;
+	}
+	for (size_t i = 0; n > 0 && i < sizeof(ADVISORY_APPLY_SQL) / sizeof(ADVISORY_APPLY_SQL[0]);
+	     i++)
+		if (exec(db, ADVISORY_APPLY_SQL[i], err, errlen) != 0)
+			n = -1;
+	if (n > 0 && !(r = query(db, "DELETE FROM vuln_advisory_queue WHERE advisory_id = ANY($1)",
+				 1, vals, PGRES_COMMAND_OK, err, errlen)))
+		n = -1;
+	PQclear(r);
+	free(ids);
+	if (n < 0 || pass_commit(db, err, errlen) != 0) {
+		pass_abort(db);
+		return -1;
+	}
+	c->advisories += n;
+	return n;
+}
+
+long long advdb_vuln_findings(advdb_t *db, int min_severity, const char *rule, char *err,
+			      size_t errlen)
+{
+	char sev[8];
+	snprintf(sev, sizeof(sev), "%d", min_severity);
+	const char *vals[] = {sev, rule};
+	if (exec(db, "BEGIN", err, errlen) != 0)
+		return -1;
+	db->committed = false;
+	PGresult *r = NULL;
+	long long n = -1;
+	if (exec(db, MATCH_LOCK, err, errlen) == 0 &&
+	    (r = query(db, "SELECT vigil_vuln_findings($1::smallint, $2)", 2, vals, PGRES_TUPLES_OK,
+		       err, errlen)))
+		n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (n < 0 || pass_commit(db, err, errlen) != 0) {
+		pass_abort(db);
+		return -1;
+	}
+	return n;
+}
+
+int advdb_wait(advdb_t *db, long long ms, int stop_fd)
+{
+	struct pollfd p[2] = {{.fd = PQsocket(db->pg), .events = POLLIN},
+			      {.fd = stop_fd, .events = POLLIN}};
+	if (p[0].fd < 0)
+		return ADVDB_WAIT_LOST;
+	bool notified = false;
+	for (;;) {
+		PGnotify *nt;
+		while ((nt = PQnotifies(db->pg)) != NULL) {
+			notified = true;
+			PQfreemem(nt);
+		}
+		if (notified)
+			return ADVDB_WAIT_NOTIFIED;
+		int r = poll(p, 2, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? ADVDB_WAIT_TIMEOUT : ADVDB_WAIT_LOST;
+		if (p[1].revents)
+			return ADVDB_WAIT_STOP;
+		if (!PQconsumeInput(db->pg))
+			return ADVDB_WAIT_LOST;
+		ms = 0; /* what arrived is read; a notification returns above */
+	}
 }

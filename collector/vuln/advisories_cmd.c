@@ -1,6 +1,10 @@
 /* `vigil-collector advisories import` (see advisories_cmd.h): read each
  * path, parse each document, stage what can be matched, then merge and
- * commit once, and print what was loaded and what was skipped and why. */
+ * commit once, and print what was loaded and what was skipped and why.
+ * Then match what the import queued (and any image not matched yet)
+ * against the fleet's images, and print what changed: a failure there
+ * leaves the import in place and the work queued for the collectors'
+ * matchers. */
 #include "vuln/advisories_cmd.h"
 
 #include <stdbool.h>
@@ -9,6 +13,7 @@
 
 #include "vuln/advdb.h"
 #include "vuln/advsrc.h"
+#include "vuln/matcher.h"
 #include "vuln/osv.h"
 
 #define ERR_LEN 1024
@@ -82,6 +87,27 @@ static void report(const import_t *im, const advsrc_stats_t *st, const advdb_cou
 		printf("passed over %zu archive members: not *.json\n", st->not_json);
 }
 
+/* Match what the import queued on db (which holds the matching lock). */
+static int rematch(advdb_t *db, const char *why)
+{
+	char err[ERR_LEN], line[ERR_LEN];
+	advdb_match_counts_t c = {0};
+	int rc = db ? vuln_match_queued(db, &c, err, sizeof(err)) : -1;
+	if (!db)
+		snprintf(err, sizeof(err), "%s", why);
+	advdb_free(db);
+	if (rc != 0) {
+		fprintf(stderr,
+			"vigil-collector advisories import: matching: %s (the import is "
+			"committed; the collectors' matchers take it up)\n",
+			err);
+		return 1;
+	}
+	vuln_match_summary(&c, line, sizeof(line));
+	printf("%s\n", line);
+	return 0;
+}
+
 static int import(const char *conninfo, int n_paths, char **paths)
 {
 	static import_t im; /* large; one import per process */
@@ -92,17 +118,26 @@ static int import(const char *conninfo, int n_paths, char **paths)
 	int rc = im.db ? 0 : -1;
 	for (int i = 0; rc == 0 && i < n_paths; i++)
 		rc = advsrc_read(paths[i], on_doc, &im, &st, im.err, sizeof(im.err));
+	/* the matching lock first: no collector takes up the queue before us */
+	advdb_t *mdb = NULL;
+	char why[ERR_LEN] = "";
+	if (rc == 0 && (!(mdb = advdb_match_open(conninfo, 0, why, sizeof(why))) ||
+			advdb_match_hold(mdb, why, sizeof(why)) != 0)) {
+		advdb_free(mdb);
+		mdb = NULL;
+	}
 	if (rc == 0)
 		rc = advdb_commit(im.db, &counts, im.err, sizeof(im.err));
 	advdb_free(im.db);
 	if (rc != 0) {
+		advdb_free(mdb);
 		fprintf(stderr, "vigil-collector advisories import: %s\n", im.err);
 		fprintf(stderr, "vigil-collector advisories import: nothing imported (the "
 				"import was rolled back)\n");
 		return 1;
 	}
 	report(&im, &st, &counts);
-	return 0;
+	return rematch(mdb, why);
 }
 
 int advisories_command(const char *conninfo, int argc, char **argv)

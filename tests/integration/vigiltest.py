@@ -570,10 +570,11 @@ class RawAgent:
     def send(self, msg):
         self.send_frame(msg.SerializeToString())
 
-    def send_hello(self, version=1, claimed=""):
+    def send_hello(self, version=1, claimed="", image_ids=()):
         _, P = pb()
         m = P.AgentMessage()
         h = m.hello
+        h.image_ids.extend(image_ids)
         h.protocol_version = version
         h.agent_version = "itest/1"
         h.hostname = "itest-host"
@@ -748,6 +749,30 @@ def hardened_container_event(cid, name="hardened"):
     c.restart_max_retries = 3
     for m in c.mounts:
         m.propagation = "rprivate"
+    return e
+
+
+def image_inventory_event(image_id, packages, image="localhost/app:1", os_id="debian",
+                          os_version_id="12", fmt="dpkg", status="ok", container_id="",
+                          ts=None, reason="", cut=0):
+    """An ImageInventory event; PACKAGES are (name, version) or (name,
+    version, arch, source_name, source_version) tuples."""
+    E, _ = pb()
+    e = E.Event()
+    e.time_ns = ts or now_ns()
+    e.kind = E.EVENT_KIND_IMAGE_INVENTORY
+    e.severity = E.SEVERITY_INFO
+    if container_id:
+        e.container_id = container_id
+    im = e.image_inventory
+    im.image_id, im.image, im.container_id = image_id, image, container_id
+    im.os_id, im.os_version_id, im.os_pretty = os_id, os_version_id, "%s %s" % (os_id, os_version_id)
+    im.format, im.status, im.reason, im.packages_cut, im.read_ms = fmt, status, reason, cut, 7
+    for p in packages:
+        pk = im.packages.add()
+        pk.name, pk.version = p[0], p[1]
+        if len(p) > 2:
+            pk.arch, pk.source_name, pk.source_version = p[2], p[3], p[4]
     return e
 
 
