@@ -128,6 +128,7 @@ void collector_set_tls_ctx(collector_t *col, SSL_CTX *ctx)
 	pthread_mutex_lock(&col->tls_lock);
 	SSL_CTX *old = col->tls_ctx;
 	col->tls_ctx = ctx;
+	atomic_fetch_add(&col->tls_generation, 1);
 	pthread_mutex_unlock(&col->tls_lock);
 	tls_ctx_unref(old);
 }

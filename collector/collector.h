@@ -70,6 +70,7 @@ typedef struct collector {
 
 	pthread_mutex_t tls_lock; /* guards tls_ctx */
 	SSL_CTX *tls_ctx;
+	atomic_ullong tls_generation; /* +1 per new tls_ctx: live peers are verified again */
 
 	pthread_mutex_t reg_lock; /* guards registry */
 	struct registry_entry *registry[REGISTRY_BUCKETS];

@@ -2,6 +2,7 @@
 #include "tls.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -138,12 +139,49 @@ SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host)
 		return NULL;
 	if (verify_host && verify_host[0]) {
 		SSL_set_tlsext_host_name(ssl, verify_host);
+		/* The name is checked against the certificate's SANs only: never
+		 * the subject CN, which OpenSSL would fall back to without SANs. */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+					       X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (SSL_set1_host(ssl, verify_host) != 1) {
 			SSL_free(ssl);
 			return NULL;
 		}
 	}
 	return ssl;
+}
+
+int64_t tls_peer_not_after_ns(SSL *ssl)
+{
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	struct tm tm;
+	if (!cert || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	time_t t = timegm(&tm);
+	return t > 0 ? (int64_t)t * 1000000000 : 0;
+}
+
+int tls_peer_still_trusted(SSL *ssl, SSL_CTX *ctx, char *why, size_t whylen)
+{
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	X509_STORE *store = ctx ? SSL_CTX_get_cert_store(ctx) : NULL;
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+	int rc = -1;
+	snprintf(why, whylen, "no peer certificate");
+	if (cert && store && vctx &&
+	    X509_STORE_CTX_init(vctx, store, cert, SSL_get_peer_cert_chain(ssl)) == 1) {
+		X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_CLIENT);
+		if (X509_verify_cert(vctx) == 1) {
+			rc = 0;
+			why[0] = '\0';
+		} else {
+			snprintf(why, whylen, "%s",
+				 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		}
+	}
+	X509_STORE_CTX_free(vctx);
+	ERR_clear_error();
+	return rc;
 }
 
 int tls_peer_identity(SSL *ssl, char *out, size_t outlen)

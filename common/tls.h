@@ -7,6 +7,7 @@
 #define VIGIL_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -44,6 +45,13 @@ SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host);
  * printable UTF-8.
  * Return 0, or -1 if there is no verified peer certificate. */
 int tls_peer_identity(SSL *ssl, char *out, size_t outlen);
+
+/* The end of the validity of the peer's certificate (Unix ns), or 0. */
+int64_t tls_peer_not_after_ns(SSL *ssl);
+
+/* Verify the peer's certificate and chain on ssl again, against the trust
+ * store of ctx (a client certificate). Return 0, or -1 with why set. */
+int tls_peer_still_trusted(SSL *ssl, SSL_CTX *ctx, char *why, size_t whylen);
 
 /* Describe why the handshake on ssl failed into out: the certificate
  * verification result if it failed, else OpenSSL error err (as returned by

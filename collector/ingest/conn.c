@@ -59,6 +59,9 @@ struct conn {
 	rules_subjects_t *subjects; /* its containers, for rule exceptions */
 	admit_entry_t pend;	    /* in its worker's pending list until Hello */
 	bool established;	    /* past Hello: counted in col->n_established */
+	int64_t cert_not_after_ns;  /* the agent certificate's end (Unix ns), or 0 */
+	uint64_t tls_gen_at_accept; /* col->tls_generation when its SSL was made */
+	uint64_t tls_generation;    /* the collector's TLS context it was verified with */
 };
 
 const char *conn_state_str(conn_state_t st)
@@ -489,6 +492,8 @@ static void on_handshake_done(conn_t *c)
 		return;
 	}
 	snprintf(c->prefix, sizeof(c->prefix), "[%s %.150s]", c->peer, c->agent);
+	c->cert_not_after_ns = tls_peer_not_after_ns(ssl);
+	c->tls_generation = c->tls_gen_at_accept;
 	c->ready_ns = c->last_rx_ns = vtime_mono_ns();
 	set_state(c, CONN_ST_WAIT_HELLO);
 	int ow = 0;
@@ -658,6 +663,7 @@ conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *s
 		evutil_closesocket(fd);
 		return NULL;
 	}
+	c->tls_gen_at_accept = atomic_load(&col->tls_generation);
 	SSL_CTX *ctx = collector_tls_ctx(col);
 	SSL *ssl = ctx ? tls_ssl_new(ctx, NULL) : NULL;
 	SSL_CTX_free(ctx);
@@ -817,6 +823,33 @@ void conn_job_done(conn_t *c, job_t *j)
 	}
 }
 
+/* A live connection keeps what its handshake proved: its certificate has
+ * not expired, and it still chains to the agent CA after a reload changed
+ * the TLS context (verified again once per change). Return false if c was
+ * closed. */
+static bool cert_still_good(conn_t *c)
+{
+	if (c->cert_not_after_ns && vtime_now_ns() >= c->cert_not_after_ns) {
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_CERTIFICATE,
+			   "the agent certificate has expired");
+		return false;
+	}
+	uint64_t gen = atomic_load(&c->col->tls_generation);
+	if (c->tls_generation == gen || !c->bev)
+		return true;
+	SSL_CTX *ctx = collector_tls_ctx(c->col);
+	char why[160];
+	int rc = tls_peer_still_trusted(bufferevent_openssl_get_ssl(c->bev), ctx, why, sizeof(why));
+	SSL_CTX_free(ctx);
+	if (rc != 0) {
+		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_CERTIFICATE,
+			   "the agent certificate is no longer trusted after a reload: %s", why);
+		return false;
+	}
+	c->tls_generation = gen;
+	return true;
+}
+
 void conn_tick(conn_t *c, int64_t now)
 {
 	collector_t *col = c->col;
@@ -847,6 +880,8 @@ void conn_tick(conn_t *c, int64_t now)
 	default:
 		break;
 	}
+	if (!cert_still_good(c))
+		return;
 	if (c->paused_queue)
 		maybe_resume(c); /* in case a wake-up was missed */
 	if (paused(c))
