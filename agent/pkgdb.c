@@ -52,7 +52,8 @@ void pkgdb_inv_free(pkgdb_inv_t *inv)
 	free(inv);
 }
 
-static void reason_vset(pkgdb_inv_t *inv, bool append, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void reason_vset(pkgdb_inv_t *inv, bool append,
+							      const char *fmt, va_list ap)
 {
 	size_t at = append ? strlen(inv->reason) : 0;
 	if (append && at > 0 && at + 2 < sizeof(inv->reason)) {

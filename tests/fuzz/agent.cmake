@@ -21,8 +21,12 @@ vigil_fuzz(fuzz_agent_facts
 vigil_fuzz(fuzz_agent_httpc
   SOURCES ${AGENT_DIR}/httpc.c
   LIBS)
-foreach(t fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_agent_facts)
+vigil_fuzz(fuzz_agent_pkgdb
+  SOURCES ${AGENT_DIR}/pkgdb.c ${AGENT_DIR}/pkgdb_rpm.c ${AGENT_DIR}/text.c
+          ${CMAKE_SOURCE_DIR}/common/utf8.c
+  LIBS)
+foreach(t fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc fuzz_agent_facts fuzz_agent_pkgdb)
   target_include_directories(${t} PRIVATE ${AGENT_DIR})
 endforeach()
 add_custom_target(agent-fuzz-targets DEPENDS fuzz_agent_cgroup fuzz_agent_json fuzz_agent_httpc
-  fuzz_agent_facts)
+  fuzz_agent_facts fuzz_agent_pkgdb)
