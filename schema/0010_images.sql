@@ -34,6 +34,12 @@
 
 INSERT INTO event_kinds VALUES (9, 'image_inventory') ON CONFLICT DO NOTHING;
 
+-- A severity of the advisories' scale by name.
+CREATE FUNCTION vigil_vuln_severity(s integer) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (ARRAY['unknown', 'negligible', 'low', 'medium', 'high', 'critical'])[s + 1]
+$$;
+
 -- The highest severity with a count in counts (0..5 by index 1..6).
 CREATE FUNCTION vigil_vuln_max(counts integer[]) RETURNS smallint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "http/api_common.h"
+#include "http/api_vuln.h"
 #include "ingest/ingest.h"
 #include "log.h"
 
@@ -873,6 +874,8 @@ bool api_dispatch(hreq_t *r, const char *path)
 		h_events(r);
 	} else if (!strcmp(path, "/api/v1/findings")) {
 		api_findings(r);
+	} else if (api_vuln_route(r, path)) {
+		/* /api/v1/vulnerabilities[/{id}], /api/v1/images/{digest}/vulnerabilities */
 	} else if (!strcmp(path, "/api/v1/rules")) {
 		api_rules(r);
 	} else if (!strcmp(path, "/api/v1/images")) {

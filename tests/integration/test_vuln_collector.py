@@ -304,3 +304,147 @@ def test_new_image_matched(env, first_import):
         a.batch(1, [vt.image_inventory_event(digest, DEB_PKGS[:2], image="late:1")])
     wait_matched(db)
     assert [m[4] for m in matches(db, digest)] == ["DSA-9001-1", "DSA-9001-1"]
+
+
+# ---- the API and the findings ------------------------------------------------------------------
+
+def exposure(env, id_, **params):
+    return env["api"].ok("/api/v1/vulnerabilities/" + id_, params or None)
+
+
+def test_api_before_import(env, fleet):
+    """Before any advisory names it, a CVE is unknown (404)."""
+    r = env["api"].get("/api/v1/vulnerabilities/CVE-2099-0009")
+    assert r.status == 404 and r.json()["error"] == "not_found"
+
+
+def test_exposure_now(env, first_import):
+    d = exposure(env, "CVE-2099-0001")
+    assert d["id"] == "CVE-2099-0001" and d["when"] == "now"
+    assert [a["id"] for a in d["advisories"]] == ["DSA-9001-1"]
+    assert d["advisories"][0]["severity"] == "high"
+    assert d["count"] == 2
+    assert sorted(c["container_id"] for c in d["containers"]) == sorted([CID_A, CID_A2])
+    c = d["containers"][0]
+    assert c["agent"] == "vuln-node-1" and c["image_digest"] == DIGEST_A
+    assert c["packages"] == [
+        {"package": "libssl3", "source": "openssl", "installed": "3.0.11-1~deb12u1",
+         "fixed": "3.0.11-1~deb12u2", "advisory": "DSA-9001-1", "severity": "high"},
+        {"package": "openssl", "source": "openssl", "installed": "3.0.11-1~deb12u1",
+         "fixed": "3.0.11-1~deb12u2", "advisory": "DSA-9001-1", "severity": "high"}]
+    assert d["nodes"] == [{"agent": "vuln-node-1", "hostname": "itest-host", "containers": 2}]
+    # by advisory id as well; a CVE with no running image: known, nobody exposed
+    assert exposure(env, "DSA-9001-1")["count"] == 2
+    d = exposure(env, "CVE-2099-0008")
+    assert d["count"] == 0 and d["containers"] == [] and \
+        d["images"] == [{"image_id": DIGEST_C, "names": ["ubuntu:22.04"], "containers": 0}]
+    # fixed == installed: nobody
+    assert exposure(env, "CVE-2099-0002")["count"] == 0
+    # Alpine, on node 2
+    d = exposure(env, "CVE-2099-0007")
+    assert [(c["agent"], c["container_id"]) for c in d["containers"]] == [("vuln-node-2", CID_B)]
+    r = env["api"].get("/api/v1/vulnerabilities/CVE-2099-0001", {"at": "yesterday"})
+    assert r.status == 400 and r.json()["parameter"] == "at"
+
+
+def test_image_vulnerabilities(env, first_import):
+    d = env["api"].ok("/api/v1/images/%s/vulnerabilities" % DIGEST_A)
+    assert d["image"]["image_id"] == DIGEST_A and d["image"]["max_severity"] == "critical"
+    assert d["image"]["counts"] == {"unknown": 0, "negligible": 0, "low": 1, "medium": 0,
+                                    "high": 2, "critical": 1}
+    assert d["containers_running"] == 2 and d["count"] == 3
+    assert [(v["id"], v["severity"]) for v in d["vulnerabilities"]] == [
+        ("DEBIAN-CVE-2099-0003", "critical"), ("DSA-9001-1", "high"), ("DSA-9006-1", "low")]
+    assert d["vulnerabilities"][0]["packages"] == [
+        {"package": "libc6", "source": "glibc", "installed": "2.36-9+deb12u4", "fixed": None}]
+    d = env["api"].ok("/api/v1/images/%s/vulnerabilities" % DIGEST_A, {"severity": "high"})
+    assert d["count"] == 2
+    assert env["api"].get("/api/v1/images/sha256:%s/vulnerabilities" % ("00" * 32)).status == 404
+
+
+def test_summary(env, first_import):
+    d = env["api"].ok("/api/v1/vulnerabilities")
+    assert d["images"]["vulnerable"] >= 3
+    assert d["by_severity"]["critical"]["images"] >= 1
+    top = d["top_images"]
+    assert top[0]["image_id"] == DIGEST_A and top[0]["containers_running"] == 2
+    assert top[0]["score"] == 10 and top[1]["image_id"] == DIGEST_B
+    assert [n["agent"] for n in d["top_nodes"]][:2] == ["vuln-node-1", "vuln-node-2"]
+
+
+def open_findings(db):
+    return db.query("SELECT a.name, f.container_id, f.severity, f.state FROM findings f "
+                    "JOIN agents a ON a.id = f.agent_id WHERE f.rule = 'vulnerable_image' "
+                    "ORDER BY a.name, f.container_id")
+
+
+def test_finding(env, first_import):
+    """At or above high (the default): image A (critical) on two
+    containers, image B (high) on one; each opening is an event too."""
+    db = env["db"]
+    vt.wait_for(lambda: len(open_findings(db)) == 3, 20, what="the findings")
+    assert open_findings(db) == [("vuln-node-1", CID_A, 5, "open"),
+                                 ("vuln-node-1", CID_A2, 5, "open"),
+                                 ("vuln-node-2", CID_B, 4, "open")]
+    s = db.scalar("SELECT summary FROM findings WHERE container_id = %s", (CID_A,))
+    assert "DEBIAN-CVE-2099-0003" in s and "worst critical" in s, s
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 6 AND "
+                     "details->>'rule' = 'vulnerable_image' AND details->>'action' = 'opened'") == 3
+    d = env["api"].ok("/api/v1/findings", {"rule": "vulnerable_image"})
+    assert len(d["findings"]) == 3
+
+
+def test_container_stops(env, first_import):
+    """A stopped container is not exposed now, still is over a window that
+    covers when it ran, and its finding resolves."""
+    db = env["db"]
+    before = time.time() - 1
+    with agent_conn(env, "vuln-node-1") as a:
+        a.hello()
+        a.batch(2, [vt.container_stopped_event(CID_A2, 0)])
+    d = exposure(env, "CVE-2099-0001")
+    assert [c["container_id"] for c in d["containers"]] == [CID_A]
+    d = exposure(env, "CVE-2099-0001", **{"from": "%d" % (before - 60), "to": "%d" % before})
+    assert sorted(c["container_id"] for c in d["containers"]) == sorted([CID_A, CID_A2])
+    assert d["when"]["from"] and d["when"]["to"]
+    d = exposure(env, "CVE-2099-0001", at="%d" % before)
+    assert d["count"] == 2
+    d = exposure(env, "CVE-2099-0001", at="%d" % (time.time() + 5))
+    assert [c["container_id"] for c in d["containers"]] == [CID_A]
+    vt.wait_for(lambda: ("vuln-node-1", CID_A2, 5, "resolved") in open_findings(db), 20,
+                what="the finding of the stopped container to resolve")
+    assert db.scalar("SELECT resolved_reason FROM findings WHERE container_id = %s",
+                     (CID_A2,)) == "container not running"
+
+
+def test_changed_and_withdrawn(env, first_import):
+    """A second import: DSA-9001-1 now fixed in the installed version, the
+    bash advisory withdrawn, a new critical one for openssl. Matches follow,
+    and so does the API."""
+    db = env["db"]
+    second = [
+        osv("DSA-9001-1", [aff("Debian:12", "openssl", ("introduced", "0"),
+                               ("fixed", "3.0.11-1~deb12u1"), urgency="high")],
+            modified="2024-02-01T00:00:00Z", aliases=["CVE-2099-0001"]),
+        osv("DSA-9006-1", [aff("Debian:12", "bash", ("introduced", "0"),
+                               ("fixed", "5.2.15-2+deb12u1"), urgency="low")],
+            modified="2024-02-01T00:00:00Z", withdrawn="2024-02-01T00:00:00Z",
+            aliases=["CVE-2099-0006"]),
+        osv("DSA-9009-1", [aff("Debian:12", "openssl", ("introduced", "3.0.0"),
+                               ("fixed", "3.0.12-1"), urgency="critical")],
+            aliases=["CVE-2099-0009"]),
+    ]
+    out = import_docs(env, "second", second)
+    assert "1 new, 2 changed" in out and "3 advisories" in out, out
+    assert "removed" in out
+    got = matches(db, DIGEST_A)
+    assert [m[4] for m in got] == ["DEBIAN-CVE-2099-0003", "DSA-9009-1", "DSA-9009-1"]
+    assert db.scalar("SELECT vuln_counts FROM images WHERE image_id = %s", (DIGEST_A,)) == \
+        [0, 0, 0, 0, 0, 3]
+    assert exposure(env, "CVE-2099-0001")["count"] == 0
+    assert exposure(env, "CVE-2099-0006")["count"] == 0
+    d = exposure(env, "CVE-2099-0009")
+    assert [c["container_id"] for c in d["containers"]] == [CID_A]
+    assert d["containers"][0]["packages"][0]["fixed"] == "3.0.12-1"
+    # the image that arrived late was matched again too
+    assert [m[4] for m in matches(db, "sha256:" + "f0" * 32)] == ["DSA-9009-1", "DSA-9009-1"]
