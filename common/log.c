@@ -77,3 +77,39 @@ void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
 }
+
+void log_limited(log_limit_t *lim, log_level_t lvl, const char *prefix, const char *fmt, ...)
+{
+	if (!log_enabled(lvl))
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	pthread_mutex_lock(&lim->lock);
+	if (now - lim->window_start >= lim->window_ns) {
+		lim->window_start = now;
+		lim->written = 0;
+	}
+	bool write_it = lim->written < lim->max;
+	uint64_t suppressed = 0;
+	if (write_it) {
+		lim->written++;
+		suppressed = lim->suppressed;
+		lim->suppressed = 0;
+	} else {
+		lim->suppressed++;
+	}
+	pthread_mutex_unlock(&lim->lock);
+	if (!write_it)
+		return;
+	char msg[1536];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (suppressed)
+		log_msg(lvl, prefix, "%s (%llu similar lines suppressed before this one)", msg,
+			(unsigned long long)suppressed);
+	else
+		log_msg(lvl, prefix, "%s", msg);
+}

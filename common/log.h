@@ -5,7 +5,9 @@
 #ifndef VIGIL_LOG_H
 #define VIGIL_LOG_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum {
 	LOG_LVL_ERROR = 0,
@@ -28,6 +30,28 @@ void log_set_program(const char *name);
  * shows. */
 void log_msg(log_level_t lvl, const char *prefix, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A bound on how often a kind of line is written, for lines that anyone
+ * who can open a connection can cause (refused handshakes, bad frames,
+ * accept failures). Zero-initialise with LOG_LIMIT_INIT(max, window_s). */
+typedef struct {
+	pthread_mutex_t lock;
+	int max;	      /* lines per window */
+	int64_t window_ns;    /* the window */
+	int64_t window_start; /* monotonic ns */
+	int written;	      /* in this window */
+	uint64_t suppressed;  /* since the last line written */
+} log_limit_t;
+
+#define LOG_LIMIT_INIT(max_lines, window_s)                                                     \
+	{                                                                                       \
+		PTHREAD_MUTEX_INITIALIZER, (max_lines), (int64_t)(window_s)*1000000000, 0, 0, 0 \
+	}
+
+/* log_msg, unless lim's budget for the window is spent; then the line is
+ * counted, and the next line written says how many were suppressed. */
+void log_limited(log_limit_t *lim, log_level_t lvl, const char *prefix, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #define log_error(...) log_msg(LOG_LVL_ERROR, NULL, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, NULL, __VA_ARGS__)

@@ -148,7 +148,12 @@ static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_msg(lvl, c->prefix, "closing (%s): %s", conn_state_str(c->state), why);
+	/* Anyone who can connect can make these lines: bounded, with a count
+	 * of what was left out (unproven connections: before Hello). */
+	static log_limit_t unproven = LOG_LIMIT_INIT(20, 10), agents = LOG_LIMIT_INIT(200, 10);
+	bool proven = c->state != CONN_ST_HANDSHAKE && c->state != CONN_ST_WAIT_HELLO;
+	log_limited(proven ? &agents : &unproven, lvl, c->prefix, "closing (%s): %s",
+		    conn_state_str(c->state), why);
 	bool tls_up = c->state != CONN_ST_HANDSHAKE;
 	if (c->registered) {
 		collector_unregister(c->col, c->agent, c->id);

@@ -63,8 +63,9 @@ static void error_cb(struct evconnlistener *lev, void *arg)
 {
 	listener_t *l = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	log_warn("accept failed: %s; pausing accepts for %d ms", evutil_socket_error_to_string(err),
-		 ACCEPT_PAUSE_MS);
+	static log_limit_t limit = LOG_LIMIT_INIT(5, 60);
+	log_limited(&limit, LOG_LVL_WARN, NULL, "accept failed: %s; pausing accepts for %d ms",
+		    evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
 	evconnlistener_disable(lev);
 	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
 	event_add(l->resume_ev, &tv);

@@ -116,3 +116,51 @@ def _hello_ok(agent, port, name):
         return True
     except (OSError, EOFError, AssertionError):
         return False
+
+
+def test_refusals_are_logged_at_a_bounded_rate(collector_factory, db, pki):
+    """200 handshakes without a client certificate and 200 agents that send
+    a bad frame: the log gets a bounded number of lines about them, with a
+    count of what was suppressed, not one line each."""
+    import socket
+    import ssl
+    coll = collector_factory(db)
+    off = coll.log_size()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki.ca_crt)
+    for _ in range(200):  # no client certificate
+        try:
+            with socket.create_connection(("127.0.0.1", coll.port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
+    cert, key = pki.agent("bad-frames")
+    for _ in range(200):  # a frame of length 0 right after the handshake
+        try:
+            a = vt.RawAgent(coll.port, vt.client_context(pki, cert, key)).connect()
+            a.send_raw(b"\x00\x00\x00\x00")
+            a.recv(timeout=5)
+        except Exception:  # noqa: BLE001 - the collector closes it
+            pass
+        finally:
+            a.close()
+    time.sleep(1)
+    lines = [ln for ln in coll.log_since(off).splitlines() if "closing (" in ln]
+    assert len(lines) <= 60, "%d closing lines for 400 refused connections" % len(lines)
+    assert any("similar lines suppressed" in ln for ln in lines) or len(lines) <= 40
+    # what was left out is counted: the next window's first line says so
+    vt.wait_for(lambda: _one_more_refusal(coll, ctx) and "similar lines suppressed"
+                in coll.log_since(off), 25, interval=2, what="the count of suppressed lines")
+
+
+def _one_more_refusal(coll, ctx):
+    import socket
+    import ssl
+    try:
+        with socket.create_connection(("127.0.0.1", coll.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.recv(1)
+    except (OSError, ssl.SSLError):
+        pass
+    return True
