@@ -44,8 +44,9 @@ struct conn {
 	char agent[256];       /* identity from the certificate */
 	bool registered;
 	int32_t agent_id;
-	uint64_t last_seq; /* highest batch seq on this connection */
-	int inflight;	   /* batches with the writer */
+	uint64_t last_seq;	/* highest batch seq on this connection */
+	uint64_t committed_seq; /* the agent's, from Welcome, raised by each ack */
+	int inflight;		/* batches with the writer */
 	bool hello_pending;
 	bool paused_inflight;
 	bool paused_queue;
@@ -332,6 +333,24 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_SEQ_BACKWARDS,
 			       "batch seq %" PRIu64 " after %" PRIu64 " on this connection", b->seq,
 			       c->last_seq);
+		return;
+	}
+	/* One batch must not poison the identity: a seq that PostgreSQL's
+	 * bigint cannot hold, or one far above what the agent has committed
+	 * (after which every real batch would look like a replay), is refused,
+	 * never acknowledged. An identity with nothing committed yet may start
+	 * anywhere (its agent may have lost its row, not its spool). */
+	if (b->seq > (uint64_t)INT64_MAX) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+			       "batch seq %" PRIu64 " is above 2^63-1", b->seq);
+		return;
+	}
+	uint64_t gap = (uint64_t)SETTING(c->col, max_seq_gap);
+	if (c->committed_seq && b->seq > c->committed_seq && b->seq - c->committed_seq > gap) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+			       "batch seq %" PRIu64 " is more than max_seq_gap (%" PRIu64
+			       ") above the committed seq %" PRIu64,
+			       b->seq, gap, c->committed_seq);
 		return;
 	}
 	if (b->n_events > (size_t)SETTING(c->col, max_batch_events)) {
@@ -813,9 +832,12 @@ void conn_job_done(conn_t *c, job_t *j)
 			rules_subjects_load(c->subjects, j->subjects);
 		log_msg(LOG_LVL_INFO, c->prefix, "agent connected (committed_seq %" PRIu64 ")",
 			j->committed_seq);
+		c->committed_seq = j->committed_seq;
 		send_welcome(c, j->committed_seq, j->known_images);
 		set_state(c, CONN_ST_READY);
 	} else {
+		if (j->seq > c->committed_seq)
+			c->committed_seq = j->seq;
 		send_ack(c, j->seq);
 		atomic_fetch_add(&c->col->counters.batches_acked, 1);
 	}
