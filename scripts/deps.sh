@@ -17,6 +17,8 @@ PACKAGES=(
   python3-cryptography python3-psycopg2
   # the agent's integration tests and benchmark: real containers
   podman runc busybox-static
+  # image inventories read from a real Debian 12 root file system
+  debootstrap
   # the status page's browser test and the API benchmark
   chromium chromium-driver python3-selenium wrk
   # scripts, demo and benchmarks
