@@ -253,9 +253,10 @@ static void fit_fd_limit(settings_t *s, bool quiet)
 	int64_t workers = s->workers > 0 ? s->workers : (cores > 0 ? cores : 1);
 	char note[512];
 	if (settings_fit_fd_limit(s, (int64_t)rl.rlim_cur, workers, note, sizeof(note)) && !quiet)
-		log_warn("the open-file limit (%llu) is too low for the connection limits; lowered: "
-			 "%s (raise LimitNOFILE or ulimit -n to keep them)",
-			 (unsigned long long)rl.rlim_cur, note);
+		log_warn(
+			"the open-file limit (%llu) is too low for the connection limits; lowered: "
+			"%s (raise LimitNOFILE or ulimit -n to keep them)",
+			(unsigned long long)rl.rlim_cur, note);
 }
 
 /* Connect, migrate and create partitions, retrying while PostgreSQL is
