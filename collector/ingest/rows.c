@@ -709,7 +709,8 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		json_t *d = event_details(e, ts, out);
 		/* stored at its receive time: the agent's own time is kept beside */
 		if (ts != e->time_ns && (d || (d = json_object())) && json_is_object(d))
-			json_object_set_new(d, "agent_time_ns", json_integer((json_int_t)e->time_ns));
+			json_object_set_new(d, "agent_time_ns",
+					    json_integer((json_int_t)e->time_ns));
 		if (rules && judge_event(rules, e, b->seq, (uint32_t)i, ts, out) != 0)
 			out->rows.oom = 1;
 		if (d) {
