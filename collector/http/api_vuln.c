@@ -121,18 +121,25 @@ void api_vuln_exposure(hreq_t *r, const char *id)
 		 "FROM advisories WHERE id = $%d OR aliases @> ARRAY[$%d::text]), ",
 		 idp, idp);
 	qb_sql(&q, sql);
-	qb_sql(&q, "mi AS (SELECT m.image_id, json_agg(json_build_object('package', m.package, "
-		   "'source', m.source_name, 'installed', m.version, 'fixed', m.fixed, "
-		   "'advisory', m.advisory_id, 'severity', vigil_vuln_severity(m.severity)) "
-		   "ORDER BY m.package, m.advisory_id) AS packages FROM vuln_matches m "
-		   "WHERE m.advisory_id IN (SELECT id FROM adv) GROUP BY m.image_id), ");
-	/* the containers that ran one of them when asked */
+	qb_sql(&q, "m AS MATERIALIZED (SELECT image_id, package, source_name, version, fixed, "
+		   "advisory_id, severity FROM vuln_matches WHERE advisory_id IN (SELECT id FROM "
+		   "adv)), ");
+	/* the containers that ran one of them when asked, the first page of
+	 * them, and what they have: only the listed ones get their packages */
 	qb_sql(&q, "c AS MATERIALIZED (SELECT c.agent_id, c.id, c.name, c.image, c.image_digest, "
 		   "c.state, c.started_at, c.stopped_at FROM containers c WHERE c.image_digest "
-		   "IN (SELECT image_id FROM mi) AND ");
+		   "IN (SELECT image_id FROM m) AND ");
 	when_sql(&q, &w);
+	qb_sql(&q, "), cs AS MATERIALIZED (SELECT * FROM c ORDER BY agent_id, id LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, "), pk AS (SELECT image_id, json_agg(json_build_object('package', package, "
+		   "'source', source_name, 'installed', version, 'fixed', fixed, 'advisory', "
+		   "advisory_id, 'severity', vigil_vuln_severity(severity)) ORDER BY package, "
+		   "advisory_id) AS packages FROM m WHERE image_id IN (SELECT image_digest FROM "
+		   "cs) GROUP BY image_id), ci AS (SELECT image_digest AS image_id, count(*) AS n "
+		   "FROM c GROUP BY 1) ");
 	snprintf(sql, sizeof(sql),
-		 ") SELECT CASE WHEN EXISTS (SELECT 1 FROM adv) THEN json_build_object('id', "
+		 "SELECT CASE WHEN EXISTS (SELECT 1 FROM adv) THEN json_build_object('id', "
 		 "$%d::text, 'when', ",
 		 idp);
 	qb_sql(&q, sql);
@@ -148,11 +155,14 @@ void api_vuln_exposure(hreq_t *r, const char *id)
 	qb_sql(&q, ", 'advisories', (SELECT json_agg(json_build_object('id', id, 'aliases', "
 		   "aliases, 'severity', vigil_vuln_severity(severity), 'summary', summary, "
 		   "'published', published, 'withdrawn', withdrawn) ORDER BY id) FROM adv), ");
-	qb_sql(&q, "'images', (SELECT coalesce(json_agg(json_build_object('image_id', image_id, "
-		   "'names', names, 'containers', n) ORDER BY n DESC, image_id), '[]') FROM "
-		   "(SELECT i.image_id, i.names, (SELECT count(*) FROM c WHERE c.image_digest = "
-		   "i.image_id) AS n FROM images i WHERE i.image_id IN (SELECT image_id FROM mi)) "
-		   "x), ");
+	qb_sql(&q, "'images_count', (SELECT count(DISTINCT image_id) FROM m), 'images', (SELECT "
+		   "coalesce(json_agg(json_build_object('image_id', image_id, 'names', names, "
+		   "'containers', n) ORDER BY n DESC, image_id), '[]') FROM (SELECT i.image_id, "
+		   "i.names, coalesce(ci.n, 0) AS n FROM (SELECT DISTINCT image_id FROM m) x JOIN "
+		   "images i USING (image_id) LEFT JOIN ci USING (image_id) ORDER BY n DESC, "
+		   "image_id LIMIT ");
+	qb_param_int(&q, limit);
+	qb_sql(&q, ") y), ");
 	qb_sql(&q, "'nodes', (SELECT coalesce(json_agg(json_build_object('agent', a.name, "
 		   "'hostname', a.hostname, 'containers', x.n) ORDER BY x.n DESC, a.name), '[]') "
 		   "FROM (SELECT agent_id, count(*) AS n FROM c GROUP BY agent_id) x "
@@ -160,12 +170,10 @@ void api_vuln_exposure(hreq_t *r, const char *id)
 	qb_sql(&q, "'containers', (SELECT coalesce(json_agg(json_build_object('agent', a.name, "
 		   "'hostname', a.hostname, 'container_id', c.id, 'name', c.name, 'image', "
 		   "c.image, 'image_digest', c.image_digest, 'state', c.state, 'started_at', "
-		   "c.started_at, 'stopped_at', c.stopped_at, 'packages', mi.packages) ORDER BY "
-		   "a.name, c.name, c.id), '[]') FROM (SELECT * FROM c ORDER BY agent_id, id "
-		   "LIMIT ");
-	qb_param_int(&q, limit);
-	qb_sql(&q, ") c JOIN agents a ON a.id = c.agent_id JOIN mi ON mi.image_id = "
-		   "c.image_digest), 'count', (SELECT count(*) FROM c), 'limit', ");
+		   "c.started_at, 'stopped_at', c.stopped_at, 'packages', pk.packages) ORDER BY "
+		   "a.name, c.name, c.id), '[]') FROM cs c JOIN agents a ON a.id = c.agent_id "
+		   "JOIN pk ON pk.image_id = c.image_digest), 'count', (SELECT count(*) FROM c), "
+		   "'limit', ");
 	qb_param_int(&q, limit);
 	qb_sql(&q, "::bigint)::text END");
 	hreq_run(r, &q, exposure_done);

@@ -290,6 +290,10 @@ int advdb_commit(advdb_t *db, advdb_counts_t *counts, char *err, size_t errlen)
 	if (rc != 0 || exec(db, "COMMIT", err, errlen) != 0)
 		return -1;
 	db->committed = true;
+	/* the matcher's joins need fresh statistics after a large import; the
+	 * autovacuum daemon would get there, a minute or so later */
+	if (counts->fresh + counts->changed >= 1000)
+		PQclear(PQexec(db->pg, "ANALYZE advisories, advisory_affected"));
 	return 0;
 }
 

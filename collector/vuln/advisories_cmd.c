@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "vuln/advdb.h"
 #include "vuln/advsrc.h"
@@ -87,11 +88,19 @@ static void report(const import_t *im, const advsrc_stats_t *st, const advdb_cou
 		printf("passed over %zu archive members: not *.json\n", st->not_json);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Match what the import queued on db (which holds the matching lock). */
 static int rematch(advdb_t *db, const char *why)
 {
 	char err[ERR_LEN], line[ERR_LEN];
 	advdb_match_counts_t c = {0};
+	double t0 = now_s();
 	int rc = db ? vuln_match_queued(db, &c, err, sizeof(err)) : -1;
 	if (!db)
 		snprintf(err, sizeof(err), "%s", why);
@@ -104,7 +113,7 @@ static int rematch(advdb_t *db, const char *why)
 		return 1;
 	}
 	vuln_match_summary(&c, line, sizeof(line));
-	printf("%s\n", line);
+	printf("%s in %.2f s\n", line, now_s() - t0);
 	return 0;
 }
 
@@ -114,6 +123,7 @@ static int import(const char *conninfo, int n_paths, char **paths)
 	memset(&im, 0, sizeof(im));
 	advsrc_stats_t st = {0};
 	advdb_counts_t counts = {0};
+	double t0 = now_s();
 	im.db = advdb_begin(conninfo, im.err, sizeof(im.err));
 	int rc = im.db ? 0 : -1;
 	for (int i = 0; rc == 0 && i < n_paths; i++)
@@ -137,6 +147,8 @@ static int import(const char *conninfo, int n_paths, char **paths)
 		return 1;
 	}
 	report(&im, &st, &counts);
+	printf("imported in %.2f s\n", now_s() - t0);
+	fflush(stdout);
 	return rematch(mdb, why);
 }
 
