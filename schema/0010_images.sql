@@ -107,6 +107,7 @@ CREATE TABLE vuln_advisory_queue (
     advisory_id  text PRIMARY KEY,
     queued_at    timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX vuln_advisory_queue_order ON vuln_advisory_queue (queued_at, advisory_id);
 
 -- "Which containers run image X": containers.image_digest is indexed
 -- (0001); exposure now filters running ones.

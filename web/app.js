@@ -214,6 +214,26 @@
     for (const tr of $("findings").tBodies[0].rows) tr.cells[6].className = "remedy";
   }
 
+  // The worst images by running containers x severity (/api/v1/vulnerabilities).
+  function renderVulns(d) {
+    const im = d.images || {};
+    $("vuln-summary").textContent = visible((im.vulnerable || 0) + " of " + (im.total || 0) +
+      " images with known vulnerabilities; " + (d.advisories || 0) + " advisories");
+    fill($("vuln-images").tBodies[0], d.top_images || [], [
+      (i) => el("code", (i.names && i.names.length ? i.names[0] : i.image_id)),
+      (i) => sevCell(i.max_severity),
+      (i) => i.containers_running,
+      (i) => i.counts[5],
+      (i) => i.counts[4],
+      (i) => i.counts[3],
+      (i) => i.counts[2],
+    ]);
+  }
+
+  async function loadVulns() {
+    renderVulns(await getJSON("/api/v1/vulnerabilities", { limit: 10 }));
+  }
+
   function renderContainers(rows) {
     fill($("containers").tBodies[0], rows, [
       (c) => c.name || c.id.slice(0, 12),
@@ -266,6 +286,7 @@
       renderAgents(agents.agents);
       renderEvents("high", high.events);
       renderFindings(findings);
+      await loadVulns();
       await loadContainers();
       if (selected) await loadTimeline();
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();

@@ -29,7 +29,7 @@
 
 /* Images and advisories taken per pass (one short transaction each). */
 #define VULN_IMAGES_PER_PASS 32
-#define VULN_ADVISORIES_PER_PASS 64
+#define VULN_ADVISORIES_PER_PASS 256
 
 /* Match everything queued, in passes. Return 0, or -1 with err set. */
 int vuln_match_queued(advdb_t *db, advdb_match_counts_t *c, char *err, size_t errlen)
