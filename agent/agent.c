@@ -15,6 +15,7 @@
 #include "batcher.h"
 #include "docker_api.h"
 #include "hostinfo.h"
+#include "images.h"
 #include "inventory.h"
 #include "log.h"
 #include "loss.h"
@@ -47,6 +48,7 @@ enum {
 	SRC_PROC_CONNECTOR,
 	SRC_DOCKER_API,
 	SRC_OCI,
+	SRC_IMAGES,
 	N_SRC
 };
 
@@ -59,6 +61,7 @@ struct agent {
 	batcher_t *batcher;
 	uplink_t *uplink;
 	inventory_t *inv;
+	images_t *images; /* NULL: image_inventory = off */
 	docker_api_t *api;
 	proc_connector_t *pc;
 	struct event *scan_ev, *quick_ev, *snapshot_ev, *status_ev, *tick_ev;
@@ -116,6 +119,27 @@ static void sink(void *arg, const uint8_t *body, size_t len, uint32_t n_events, 
 		uplink_kick(a->uplink);
 }
 
+/* Put ev into a batch of its own (an image inventory can fill one); return
+ * the batch's spool seq, 0 if it was not stored. */
+static uint64_t emit_alone(void *arg, const Vigil__V1__Event *ev)
+{
+	agent_t *a = arg;
+	if (a->shutting_down)
+		return 0;
+	batcher_flush(a->batcher);
+	a->last_append_seq = 0;
+	if (batcher_add(a->batcher, ev) != 0)
+		return 0;
+	batcher_flush(a->batcher);
+	return a->last_append_seq;
+}
+
+static void images_failed(void *arg)
+{
+	agent_t *a = arg;
+	a->status_due = true;
+}
+
 static void set_source(agent_t *a, int i, bool ok, const char *error)
 {
 	source_t *s = &a->src[i];
@@ -145,6 +169,10 @@ static void emit_status(agent_t *a)
 		as.drop_first_ns = drops.first_ns;
 		as.drop_last_ns = drops.last_ns;
 	}
+	/* the image reader's counts go out with each status, due or not */
+	if (a->images)
+		images_status(a->images, a->src[SRC_IMAGES].error,
+			      sizeof(a->src[SRC_IMAGES].error));
 	Vigil__V1__SourceStatus ss[N_SRC];
 	Vigil__V1__SourceStatus *sp[N_SRC];
 	for (int i = 0; i < N_SRC; i++) {
@@ -438,6 +466,8 @@ static void scan(agent_t *a)
 		return;
 	inventory_scan(a->inv);
 	a->last_scan_end_ns = vtime_mono_ns();
+	if (a->images && uplink_state(a->uplink) == UPLINK_ST_READY)
+		images_sync(a->images, a->inv);
 	if (inventory_wants_rescan(a->inv))
 		quick_scan(a, 4 * QUICK_SCAN_MS);
 	int dirs = inventory_oci_dirs_found(a->inv);
@@ -554,13 +584,42 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	arm(a->tick_ev, next);
 }
 
-static void on_ready(void *arg, uint64_t committed)
+static void on_ready(void *arg, uint64_t committed, char *const *known, size_t n_known)
 {
 	agent_t *a = arg;
-	(void)committed;
 	/* a full snapshot after every connect */
 	inventory_snapshot(a->inv, BATCH_MAX_BYTES);
 	a->status_due = true;
+	if (a->images) {
+		images_welcome(a->images, committed, known, n_known);
+		images_sync(a->images, a->inv);
+	}
+}
+
+static size_t hello_images(void *arg, char ***ids)
+{
+	agent_t *a = arg;
+	*ids = NULL;
+	return a->images ? images_hello_ids(a->images, a->inv, ids) : 0;
+}
+
+/* The image reader, if image_inventory is on. */
+static void start_images(agent_t *a)
+{
+	if (!a->s->image_inventory) {
+		set_source(a, SRC_IMAGES, false, "disabled (image_inventory = off)");
+		return;
+	}
+	images_cbs_t cbs = {emit_alone, images_failed};
+	char err[256];
+	/* an event of its own in a batch: the batch limit less its framing */
+	a->images = images_new(a->base, a->s, BATCH_MAX_BYTES - 16, &cbs, a, err, sizeof(err));
+	if (!a->images) {
+		log_warn("image inventory: %s; images are not reported", err);
+		set_source(a, SRC_IMAGES, false, err);
+		return;
+	}
+	set_source(a, SRC_IMAGES, true, "");
 }
 
 /* ---- life cycle ----------------------------------------------------------------- */
@@ -608,6 +667,7 @@ agent_t *agent_new(struct event_base *base, settings_t *s, char *err, size_t err
 	a->src[SRC_PROC_CONNECTOR].name = "proc_connector";
 	a->src[SRC_DOCKER_API].name = "docker_api";
 	a->src[SRC_OCI].name = "oci";
+	a->src[SRC_IMAGES].name = "image_inventory";
 	a->src[SRC_PROCFS].ok = true;
 	hostinfo_read(&a->host, s->hostname, s->proc_root);
 	text_set_max((size_t)s->string_max_bytes);
@@ -620,7 +680,9 @@ agent_t *agent_new(struct event_base *base, settings_t *s, char *err, size_t err
 		goto fail;
 	a->batcher = batcher_new((size_t)s->batch_max_events, BATCH_MAX_BYTES, sink, a);
 	a->inv = inventory_new(s, &a->host, emit, a);
-	uplink_cbs_t ucbs = {on_ready};
+	if (a->batcher && a->inv)
+		start_images(a);
+	uplink_cbs_t ucbs = {on_ready, hello_images};
 	a->uplink = a->batcher && a->inv ? uplink_new(base, s, a->spool, &a->host, a->ctx, &ucbs, a)
 					 : NULL;
 	a->scan_ev = evtimer_new(base, scan_cb, a);
@@ -721,6 +783,7 @@ void agent_free(agent_t *a)
 		return;
 	if (a->batcher && a->spool && a->uplink)
 		batcher_flush(a->batcher);
+	images_free(a->images);
 	proc_connector_free(a->pc);
 	docker_api_free(a->api);
 	uplink_free(a->uplink);

@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "pkgdb_sqlite.h"
 #include "vtime.h"
 
@@ -43,7 +45,21 @@ typedef struct {
 	int64_t deadline;
 	pkgdb_inv_t *inv;
 	bool oom;
+	EVP_MD_CTX *md; /* the content address of what was read, or NULL */
 } reader_t;
+
+/* Add to the content address: the path, what came of it, and the bytes
+ * read, each with its length, so that no two reads hash alike. */
+static void hash_read(reader_t *r, const char *path, const char *what, const char *buf, size_t len)
+{
+	if (!r->md)
+		return;
+	uint64_t n[3] = {strlen(path), strlen(what), len};
+	if (EVP_DigestUpdate(r->md, n, sizeof(n)) != 1 ||
+	    EVP_DigestUpdate(r->md, path, n[0]) != 1 || EVP_DigestUpdate(r->md, what, n[1]) != 1 ||
+	    (len && EVP_DigestUpdate(r->md, buf, len) != 1))
+		r->oom = true;
+}
 
 static bool over_budget(reader_t *r)
 {
@@ -58,6 +74,9 @@ static bool over_budget(reader_t *r)
 static rootfs_rc_t read_file(reader_t *r, const char *path, size_t max, char **buf, size_t *len)
 {
 	rootfs_rc_t rc = rootfs_read(r->root, path, max, buf, len);
+	if (rc != ROOTFS_ABSENT)
+		hash_read(r, path, rootfs_rc_name(rc), rc == ROOTFS_OK ? *buf : NULL,
+			  rc == ROOTFS_OK ? *len : 0);
 	if (rc == ROOTFS_TOO_BIG)
 		pkgdb_inv_partial(r->inv, "%s: over the cap of %zu bytes", path, max);
 	else if (rc != ROOTFS_OK && rc != ROOTFS_ABSENT)
@@ -153,6 +172,8 @@ static bool exists(reader_t *r, const char *path)
 	rootfs_rc_t rc = rootfs_open(r->root, path, false, &fd);
 	if (rc == ROOTFS_OK)
 		close(fd);
+	if (rc != ROOTFS_ABSENT)
+		hash_read(r, path, "exists", NULL, 0);
 	return rc != ROOTFS_ABSENT;
 }
 
@@ -188,10 +209,33 @@ static bool read_rpm(reader_t *r)
 	return false;
 }
 
-pkgdb_inv_t *imageinv_read_root(int root_fd, const imageinv_opts_t *o, const rootfs_proc_t *proc,
-				bool *exited)
+/* Write "rootfs:sha256:HEX" of md's digest into id. */
+static void content_id(EVP_MD_CTX *md, char id[IMAGEINV_CONTENT_ID_LEN])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	id[0] = '\0';
+	if (EVP_DigestFinal_ex(md, d, &n) != 1 || n != 32)
+		return;
+	int k = snprintf(id, IMAGEINV_CONTENT_ID_LEN, "rootfs:sha256:");
+	for (unsigned i = 0; i < n; i++)
+		k += snprintf(id + k, IMAGEINV_CONTENT_ID_LEN - (size_t)k, "%02x", d[i]);
+}
+
+/* imageinv_read_root that also writes the content address of what it read
+ * into id (if not NULL; "" when it could not be computed). */
+static pkgdb_inv_t *read_root_id(int root_fd, const imageinv_opts_t *o, const rootfs_proc_t *proc,
+				 bool *exited, char *id)
 {
 	reader_t r = {.root = root_fd, .o = opts_fill(o)};
+	if (id) {
+		id[0] = '\0';
+		r.md = EVP_MD_CTX_new();
+		if (!r.md || EVP_DigestInit_ex(r.md, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(r.md);
+			return NULL;
+		}
+	}
 	r.deadline = vtime_mono_ns() + (int64_t)r.o.budget_ms * 1000000;
 	if (exited)
 		*exited = false;
@@ -213,6 +257,9 @@ pkgdb_inv_t *imageinv_read_root(int root_fd, const imageinv_opts_t *o, const roo
 	    r.inv->format != PKGDB_FMT_NONE) {
 		r.inv->status = PKGDB_ST_NOT_READ;
 	}
+	if (r.md && !r.oom)
+		content_id(r.md, id);
+	EVP_MD_CTX_free(r.md);
 	if (r.oom) {
 		pkgdb_inv_free(r.inv);
 		return NULL;
@@ -225,13 +272,22 @@ pkgdb_inv_t *imageinv_read_root(int root_fd, const imageinv_opts_t *o, const roo
 	return r.inv;
 }
 
-pkgdb_inv_t *imageinv_read_pid(pid_t pid, const imageinv_opts_t *o, bool *exited)
+pkgdb_inv_t *imageinv_read_root(int root_fd, const imageinv_opts_t *o, const rootfs_proc_t *proc,
+				bool *exited)
+{
+	return read_root_id(root_fd, o, proc, exited, NULL);
+}
+
+/* imageinv_read_pid with the content address (see read_root_id). */
+static pkgdb_inv_t *read_pid_id(pid_t pid, const imageinv_opts_t *o, bool *exited, char *id)
 {
 	imageinv_opts_t f = opts_fill(o);
 	rootfs_proc_t proc;
 	pkgdb_inv_t *inv;
 	if (exited)
 		*exited = false;
+	if (id)
+		id[0] = '\0';
 	int root = -1;
 	if (rootfs_proc_open(&proc, f.proc_root, pid) < 0 ||
 	    (root = rootfs_proc_root(&proc, f.proc_root)) < 0) {
@@ -243,10 +299,15 @@ pkgdb_inv_t *imageinv_read_pid(pid_t pid, const imageinv_opts_t *o, bool *exited
 		rootfs_proc_close(&proc);
 		return inv;
 	}
-	inv = imageinv_read_root(root, &f, &proc, exited);
+	inv = read_root_id(root, &f, &proc, exited, id);
 	close(root);
 	rootfs_proc_close(&proc);
 	return inv;
+}
+
+pkgdb_inv_t *imageinv_read_pid(pid_t pid, const imageinv_opts_t *o, bool *exited)
+{
+	return read_pid_id(pid, o, exited, NULL);
 }
 
 /* --- the worker -------------------------------------------------------- */
@@ -260,6 +321,7 @@ typedef struct {
 	char *image_id;
 	pkgdb_inv_t *inv;
 	uint64_t used;
+	char content_id[IMAGEINV_CONTENT_ID_LEN];
 } cached_t;
 
 struct imageinv {
@@ -302,8 +364,9 @@ static cached_t *cache_find(imageinv_t *w, const char *image_id)
 	return NULL;
 }
 
-/* Keep inv (a new reference) for image_id, evicting the least recent. */
-static void cache_put(imageinv_t *w, const char *image_id, pkgdb_inv_t *inv)
+/* Keep inv (a new reference) and its content address for image_id,
+ * evicting the least recent. */
+static void cache_put(imageinv_t *w, const char *image_id, pkgdb_inv_t *inv, const char *cid)
 {
 	char *id = strdup(image_id);
 	if (!id)
@@ -319,7 +382,8 @@ static void cache_put(imageinv_t *w, const char *image_id, pkgdb_inv_t *inv)
 		free(slot->image_id);
 		pkgdb_inv_free(slot->inv);
 	}
-	*slot = (cached_t){id, pkgdb_inv_ref(inv), ++w->tick};
+	*slot = (cached_t){id, pkgdb_inv_ref(inv), ++w->tick, ""};
+	snprintf(slot->content_id, sizeof(slot->content_id), "%s", cid);
 }
 
 static void push_result(imageinv_t *w, imageinv_result_t *res)
@@ -344,12 +408,11 @@ static void *worker_main(void *arg)
 
 		int64_t t0 = vtime_mono_ns();
 		bool exited = false;
-		pkgdb_inv_t *inv = imageinv_read_pid(job.pid, &w->o, &exited);
-		imageinv_result_t res = {.image_id = job.image_id,
-					 .pid = job.pid,
-					 .inv = inv,
-					 .exited = exited,
-					 .read_ns = vtime_mono_ns() - t0};
+		imageinv_result_t res = {.image_id = job.image_id, .pid = job.pid};
+		pkgdb_inv_t *inv = read_pid_id(job.pid, &w->o, &exited, res.content_id);
+		res.inv = inv;
+		res.exited = exited;
+		res.read_ns = vtime_mono_ns() - t0;
 		if (!inv && (inv = pkgdb_inv_new()) != NULL) {
 			pkgdb_inv_not_read(inv, "out of memory");
 			res.inv = inv;
@@ -358,7 +421,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&w->mu);
 		w->current = NULL;
 		if (inv && !exited && strcmp(inv->reason, "out of memory") != 0)
-			cache_put(w, job.image_id, inv);
+			cache_put(w, job.image_id, inv, res.content_id);
 		if (inv) {
 			push_result(w, &res);
 		} else {
@@ -457,6 +520,7 @@ imageinv_submit_t imageinv_submit(imageinv_t *w, pid_t pid, const char *image_id
 					 .pid = pid,
 					 .inv = pkgdb_inv_ref(c->inv),
 					 .cached = true};
+		memcpy(res.content_id, c->content_id, sizeof(res.content_id));
 		push_result(w, &res);
 		rc = IMAGEINV_CACHED;
 	} else {

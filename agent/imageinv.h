@@ -39,6 +39,8 @@
 #include "rootfs.h"
 
 #define IMAGEINV_MAX_IMAGE_ID 256 /* longer image ids are refused */
+/* "rootfs:sha256:" and 64 hex digits, NUL included */
+#define IMAGEINV_CONTENT_ID_LEN 80
 
 typedef struct {
 	const char *proc_root; /* where /proc is (NULL = "/proc"); copied */
@@ -80,6 +82,11 @@ typedef struct {
 	bool cached;	  /* answered from the cache */
 	bool exited;	  /* the process exited during the read: discarded */
 	int64_t read_ns;  /* time the read took (0 when cached) */
+	/* The content address of what the read found: "rootfs:sha256:HEX" of
+	 * the path, outcome and bytes of each file read (os-release, the
+	 * package database files, in the order read), "" if the root could
+	 * not be opened. Images without a digest are named by it. */
+	char content_id[IMAGEINV_CONTENT_ID_LEN];
 } imageinv_result_t;
 
 /* Start the worker. o is copied (NULL = defaults). NULL on failure. */

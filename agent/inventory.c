@@ -878,6 +878,12 @@ uint64_t inventory_pids_untracked(const inventory_t *inv)
 	return pidmap_refused(inv->pm);
 }
 
+void inventory_foreach(const inventory_t *inv, void (*fn)(void *arg, const ctr_t *c), void *arg)
+{
+	for (size_t i = 0; i < inv->n_cur; i++)
+		fn(arg, inv->cur[i].c);
+}
+
 size_t inventory_count(const inventory_t *inv)
 {
 	return inv->n_cur;

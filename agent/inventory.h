@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctr.h"
 #include "docker_api.h"
 #include "hostinfo.h"
 #include "settings.h"
@@ -37,6 +38,10 @@ size_t inventory_scan(inventory_t *inv);
 /* Emit a full INVENTORY snapshot of what the last scan found (several
  * partial ones if it would not fit in one batch of max_bytes). */
 void inventory_snapshot(inventory_t *inv, size_t max_bytes);
+
+/* Call fn for each running container of the last scan (c is borrowed
+ * for the call). */
+void inventory_foreach(const inventory_t *inv, void (*fn)(void *arg, const ctr_t *c), void *arg);
 
 /* The id of the container pid runs in (NUL-terminated, borrowed until the
  * next call), or NULL if it is not in a container. Reads /proc/PID/cgroup

@@ -42,6 +42,11 @@ typedef struct {
 	int64_t argv_max_bytes;
 	int64_t labels_max;
 	int64_t shutdown_timeout_ms;
+	int64_t image_inventory; /* bool */
+	int64_t image_read_budget_ms;
+	int64_t image_file_max_bytes;
+	int64_t image_rpmdb_max_bytes;
+	int64_t image_packages_max;
 	char *hostname; /* "" = uname */
 	char *log_level;
 } settings_t;

@@ -294,7 +294,7 @@ static void on_welcome(uplink_t *u, const Vigil__V1__Welcome *w)
 	set_state(u, UPLINK_ST_READY);
 	hb_arm(u);
 	if (u->cbs.on_ready)
-		u->cbs.on_ready(u->arg, w->committed_seq);
+		u->cbs.on_ready(u->arg, w->committed_seq, w->known_image_ids, w->n_known_image_ids);
 	pump(u);
 }
 
@@ -405,6 +405,8 @@ static void send_hello(uplink_t *u)
 	h.kernel = (char *)u->host->kernel;
 	h.os = (char *)u->host->os;
 	h.agent_time_ns = vtime_now_ns();
+	if (u->cbs.hello_images)
+		h.n_image_ids = u->cbs.hello_images(u->arg, &h.image_ids);
 	Vigil__V1__AgentMessage m = VIGIL__V1__AGENT_MESSAGE__INIT;
 	m.msg_case = VIGIL__V1__AGENT_MESSAGE__MSG_HELLO;
 	m.hello = &h;

@@ -10,6 +10,7 @@
 #define VIGIL_AGENT_UPLINK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -30,8 +31,14 @@ typedef enum {
 } uplink_state_t;
 
 typedef struct {
-	/* Welcome arrived: the collector has everything up to committed. */
-	void (*on_ready)(void *arg, uint64_t committed);
+	/* Welcome arrived: the collector has everything up to committed, and
+	 * the inventories of known (n_known of the Hello's image ids;
+	 * borrowed for the call). */
+	void (*on_ready)(void *arg, uint64_t committed, char *const *known, size_t n_known);
+	/* A Hello is about to be sent: set *ids to the image ids to list
+	 * (borrowed while the Hello is packed) and return how many. May be
+	 * NULL. */
+	size_t (*hello_images)(void *arg, char ***ids);
 } uplink_cbs_t;
 
 /* s, sp and host are borrowed and must outlive the uplink. ctx: a client
