@@ -90,10 +90,12 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
 # The fleet's shape, shared by the SQL and the advisory generator: release
 # r = i % 6 of RELEASES; each image draws PACKAGES source packages
-# (pkg-N, N skewed towards the common ones) out of POOL; the installed
-# version of pkg-N in image i is 1.((i + N) % 20).0 with the release's
-# revision syntax; an advisory names one (release, package) and a fixed
-# version 1.K.0, so it matches the images whose minor is below K.
+# (pkg-N) out of POOL; the installed version of pkg-N in image i is
+# 1.((i + N) % 20).0 with the release's revision syntax; an advisory names
+# one (release, package) and, like most real ones, a fixed version below
+# every installed one (1.0.0, 85%), or 1.K.0 (10%: it matches the images
+# whose minor is below K), or no fix (5%). About 3,300 candidate pairs and
+# 300 matches an image.
 POOL=2000
 
 # --- advisories -------------------------------------------------------------------------------
@@ -108,10 +110,12 @@ rnd = random.Random(first)
 with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
     for j in range(first, first + count):
         eco, rev = rel[j % 6]
-        pkg = "pkg-%d" % int(2000 * rnd.random() ** 2)
-        fixed = "1.%d.0%s" % (1 + int(23 * rnd.random() ** 3), rev)
+        pkg = "pkg-%d" % rnd.randrange(2000)
+        # most advisories were fixed before any installed version (1.0.0)
+        x = rnd.random()
+        fixed = "1.0.0%s" % rev if x < 0.85 else "1.%d.0%s" % (rnd.randrange(1, 24), rev)
         ev = [{"introduced": "0"}, {"fixed": fixed}]
-        if rnd.random() < 0.05:
+        if x > 0.95:
             ev = [{"introduced": "0"}]  # no fix yet
         doc = {"schema_version": "1.6.0", "id": "BENCH-%07d" % j,
                "modified": "2024-01-01T00:00:00Z", "aliases": ["CVE-2090-%07d" % j],
@@ -151,7 +155,7 @@ FROM (SELECT 'sha256:' || md5(i::text) || md5('i' || i) AS image_id, 'pkg-' || n
              '1.' || ((i + n) % 20) || '.0' || CASE WHEN i % 6 >= 4 THEN '-r1' ELSE '-1' END
                AS ver
       FROM generate_series(0, $IMAGES - 1) i,
-           LATERAL (SELECT DISTINCT floor($POOL * random() ^ 2)::int + 0 * i AS n
+           LATERAL (SELECT DISTINCT floor($POOL * random())::int + 0 * i AS n
                     FROM generate_series(1, $PACKAGES * 6 / 5) LIMIT $PACKAGES) k) s;
 INSERT INTO agents (name, hostname, agent_version, protocol_version, last_seen)
 SELECT format('vuln-node-%s', lpad(a::text, 5, '0')), format('host-%s', a), 'bench/1', 1, now()
@@ -196,7 +200,7 @@ p95=NA
 psql_ -At -c "SELECT a.aliases[1] FROM (SELECT DISTINCT advisory_id FROM vuln_matches
   ORDER BY 1 LIMIT 5000) m JOIN advisories a ON a.id = m.advisory_id
   ORDER BY random() LIMIT $QUERIES" >"$WORK/cves.txt"
-if out=$(/usr/bin/python3 - "$HPORT" "$TOKEN" "$WORK/pki/ca.crt" "$WORK/cves.txt" <<'PY'
+cat >"$WORK/exposure.py" <<'PY'
 import http.client, json, ssl, sys, time
 port, token, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 ids = [l.strip() for l in open(sys.argv[4]) if l.strip()]
@@ -217,7 +221,8 @@ p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
 print("p95=%.1f p50=%.1f exposed_median=%d" % (p95, ms[len(ms) // 2],
                                                sorted(exposed)[len(exposed) // 2]))
 PY
-); then
+if out=$(/usr/bin/python3 "$WORK/exposure.py" "$HPORT" "$TOKEN" "$WORK/pki/ca.crt" \
+  "$WORK/cves.txt"); then
   say "  $out"
   p95=$(echo "$out" | sed -n 's/^p95=\([0-9.]*\) .*/\1/p')
 else

@@ -197,28 +197,32 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS vuln_want (a integer, id text, s smallint, m text,
         d jsonb) ON COMMIT DROP;
     TRUNCATE vuln_want;
+    -- per image first (the worst advisory ids), then its running containers
     INSERT INTO vuln_want
+    WITH img AS MATERIALIZED (
+        SELECT i.image_id, i.vuln_max, i.vuln_counts, t.ids FROM images i
+        CROSS JOIN LATERAL (
+            SELECT array_agg(advisory_id ORDER BY severity DESC, advisory_id) AS ids FROM (
+                SELECT DISTINCT ON (advisory_id) advisory_id, severity FROM (
+                    SELECT advisory_id, severity FROM vuln_matches vm
+                    WHERE vm.image_id = i.image_id AND vm.severity >= min_sev
+                    ORDER BY severity DESC, advisory_id LIMIT 20) y
+                ORDER BY advisory_id) z
+        ) t
+        WHERE i.vuln_max >= min_sev
+          AND EXISTS (SELECT 1 FROM containers c WHERE c.image_digest = i.image_id
+                                                   AND c.state = 'running')
+    )
     SELECT c.agent_id, c.id, i.vuln_max,
            format('image %s: %s vulnerable package matches at or above %s (worst %s): %s%s',
                   coalesce(c.image, i.image_id),
                   (SELECT sum(x) FROM unnest(i.vuln_counts[min_sev + 1:6]) x),
-                  (ARRAY['unknown', 'negligible', 'low', 'medium', 'high', 'critical'])[min_sev + 1],
-                  (ARRAY['unknown', 'negligible', 'low', 'medium', 'high', 'critical'])[i.vuln_max + 1],
-                  array_to_string(t.ids[1:5], ', '),
-                  CASE WHEN cardinality(t.ids) > 5 THEN ', ...' ELSE '' END),
+                  vigil_vuln_severity(min_sev), vigil_vuln_severity(i.vuln_max),
+                  array_to_string(i.ids[1:5], ', '),
+                  CASE WHEN cardinality(i.ids) > 5 THEN ', ...' ELSE '' END),
            jsonb_build_object('image_id', i.image_id, 'counts', to_jsonb(i.vuln_counts),
-                              'advisories', to_jsonb(t.ids))
-    FROM containers c
-    JOIN images i ON i.image_id = c.image_digest
-    CROSS JOIN LATERAL (
-        SELECT array_agg(advisory_id ORDER BY severity DESC, advisory_id) AS ids FROM (
-            SELECT DISTINCT ON (advisory_id) advisory_id, severity FROM (
-                SELECT advisory_id, severity FROM vuln_matches vm
-                WHERE vm.image_id = i.image_id AND vm.severity >= min_sev
-                ORDER BY severity DESC, advisory_id LIMIT 20) y
-            ORDER BY advisory_id) z
-    ) t
-    WHERE c.state = 'running' AND i.vuln_max >= min_sev;
+                              'advisories', to_jsonb(i.ids))
+    FROM img i JOIN containers c ON c.image_digest = i.image_id AND c.state = 'running';
 
     WITH prev AS (
         SELECT f.id, f.state FROM findings f JOIN vuln_want w
