@@ -30,6 +30,7 @@ typedef struct img {
 	uint64_t seq;	      /* spool batch its inventory went into (0: none) */
 	uint32_t tried_gen;   /* connection it was last submitted in */
 	uint32_t seen_pass;   /* sync pass that last saw it running */
+	uint32_t first_pass;  /* sync pass that first saw it */
 	uint32_t hello_gen;   /* Hello that listed it */
 	bool known;	      /* the collector stores its inventory */
 	bool pending;	      /* submitted; its result is not polled yet */
@@ -413,6 +414,12 @@ static void sync_one(void *arg, const ctr_t *c)
 	if (!e)
 		return;
 	e->seen_pass = im->pass;
+	if (!e->first_pass)
+		e->first_pass = im->pass;
+	/* without a digest, wait for the next scan: a source may still name
+	 * it (the API answers after the first scan) */
+	if (!digest && e->first_pass == im->pass)
+		return;
 	if (!digest && e->content_id) {
 		img_t *ce = find(im, e->content_id);
 		if (ce)
@@ -535,7 +542,9 @@ images_t *images_new(struct event_base *base, const settings_t *s, size_t max_ev
 	im->cbs = *cbs;
 	im->arg = arg;
 	im->max_event_bytes = max_event_bytes;
+	/* an inventory is kept until it is sent: few are wanted again */
 	imageinv_opts_t o = {.proc_root = s->proc_root,
+			     .cache_max = 16,
 			     .budget_ms = (int)s->image_read_budget_ms,
 			     .max_file = (size_t)s->image_file_max_bytes,
 			     .max_rpmdb = (size_t)s->image_rpmdb_max_bytes,

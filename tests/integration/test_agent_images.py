@@ -246,6 +246,8 @@ def test_podman_containers_of_one_image(db, collector_factory, agent_factory, po
     assert got[0]["format"] == "none"
     time.sleep(3)
     assert len(image_events(db, "agent-podimg", digest)) == 1
+    # and none under a content address for want of the digest
+    assert len(inventories(db, "agent-podimg", {a, b})) == 1
 
 
 def test_debian_12_root(db, collector_factory, agent_factory, containers):
