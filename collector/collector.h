@@ -37,6 +37,11 @@ typedef struct {
 	atomic_ullong events_clamped; /* time outside the partitions */
 	atomic_ullong db_errors;
 	atomic_ullong groups_committed;
+	atomic_ullong batches_refused;	   /* too many bad events, or over their budget */
+	atomic_ullong events_cut;	   /* a field capped by the collector */
+	atomic_ullong events_dead_dropped; /* past an agent's dead-letter quota */
+	atomic_ullong jobs_quarantined;	   /* a non-transient database error */
+	atomic_ullong jobs_dropped;	   /* of closed connections, before commit */
 } counters_t;
 
 #define REGISTRY_BUCKETS 4096

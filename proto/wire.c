@@ -37,6 +37,7 @@ struct wire_arena {
 	arena_chunk_t *chunks; /* current first */
 	size_t used;	       /* bytes handed out since the last reset */
 	size_t budget;	       /* most bytes to hand out before a reset */
+	bool over;	       /* an allocation was refused for the budget */
 };
 
 wire_arena_t *wire_arena_new(void)
@@ -48,8 +49,10 @@ static void *arena_alloc(void *ad, size_t n)
 {
 	wire_arena_t *a = ad;
 	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-	if (n > a->budget - a->used)
+	if (n > a->budget - a->used) {
+		a->over = true;
 		return NULL; /* protobuf-c then fails the unpack */
+	}
 	a->used += n;
 	arena_chunk_t *c = a->chunks;
 	if (!c || c->cap - c->used < n) {
@@ -81,6 +84,7 @@ void wire_arena_reset(wire_arena_t *a)
 	if (!a)
 		return;
 	a->used = 0;
+	a->over = false;
 	/* keep the largest chunk of a reasonable size, free the rest */
 	arena_chunk_t *keep = NULL;
 	for (arena_chunk_t *c = a->chunks; c; c = c->next)
@@ -118,6 +122,11 @@ Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *bu
 	if (m && m->msg_case == VIGIL__V1__AGENT_MESSAGE__MSG__NOT_SET)
 		return NULL;
 	return m;
+}
+
+bool wire_arena_over_budget(const wire_arena_t *a)
+{
+	return a->over;
 }
 
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len)

@@ -5,6 +5,7 @@
 #ifndef VIGIL_WIRE_H
 #define VIGIL_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ void wire_arena_free(wire_arena_t *a);
  * also when unpacking would take more than budget bytes of memory. */
 Vigil__V1__AgentMessage *wire_agent_unpack_in(wire_arena_t *a, const uint8_t *buf, size_t len,
 					      size_t budget);
+/* True if an unpack into a since its last reset failed for its budget. */
+bool wire_arena_over_budget(const wire_arena_t *a);
 
 Vigil__V1__CollectorMessage *wire_collector_unpack(const uint8_t *buf, size_t len);
 void wire_collector_free(Vigil__V1__CollectorMessage *msg);

@@ -698,6 +698,19 @@ static void h_metrics(hreq_t *r)
 		atomic_load(&k->db_errors));
 	COUNTER("group_commits_total", "Group-commit transactions.",
 		atomic_load(&k->groups_committed));
+	COUNTER("batches_refused_total",
+		"Batches refused whole (max_bad_events_per_batch, or over their budget).",
+		atomic_load(&k->batches_refused));
+	COUNTER("events_cut_total", "Events with a field capped by the collector.",
+		atomic_load(&k->events_cut));
+	COUNTER("events_dead_dropped_total",
+		"Dead letters not kept: past the agent's dead_letters_per_agent.",
+		atomic_load(&k->events_dead_dropped));
+	COUNTER("jobs_quarantined_total",
+		"Batches kept whole in dead_letters after a database error no row explains.",
+		atomic_load(&k->jobs_quarantined));
+	COUNTER("jobs_dropped_total", "Queued jobs of closed connections, not written.",
+		atomic_load(&k->jobs_dropped));
 	GAUGE("connections", "Agent connections open.", atomic_load(&col->n_conns));
 	GAUGE("connections_pending", "Agent connections before their Hello.",
 	      atomic_load(&col->n_pending));

@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 
 #include "frame.h"
+#include "ingest/batchjob.h"
 #include "log.h"
 #include "tls.h"
 #include "utf8.h"
@@ -29,7 +30,6 @@
 
 #define CLOSE_FLUSH_NS (INT64_C(5) * 1000000000)
 #define READ_HIGH_WATER (256 * 1024)
-#define UNPACK_BUDGET(n) ((size_t)1024 * 1024 + (size_t)(n)*32)
 
 struct conn {
 	conn_t *next, *prev; /* the worker's list */
@@ -57,6 +57,9 @@ struct conn {
 	int64_t last_tx_ns;
 	int64_t frame_start_ns; /* first byte of an unfinished frame, or 0 */
 	int64_t closing_ns;
+	job_t *jobs;		    /* its jobs with the writer (job_t.conn_next) */
+	size_t reserved;	    /* queue bytes held for the frame being read */
+	budget_scan_t scan;	    /* of the frame being handled */
 	rules_subjects_t *subjects; /* its containers, for rule exceptions */
 	admit_entry_t pend;	    /* in its worker's pending list until Hello */
 	bool established;	    /* past Hello: counted in col->n_established */
@@ -156,6 +159,11 @@ static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ..
 	log_limited(proven ? &agents : &unproven, lvl, c->prefix, "closing (%s): %s",
 		    conn_state_str(c->state), why);
 	bool tls_up = c->state != CONN_ST_HANDSHAKE;
+	/* Nothing of its queued jobs was acknowledged: the writer skips them. */
+	for (job_t *j = c->jobs; j; j = j->conn_next)
+		atomic_store(&j->dropped, true);
+	ingest_release(c->col->ingest, c->reserved);
+	c->reserved = 0;
 	if (c->registered) {
 		collector_unregister(c->col, c->agent, c->id);
 		c->registered = false;
@@ -304,24 +312,6 @@ static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 	ingest_submit(c->col->ingest, j);
 }
 
-static int add_rejects(job_t *j, const Vigil__V1__Batch *b)
-{
-	if (!j->rows.n_rejects)
-		return 0;
-	j->dead = calloc(j->rows.n_rejects, sizeof(*j->dead));
-	if (!j->dead)
-		return -1;
-	for (size_t i = 0; i < j->rows.n_rejects; i++) {
-		dead_event_t *d = &j->dead[j->n_dead++];
-		d->idx = j->rows.reject[i].idx;
-		d->reason = strdup(j->rows.reject[i].reason);
-		d->payload = wire_pack_event(b->events[d->idx], &d->payload_len);
-		if (!d->reason || !d->payload)
-			return -1;
-	}
-	return 0;
-}
-
 static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payload, size_t len)
 {
 	if (b->seq == 0) {
@@ -365,23 +355,24 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	if (rules && !c->subjects)
 		c->subjects = rules_subjects_new(); /* NULL: exceptions see less */
 	rules_ctx_t ctx = {rules, c->subjects, c->agent, vtime_now_ns()};
-	int rc = j ? rows_encode_batch(b, c->agent_id, ctx.now_ns, range, rules ? &ctx : NULL,
-				       &j->rows)
-		   : -1;
+	char why[400];
+	batchjob_rc_t rc = j ? batchjob_fill(c->col, j, (Vigil__V1__Batch *)b, payload, len,
+					     &c->scan, c->agent_id, ctx.now_ns, range,
+					     rules ? &ctx : NULL, why, sizeof(why))
+			     : BATCHJOB_NOMEM;
 	rules_unref(rules);
-	if (rc != 0 || add_rejects(j, b) != 0 || !(j->raw = malloc(len))) {
+	if (rc != BATCHJOB_OK) {
 		job_free(j);
-		conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+		if (rc == BATCHJOB_REFUSED)
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", why);
+		else
+			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 		return;
 	}
-	memcpy(j->raw, payload, len);
-	j->raw_len = len;
-	j->seq = b->seq;
 	j->agent_id = c->agent_id;
 	snprintf(j->agent_name, sizeof(j->agent_name), "%s", c->agent);
 	j->conn = c;
 	j->worker_idx = worker_index(c->w);
-	j->bytes = len + j->rows.rows.cap;
 	if (j->rows.clamped)
 		atomic_fetch_add(&c->col->counters.events_clamped, j->rows.clamped);
 	c->refs++;
@@ -433,6 +424,22 @@ static void on_message(conn_t *c, const Vigil__V1__AgentMessage *msg, const uint
 	}
 }
 
+/* Count frame of n bytes (buffered, then encoded) in the queue before it is
+ * read whole; if it does not fit, pause reading and return false. */
+static bool admit_frame(conn_t *c, uint32_t n)
+{
+	if (c->reserved)
+		return true;
+	size_t cost = 2 * ((size_t)n + FRAME_HEADER_BYTES);
+	if (ingest_reserve(c->col->ingest, cost)) {
+		c->reserved = cost;
+		return true;
+	}
+	c->paused_queue = true;
+	pause_reading(c);
+	return false;
+}
+
 /* Handle every whole frame in the input buffer while reading is allowed. */
 static void process_input(conn_t *c)
 {
@@ -465,26 +472,40 @@ static void process_input(conn_t *c)
 		if (have < FRAME_HEADER_BYTES || have - FRAME_HEADER_BYTES < n) {
 			if (!c->frame_start_ns)
 				c->frame_start_ns = vtime_mono_ns();
-			/* let the buffer hold this one frame, no more */
+			/* let the buffer hold this one frame, no more, once the
+			 * queue has room for it */
 			size_t want = (size_t)n + FRAME_HEADER_BYTES;
+			if (want > READ_HIGH_WATER && !admit_frame(c, n))
+				return;
 			bufferevent_setwatermark(c->bev, EV_READ, 0,
 						 want > READ_HIGH_WATER ? want : READ_HIGH_WATER);
 			return;
 		}
+		if (!admit_frame(c, n))
+			return;
 		uint8_t *frame = evbuffer_pullup(in, (ssize_t)n + FRAME_HEADER_BYTES);
 		if (!frame) {
 			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 			return;
 		}
 		wire_arena_t *arena = worker_arena(c->w);
-		/* Unpacked, a frame of tiny events is many times its size on the
-		 * wire: the arena refuses to grow past a budget. */
-		Vigil__V1__AgentMessage *msg = wire_agent_unpack_in(
-			arena, frame + FRAME_HEADER_BYTES, n, UNPACK_BUDGET(n));
+		char why[200];
+		int code = 0;
+		Vigil__V1__AgentMessage *msg =
+			batchjob_unpack(arena, frame + FRAME_HEADER_BYTES, n,
+					(size_t)SETTING(c->col, max_batch_events), &c->scan, &code,
+					why, sizeof(why));
 		c->last_rx_ns = vtime_mono_ns();
 		c->frame_start_ns = 0;
-		on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
+		if (code)
+			protocol_error(c, code, "%s", why);
+		else
+			on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
 		wire_arena_reset(arena);
+		budget_scan_free(&c->scan);
+		/* the frame is a job now (counted on its own), or nothing */
+		ingest_release(c->col->ingest, c->reserved);
+		c->reserved = 0;
 		if (!c->bev || c->state == CONN_ST_CLOSING)
 			return;
 		evbuffer_drain(in, (size_t)n + FRAME_HEADER_BYTES);
@@ -806,8 +827,15 @@ static void drain_check(conn_t *c)
 			   "collector shutting down; every batch received was acknowledged");
 }
 
+void conn_track_job(conn_t *c, job_t *j)
+{
+	j->conn_next = c->jobs;
+	c->jobs = j;
+}
+
 void conn_job_done(conn_t *c, job_t *j)
 {
+	job_unlink(&c->jobs, j);
 	c->refs--;
 	if (j->kind == JOB_HELLO)
 		c->hello_pending = false;
@@ -819,7 +847,12 @@ void conn_job_done(conn_t *c, job_t *j)
 			worker_schedule_reap(c->w);
 		return;
 	}
-	if (j->status != 0) {
+	if (j->status == JOB_ST_REFUSED) {
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", j->refused);
+		job_free(j);
+		return;
+	}
+	if (j->status != JOB_ST_DONE) {
 		job_free(j);
 		conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_SHUTTING_DOWN,
 			   "collector shutting down before the database answered");

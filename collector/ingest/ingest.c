@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ingest/conn.h"
 #include "log.h"
 #include "ingest/store.h"
 #include "vtime.h"
@@ -30,6 +31,7 @@ typedef struct writer {
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t cond;
 	job_t *head, *tail;
+	job_t *hello_head, *hello_tail; /* Hello jobs: taken before batches */
 	bool stop;
 	bool abandon;
 	store_t *st;
@@ -63,10 +65,22 @@ void job_free(job_t *j)
 		free(j->dead[i].payload);
 	}
 	free(j->dead);
+	free(j->spans);
+	free(j->refused);
 	free(j->subjects);
 	free(j->hello_images);
 	free(j->known_images);
 	free(j);
+}
+
+void job_unlink(job_t **head, job_t *j)
+{
+	for (job_t **p = head; *p; p = &(*p)->conn_next) {
+		if (*p == j) {
+			*p = j->conn_next;
+			return;
+		}
+	}
 }
 
 static uint32_t name_hash(const char *s)
@@ -87,18 +101,51 @@ size_t ingest_queued_jobs(const ingest_t *in)
 	return atomic_load(&in->queued_jobs);
 }
 
+bool ingest_reserve(ingest_t *in, size_t bytes)
+{
+	size_t high = (size_t)SETTING(in->col, queue_high_bytes);
+	size_t cur = atomic_load(&in->queued_bytes);
+	do {
+		if (cur && (cur > high || bytes > high - cur))
+			return false;
+	} while (!atomic_compare_exchange_weak(&in->queued_bytes, &cur, cur + bytes));
+	return true;
+}
+
+/* Uncount bytes; wake the workers when the queue goes below its low mark. */
+static void uncount(ingest_t *in, size_t bytes)
+{
+	size_t before = atomic_fetch_sub(&in->queued_bytes, bytes);
+	size_t low = (size_t)SETTING(in->col, queue_low_bytes);
+	if (before - bytes < low && before >= low)
+		for (int i = 0; i < in->col->n_workers; i++)
+			worker_wake(in->col->workers[i]);
+}
+
+void ingest_release(ingest_t *in, size_t bytes)
+{
+	if (bytes)
+		uncount(in, bytes);
+}
+
 void ingest_submit(ingest_t *in, job_t *job)
 {
 	writer_t *w = &in->w[name_hash(job->agent_name) % (uint32_t)in->n];
+	if (job->kind == JOB_HELLO && !job->bytes)
+		job->bytes = sizeof(*job) + (job->hello_images ? strlen(job->hello_images) : 0);
 	atomic_fetch_add(&in->queued_bytes, job->bytes);
 	atomic_fetch_add(&in->queued_jobs, 1);
+	if (job->conn)
+		conn_track_job(job->conn, job);
 	pthread_mutex_lock(&w->lock);
 	job->next = NULL;
-	if (w->tail)
-		w->tail->next = job;
+	job_t **head = job->kind == JOB_HELLO ? &w->hello_head : &w->head;
+	job_t **tail = job->kind == JOB_HELLO ? &w->hello_tail : &w->tail;
+	if (*tail)
+		(*tail)->next = job;
 	else
-		w->head = job;
-	w->tail = job;
+		*head = job;
+	*tail = job;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -107,15 +154,28 @@ static void complete(writer_t *w, job_t *j, int status)
 {
 	ingest_t *in = w->in;
 	size_t bytes = j->bytes;
-	j->status = status;
+	j->status = status == JOB_ST_DONE && j->refused ? JOB_ST_REFUSED : status;
+	if (status == JOB_ST_DROPPED)
+		atomic_fetch_add(&in->col->counters.jobs_dropped, 1);
 	/* From here on the job belongs to the worker thread. */
 	worker_complete(in->col->workers[j->worker_idx], j);
-	size_t before = atomic_fetch_sub(&in->queued_bytes, bytes);
 	atomic_fetch_sub(&in->queued_jobs, 1);
-	size_t low = (size_t)SETTING(in->col, queue_low_bytes);
-	if (before - bytes < low && before >= low)
-		for (int i = 0; i < in->col->n_workers; i++)
-			worker_wake(in->col->workers[i]);
+	uncount(in, bytes);
+}
+
+/* Hand back the jobs of the group whose connection closed (nothing of
+ * them is acknowledged, and the agent sends them again); keep the rest in
+ * order. Return how many are left. */
+static size_t drop_closed(writer_t *w, job_t **jobs, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&jobs[i]->dropped))
+			complete(w, jobs[i], JOB_ST_DROPPED);
+		else
+			jobs[k++] = jobs[i];
+	}
+	return k;
 }
 
 /* Sleep up to ms unless told to abandon. Return true if abandoning. */
@@ -147,14 +207,18 @@ static void maintain(writer_t *w)
 		w->next_maintenance_ns = vtime_mono_ns() + MAINTENANCE_INTERVAL_NS;
 }
 
-/* Commit jobs, retrying until it works or the writer is told to abandon.
+/* Commit jobs, retrying until it works or the writer is told to abandon;
+ * jobs of connections closed meanwhile are handed back and *n shrinks.
  * Return 0 if committed, -1 if abandoned. */
-static int commit_with_retry(writer_t *w, job_t **jobs, size_t n)
+static int commit_with_retry(writer_t *w, job_t **jobs, size_t *np)
 {
 	collector_t *col = w->in->col;
 	int64_t backoff = 100;
 	bool failing = false;
 	for (;;) {
+		size_t n = *np = drop_closed(w, jobs, *np);
+		if (!n)
+			return 0;
 		store_rc_t rc = store_connect(w->st);
 		if (rc == STORE_OK) {
 			maintain(w);
@@ -197,24 +261,32 @@ static void *writer_main(void *arg)
 	job_t **group = malloc(cap * sizeof(*group));
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
-		while (!w->head && !w->stop && !w->abandon) {
+		while (!w->head && !w->hello_head && !w->stop && !w->abandon) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 5;
 			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-			if (!w->head && !w->stop && !w->abandon) {
+			if (!w->head && !w->hello_head && !w->stop && !w->abandon) {
 				pthread_mutex_unlock(&w->lock);
 				if (w->idx == 0 && store_connect(w->st) == STORE_OK)
 					maintain(w);
 				pthread_mutex_lock(&w->lock);
 			}
 		}
-		if (!w->head && (w->stop || w->abandon)) {
+		if (!w->head && !w->hello_head && (w->stop || w->abandon)) {
 			pthread_mutex_unlock(&w->lock);
 			break;
 		}
 		size_t n = 0, events = 0;
 		size_t limit = (size_t)SETTING(col, group_max_events);
+		while (group && w->hello_head && n < cap) {
+			job_t *j = w->hello_head;
+			w->hello_head = j->next;
+			if (!w->hello_head)
+				w->hello_tail = NULL;
+			group[n++] = j;
+			events++;
+		}
 		while (w->head && (n == 0 || events + job_events(w->head) <= limit)) {
 			if (n == cap) {
 				job_t **g = group ? realloc(group, cap * 2 * sizeof(*g)) : NULL;
@@ -238,14 +310,14 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		int64_t t0 = vtime_mono_ns();
-		int status = abandon ? -1 : commit_with_retry(w, group, n);
+		int status = abandon ? JOB_ST_ABANDONED : commit_with_retry(w, group, &n);
 		log_debug("writer %d: %zu job(s), %zu event(s) in %.1f ms", w->idx, n, events,
 			  (vtime_mono_ns() - t0) / 1e6);
 		if (status == 0) {
 			atomic_fetch_add(&col->counters.groups_committed, 1);
 			for (size_t i = 0; i < n; i++) {
 				job_t *j = group[i];
-				if (j->kind != JOB_BATCH)
+				if (j->kind != JOB_BATCH || j->refused)
 					continue;
 				if (j->replay) {
 					atomic_fetch_add(&col->counters.batches_replayed, 1);
@@ -351,11 +423,12 @@ void ingest_free(ingest_t *in)
 		writer_t *w = &in->w[i];
 		if (w->started && !w->joined)
 			pthread_join(w->thread, NULL);
-		/* Jobs still queued were never committed: nothing is acked. */
-		while (w->head) {
-			job_t *j = w->head;
-			w->head = j->next;
-			job_free(j);
+		/* Jobs still queued were never committed: nothing is acked. They
+		 * go back to their workers, which still run. */
+		while (w->head || w->hello_head) {
+			job_t *j = w->head ? w->head : w->hello_head;
+			*(w->head ? &w->head : &w->hello_head) = j->next;
+			complete(w, j, JOB_ST_ABANDONED);
 		}
 		store_free(w->st);
 		pthread_mutex_destroy(&w->lock);

@@ -9,6 +9,7 @@
 #ifndef VIGIL_INGEST_H
 #define VIGIL_INGEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@ typedef struct {
 
 typedef struct job {
 	struct job *next;
+	struct job *conn_next; /* its connection's jobs (worker thread only) */
+	atomic_bool dropped;   /* its connection closed: not to be written */
 	job_kind_t kind;
 	struct conn *conn; /* holds a reference; only touched on its worker */
 	int worker_idx;
@@ -61,9 +64,12 @@ typedef struct job {
 	size_t raw_len;
 	dead_event_t *dead; /* events refused before the database (owned) */
 	size_t n_dead;
+	struct budget_span *spans; /* each event's bytes in raw (owned), or NULL */
+	size_t n_spans;
 
 	/* results, set by the writer */
-	int status;		/* 0 committed; -1 abandoned (shutdown) */
+	int status;		/* a JOB_ST_* */
+	char *refused;		/* JOB_ST_REFUSED: why (owned) */
 	uint64_t committed_seq; /* HELLO */
 	char *subjects;		/* HELLO: the agent's known containers, JSON (owned) */
 	char *known_images;	/* HELLO: of hello_images, those stored, JSON (owned) */
@@ -71,14 +77,27 @@ typedef struct job {
 	size_t dead_in_db;	/* BATCH: events the database refused */
 } job_t;
 
+/* job_t.status, set by the writer */
+#define JOB_ST_DONE 0	    /* committed (or replayed) */
+#define JOB_ST_ABANDONED -1 /* shutdown before the database answered */
+#define JOB_ST_DROPPED -2   /* its connection closed first; nothing written */
+#define JOB_ST_REFUSED -3   /* the database refused it whole: job_t.refused says why */
+
 typedef struct ingest ingest_t;
 
 /* Create the writers (not started). Return NULL on failure. */
 ingest_t *ingest_new(collector_t *col, int n_writers);
 /* Start the writer threads. Return 0 or -1. */
 int ingest_start(ingest_t *in) __attribute__((warn_unused_result));
-/* Queue job for the writer owning its agent. Takes ownership. */
+/* Queue job for the writer owning its agent (a Hello ahead of batches),
+ * counting job->bytes. Takes ownership. */
 void ingest_submit(ingest_t *in, job_t *job);
+/* Count bytes as queued if they fit under queue_high_bytes, or if nothing
+ * is queued (a frame larger than the mark still passes alone). Return
+ * false if they do not fit (nothing is counted then). */
+bool ingest_reserve(ingest_t *in, size_t bytes) __attribute__((warn_unused_result));
+/* Uncount bytes counted by ingest_reserve. */
+void ingest_release(ingest_t *in, size_t bytes);
 /* Bytes of batch data queued or being written. */
 size_t ingest_queued_bytes(const ingest_t *in);
 /* Jobs queued or being written, all writers. */
@@ -93,6 +112,8 @@ int ingest_join(ingest_t *in, int64_t timeout_ms);
 void ingest_free(ingest_t *in);
 
 job_t *job_new(job_kind_t kind);
+/* Take j out of the list at *head (linked by conn_next), if it is there. */
+void job_unlink(job_t **head, job_t *j);
 /* Free a job and everything it owns. Accepts NULL. */
 void job_free(job_t *job);
 

@@ -573,9 +573,29 @@ static void reject_row(rows_batch_t *out, size_t start, size_t n_ops, uint32_t i
 	out->n_rejects++;
 }
 
-/* Why event e cannot become a row (a static sentence), or NULL. */
-static const char *event_refusal(const Vigil__V1__Event *e, const id_cache_t *id)
+/* PostgreSQL takes text columns as UTF-8 only: an exec whose strings are
+ * not is refused here rather than by COPY. */
+static bool exec_strings_valid(const Vigil__V1__ProcessExec *x)
 {
+	if (x->executable && !utf8_valid(x->executable, strlen(x->executable)))
+		return false;
+	if (x->cwd && !utf8_valid(x->cwd, strlen(x->cwd)))
+		return false;
+	for (size_t k = 0; k < x->n_argv; k++)
+		if (x->argv[k] && !utf8_valid(x->argv[k], strlen(x->argv[k])))
+			return false;
+	return true;
+}
+
+/* Why event e (marked with ROWS_MARK_* bits) cannot become a row (a static
+ * sentence), or NULL. */
+static const char *event_refusal(const Vigil__V1__Event *e, const id_cache_t *id, unsigned mark)
+{
+	if (mark & ROWS_MARK_NUL)
+		return "a string holds a NUL byte";
+	if (e->body_case == VIGIL__V1__EVENT__BODY_PROCESS_EXEC &&
+	    !exec_strings_valid(e->process_exec))
+		return "executable, argv or cwd is not valid UTF-8";
 	if (e->body_case == VIGIL__V1__EVENT__BODY_IMAGE_INVENTORY) {
 		const char *why = image_refusal(e->image_inventory);
 		if (why)
@@ -640,8 +660,25 @@ static int judge_event(const rules_ctx_t *rules, const Vigil__V1__Event *e, uint
 	return 0;
 }
 
+static void add_reject(rows_batch_t *out, size_t idx, const char *why)
+{
+	out->reject[out->n_rejects].idx = (uint32_t)idx;
+	out->reject[out->n_rejects].reason = why;
+	out->n_rejects++;
+}
+
+/* The marks of event i: ROWS_MARK_* bits. */
+#define MARKS(i) (marks ? marks[i] : 0u)
+
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
 		      rows_range_t range, const rules_ctx_t *rules, rows_batch_t *out)
+{
+	return rows_encode_marked(b, agent_id, recv_ns, range, rules, NULL, out);
+}
+
+int rows_encode_marked(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
+		       rows_range_t range, const rules_ctx_t *rules, const uint8_t *marks,
+		       rows_batch_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	copybuf_init(&out->rows);
@@ -662,11 +699,9 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 		const id_cache_t *id = e->container_id && e->container_id[0]
 					       ? container_id_info(ids, &next_id, e->container_id)
 					       : NULL;
-		const char *refused = event_refusal(e, id);
+		const char *refused = event_refusal(e, id, MARKS(i));
 		if (refused) {
-			out->reject[out->n_rejects].idx = (uint32_t)i;
-			out->reject[out->n_rejects].reason = refused;
-			out->n_rejects++;
+			add_reject(out, i, refused);
 			continue;
 		}
 		copybuf_t *c = &out->rows;
@@ -707,6 +742,8 @@ int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_
 				copy_null(c);
 		}
 		json_t *d = event_details(e, ts, out);
+		if ((MARKS(i) & ROWS_MARK_CUT) && (d || (d = json_object())) && json_is_object(d))
+			json_object_set_new(d, "truncated", json_true());
 		/* stored at its receive time: the agent's own time is kept beside */
 		if (ts != e->time_ns && (d || (d = json_object())) && json_is_object(d))
 			json_object_set_new(d, "agent_time_ns",

@@ -62,6 +62,13 @@ typedef struct {
 int rows_encode_batch(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
 		      rows_range_t range, const rules_ctx_t *ctx, rows_batch_t *out)
 	__attribute__((warn_unused_result));
+/* Like rows_encode_batch, with marks[i] (ROWS_MARK_*; marks may be NULL)
+ * saying what the collector found in event i before encoding it. */
+#define ROWS_MARK_NUL 1u /* a string holds a NUL byte: the event is refused */
+#define ROWS_MARK_CUT 2u /* a field was capped: its details say "truncated" */
+int rows_encode_marked(const Vigil__V1__Batch *b, int32_t agent_id, int64_t recv_ns,
+		       rows_range_t range, const rules_ctx_t *ctx, const uint8_t *marks,
+		       rows_batch_t *out) __attribute__((warn_unused_result));
 void rows_batch_free(rows_batch_t *out);
 
 /* The container as a JSON object (the shape vigil_apply_state takes).

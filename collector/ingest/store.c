@@ -22,27 +22,29 @@
 #include "log.h"
 #include "ingest/migrations.h"
 #include "ingest/stateplan.h"
+#include "ingest/storeops.h"
 #include "rules/rules.h"
+#include "utf8.h"
 #include "vtime.h"
 #include "wire.h"
 
 #define MIGRATION_LOCK_KEY 7356100541LL
 
-struct store {
-	collector_t *col;
-	char *conninfo;
-	char prefix[48];
-	PGconn *pg;
-	char err[512]; /* last error from PostgreSQL */
-	int64_t deadline_ns;
-};
-
-typedef enum {
-	R_OK,
-	R_DATA,	 /* PostgreSQL refused the data itself */
-	R_CONN,	 /* connection gone or timed out */
-	R_OTHER, /* anything else */
-} res_t;
+/* Cut an incomplete UTF-8 sequence off the end of s and repair the rest:
+ * error texts go into dead_letters.reason. */
+static void err_tidy(char *s)
+{
+	size_t n = strlen(s), k = n;
+	while (k && ((unsigned char)s[k - 1] & 0xc0) == 0x80 && n - k < 3)
+		k--;
+	if (k && ((unsigned char)s[k - 1] & 0xc0) == 0xc0) {
+		unsigned char lead = (unsigned char)s[k - 1];
+		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+		if (n - (k - 1) < need)
+			s[k - 1] = '\0';
+	}
+	utf8_sanitize(s);
+}
 
 store_t *store_new(collector_t *col, const char *conninfo, const char *name)
 {
@@ -141,6 +143,7 @@ static res_t lost(store_t *st, const char *what)
 	else
 		snprintf(st->err, sizeof(st->err), "%s: %s", what,
 			 st->pg ? PQerrorMessage(st->pg) : "not connected");
+	err_tidy(st->err);
 	store_disconnect(st);
 	return R_CONN;
 }
@@ -177,13 +180,16 @@ static res_t classify(store_t *st, const PGresult *r)
 	snprintf(st->err, sizeof(st->err), "%s%s%s (SQLSTATE %s)",
 		 msg ? msg : PQresultErrorMessage(r), ctx ? "; " : "", ctx ? ctx : "",
 		 state ? state : "?");
-	for (char *p = st->err; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
+	err_tidy(st->err); /* newlines become '?' too */
 	if (PQstatus(st->pg) != CONNECTION_OK || !state)
 		return R_CONN;
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
 		return R_CONN;
+	/* deadlock, serialization, resources, lock not available, canceled, I/O */
+	if (strncmp(state, "40", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+	    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0 ||
+	    strncmp(state, "58", 2) == 0)
+		return R_RETRY;
 	/* 21000: a statement would write one row twice (the batch's data) */
 	if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
 	    strncmp(state, "54", 2) == 0 || strcmp(state, "21000") == 0)
@@ -242,7 +248,7 @@ static res_t run(store_t *st, const char *sql, int n, const char *const *vals, c
 	return collect(st, out);
 }
 
-static res_t simple(store_t *st, const char *sql)
+res_t store_sql(store_t *st, const char *sql)
 {
 	return run(st, sql, -1, NULL, NULL, NULL, NULL);
 }
@@ -269,13 +275,8 @@ static int put_copy(store_t *st, const uint8_t *p, size_t n)
 	return 0;
 }
 
-typedef struct {
-	const uint8_t *p;
-	size_t n;
-} span_t;
-
 /* COPY events FROM STDIN with the given spans of tuples. */
-static res_t run_copy(store_t *st, const span_t *spans, size_t n_spans)
+res_t store_copy(store_t *st, const span_t *spans, size_t n_spans)
 {
 	arm_deadline(st);
 	if (!PQsendQuery(st->pg, "COPY events FROM STDIN (FORMAT binary)"))
@@ -314,12 +315,12 @@ store_rc_t store_migrate(store_t *st)
 {
 	char lock[96];
 	snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%lld)", MIGRATION_LOCK_KEY);
-	res_t rc = simple(st, lock);
+	res_t rc = store_sql(st, lock);
 	if (rc != R_OK)
 		goto out;
-	rc = simple(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			"version integer PRIMARY KEY, name text NOT NULL, "
-			"applied_at timestamptz NOT NULL DEFAULT now())");
+	rc = store_sql(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			   "version integer PRIMARY KEY, name text NOT NULL, "
+			   "applied_at timestamptz NOT NULL DEFAULT now())");
 	for (size_t i = 0; rc == R_OK && i < migrations_count; i++) {
 		const migration_t *m = &migrations[i];
 		char v[16];
@@ -333,9 +334,9 @@ store_rc_t store_migrate(store_t *st)
 		if (rc != R_OK || applied)
 			continue;
 		log_info("applying migration %s", m->name);
-		rc = simple(st, "BEGIN");
+		rc = store_sql(st, "BEGIN");
 		if (rc == R_OK)
-			rc = simple(st, m->sql);
+			rc = store_sql(st, m->sql);
 		if (rc == R_OK) {
 			const char *ins[] = {v, m->name};
 			rc = run(st,
@@ -343,18 +344,18 @@ store_rc_t store_migrate(store_t *st)
 				 ins, NULL, NULL, NULL);
 		}
 		if (rc == R_OK)
-			rc = simple(st, "COMMIT");
+			rc = store_sql(st, "COMMIT");
 		if (rc != R_OK) {
 			log_error("%s migration %s failed: %s", st->prefix, m->name, st->err);
 			if (st->pg)
-				(void)simple(st, "ROLLBACK");
+				(void)store_sql(st, "ROLLBACK");
 			break;
 		}
 	}
 out:
 	if (st->pg) {
 		snprintf(lock, sizeof(lock), "SELECT pg_advisory_unlock(%lld)", MIGRATION_LOCK_KEY);
-		(void)simple(st, lock);
+		(void)store_sql(st, lock);
 	}
 	if (rc == R_OK)
 		return STORE_OK;
@@ -385,6 +386,13 @@ store_rc_t store_maintain_partitions(store_t *st)
 			log_info("dropped %s expired event partition(s)", PQgetvalue(res, 0, 0));
 		PQclear(res);
 	}
+	if (rc == R_OK) {
+		char days[24];
+		snprintf(days, sizeof(days), "%" PRId64,
+			 SETTING(st->col, dead_letter_retention_days));
+		const char *v[] = {days};
+		rc = run(st, "SELECT vigil_expire_dead_letters($1)", 1, v, NULL, NULL, NULL);
+	}
 	if (rc == R_OK)
 		return STORE_OK;
 	log_warn("%s partition maintenance failed: %s", st->prefix, st->err);
@@ -393,13 +401,7 @@ store_rc_t store_maintain_partitions(store_t *st)
 
 /* ---- group commit ------------------------------------------------------- */
 
-typedef struct {
-	int32_t id;
-	int64_t seq;
-	bool touched;
-} agent_seq_t;
-
-static agent_seq_t *find_agent(agent_seq_t *a, size_t n, int32_t id)
+agent_seq_t *store_find_agent(agent_seq_t *a, size_t n, int32_t id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (a[i].id == id)
@@ -425,7 +427,7 @@ static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
 	return 0;
 }
 
-static res_t upsert_hello(store_t *st, job_t *j)
+res_t store_upsert_hello(store_t *st, job_t *j)
 {
 	char pv[16], skew[24];
 	snprintf(pv, sizeof(pv), "%u", j->hello.protocol_version);
@@ -462,31 +464,57 @@ static res_t upsert_hello(store_t *st, job_t *j)
 	return rc;
 }
 
-static res_t insert_dead(store_t *st, int32_t agent, uint64_t seq, int64_t idx, const char *reason,
-			 const uint8_t *payload, size_t plen)
+/* Keep dead letters v[0..n) of batch job j, within the agent's quota and
+ * after its expired ones are gone (schema/0011_ingest_limits.sql); idx, if
+ * not -2, replaces each one's index. What the quota leaves out is counted. */
+res_t store_put_dead(store_t *st, job_t *j, const dead_event_t *v, size_t n, int64_t idx)
 {
-	char a[16], s[24], i[24];
-	snprintf(a, sizeof(a), "%d", agent);
-	snprintf(s, sizeof(s), "%" PRIu64, seq);
-	snprintf(i, sizeof(i), "%" PRId64, idx);
-	const char *vals[] = {a, s, i, reason, (const char *)payload};
-	int lens[] = {0, 0, 0, 0, (int)plen};
-	int fmts[] = {0, 0, 0, 0, 1};
-	if (!payload)
-		vals[4] = NULL;
-	return run(st,
-		   "INSERT INTO dead_letters (agent_id, seq, idx, reason, payload) "
-		   "VALUES ($1, $2, $3, $4, $5)",
-		   5, vals, lens, fmts, NULL);
+	static const char hex[] = "0123456789abcdef";
+	json_t *items = json_array();
+	for (size_t i = 0; items && i < n; i++) {
+		char *h = malloc(v[i].payload_len * 2 + 1);
+		for (size_t k = 0; h && k < v[i].payload_len; k++) {
+			h[2 * k] = hex[v[i].payload[k] >> 4];
+			h[2 * k + 1] = hex[v[i].payload[k] & 15];
+		}
+		json_t *it = h ? json_pack("{s:I, s:s, s:s%}", "i",
+					   (json_int_t)(idx == -2 ? (int64_t)v[i].idx : idx), "r",
+					   v[i].reason, "p", h, v[i].payload_len * 2)
+			       : NULL;
+		free(h);
+		if (!it || json_array_append_new(items, it) != 0) {
+			json_decref(items);
+			items = NULL;
+		}
+	}
+	char *text = items ? json_dumps(items, JSON_COMPACT) : NULL;
+	json_decref(items);
+	if (!text) {
+		snprintf(st->err, sizeof(st->err), "out of memory (dead letters)");
+		return R_RETRY;
+	}
+	char a[16], sq[24], quota[24], days[24];
+	snprintf(a, sizeof(a), "%d", j->agent_id);
+	snprintf(sq, sizeof(sq), "%" PRIu64, j->seq);
+	snprintf(quota, sizeof(quota), "%" PRId64, SETTING(st->col, dead_letters_per_agent));
+	snprintf(days, sizeof(days), "%" PRId64, SETTING(st->col, dead_letter_retention_days));
+	const char *vals[] = {a, sq, text, quota, days};
+	PGresult *res = NULL;
+	res_t rc = run(st, "SELECT vigil_dead_letters($1, $2, $3::jsonb, $4, $5)", 5, vals, NULL,
+		       NULL, &res);
+	free(text);
+	if (rc == R_OK && res && PQntuples(res) == 1) {
+		size_t kept = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		if (kept < n)
+			atomic_fetch_add(&st->col->counters.events_dead_dropped, n - kept);
+	}
+	PQclear(res);
+	return rc;
 }
 
-static res_t insert_rejects(store_t *st, job_t *j)
+res_t store_put_rejects(store_t *st, job_t *j)
 {
-	res_t rc = R_OK;
-	for (size_t i = 0; rc == R_OK && i < j->n_dead; i++)
-		rc = insert_dead(st, j->agent_id, j->seq, j->dead[i].idx, j->dead[i].reason,
-				 j->dead[i].payload, j->dead[i].payload_len);
-	return rc;
+	return j->n_dead ? store_put_dead(st, j, j->dead, j->n_dead, -2) : R_OK;
 }
 
 /* Store the image inventories of the stored batches among jobs (packages
@@ -521,7 +549,7 @@ oom:
 /* Apply the container state changes and the findings of the stored
  * batches among jobs, each planned as a few set-based statements
  * (stateplan.h, rules.h): the findings after the states they judge. */
-static res_t apply_state(store_t *st, job_t **jobs, size_t n)
+res_t store_apply_state(store_t *st, job_t **jobs, size_t n)
 {
 	stateplan_src_t *src = calloc(n ? n : 1, sizeof(*src));
 	rules_plan_src_t *fsrc = calloc(n ? n : 1, sizeof(*fsrc));
@@ -571,7 +599,7 @@ oom:
 	goto out;
 }
 
-static res_t set_committed(store_t *st, agent_seq_t *agents, size_t n)
+res_t store_set_committed(store_t *st, agent_seq_t *agents, size_t n)
 {
 	char *ids = NULL, *seqs = NULL;
 	size_t il = 0, ic = 0, sl = 0, sc = 0;
@@ -611,7 +639,7 @@ oom:
 }
 
 /* Lock the rows of the agents of the batch jobs and read committed_seq. */
-static res_t lock_agents(store_t *st, job_t **jobs, size_t n, agent_seq_t **out, size_t *n_out)
+res_t store_lock_agents(store_t *st, job_t **jobs, size_t n, agent_seq_t **out, size_t *n_out)
 {
 	agent_seq_t *a = calloc(n ? n : 1, sizeof(*a));
 	char *ids = NULL;
@@ -621,7 +649,7 @@ static res_t lock_agents(store_t *st, job_t **jobs, size_t n, agent_seq_t **out,
 	if (!a)
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
-		if (jobs[i]->kind != JOB_BATCH || find_agent(a, na, jobs[i]->agent_id))
+		if (jobs[i]->kind != JOB_BATCH || store_find_agent(a, na, jobs[i]->agent_id))
 			continue;
 		a[na].id = jobs[i]->agent_id;
 		a[na].seq = -1;
@@ -645,7 +673,7 @@ static res_t lock_agents(store_t *st, job_t **jobs, size_t n, agent_seq_t **out,
 		       1, vals, NULL, NULL, &res);
 	free(ids);
 	for (int r = 0; rc == R_OK && res && r < PQntuples(res); r++) {
-		agent_seq_t *x = find_agent(a, na, (int32_t)atoi(PQgetvalue(res, r, 0)));
+		agent_seq_t *x = store_find_agent(a, na, (int32_t)atoi(PQgetvalue(res, r, 0)));
 		if (x)
 			x->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
 	}
@@ -664,13 +692,13 @@ oom:
 }
 
 /* Mark replays and advance the in-memory committed_seq of each agent. */
-static void filter_replays(job_t **jobs, size_t n, agent_seq_t *a, size_t na)
+void store_filter_replays(job_t **jobs, size_t n, agent_seq_t *a, size_t na)
 {
 	for (size_t i = 0; i < n; i++) {
 		job_t *j = jobs[i];
 		if (j->kind != JOB_BATCH)
 			continue;
-		agent_seq_t *x = find_agent(a, na, j->agent_id);
+		agent_seq_t *x = store_find_agent(a, na, j->agent_id);
 		j->replay = (int64_t)j->seq <= x->seq;
 		j->dead_in_db = 0;
 		if (!j->replay) {
@@ -698,7 +726,7 @@ static res_t known_images(store_t *st, job_t *j)
 	return rc;
 }
 
-static res_t read_hello_seqs(store_t *st, job_t **jobs, size_t n)
+res_t store_read_hello_seqs(store_t *st, job_t **jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i]->kind != JOB_HELLO)
@@ -744,14 +772,14 @@ static res_t commit_fast(store_t *st, job_t **jobs, size_t n)
 	agent_seq_t *agents = NULL;
 	size_t na = 0;
 	span_t *spans = NULL;
-	res_t rc = simple(st, "BEGIN");
+	res_t rc = store_sql(st, "BEGIN");
 	for (size_t i = 0; rc == R_OK && i < n; i++)
 		if (jobs[i]->kind == JOB_HELLO)
-			rc = upsert_hello(st, jobs[i]);
+			rc = store_upsert_hello(st, jobs[i]);
 	if (rc == R_OK)
-		rc = lock_agents(st, jobs, n, &agents, &na);
+		rc = store_lock_agents(st, jobs, n, &agents, &na);
 	if (rc == R_OK && na) {
-		filter_replays(jobs, n, agents, na);
+		store_filter_replays(jobs, n, agents, na);
 		spans = calloc(n, sizeof(*spans));
 		size_t ns = 0;
 		for (size_t i = 0; spans && i < n; i++) {
@@ -766,92 +794,21 @@ static res_t commit_fast(store_t *st, job_t **jobs, size_t n)
 			snprintf(st->err, sizeof(st->err), "out of memory");
 			rc = R_OTHER;
 		} else if (ns) {
-			rc = run_copy(st, spans, ns);
+			rc = store_copy(st, spans, ns);
 		}
 		for (size_t i = 0; rc == R_OK && i < n; i++)
 			if (jobs[i]->kind == JOB_BATCH && !jobs[i]->replay)
-				rc = insert_rejects(st, jobs[i]);
+				rc = store_put_rejects(st, jobs[i]);
 		if (rc == R_OK)
-			rc = apply_state(st, jobs, n);
+			rc = store_apply_state(st, jobs, n);
 		if (rc == R_OK)
-			rc = set_committed(st, agents, na);
+			rc = store_set_committed(st, agents, na);
 	}
 	if (rc == R_OK)
-		rc = read_hello_seqs(st, jobs, n);
+		rc = store_read_hello_seqs(st, jobs, n);
 	if (rc == R_OK)
-		rc = simple(st, "COMMIT");
+		rc = store_sql(st, "COMMIT");
 	free(spans);
-	free(agents);
-	return rc;
-}
-
-static void reason_copy(char *dst, size_t n, const char *src)
-{
-	snprintf(dst, n, "%s", src);
-}
-
-/* One batch, row by row under savepoints: rows PostgreSQL refuses go to
- * dead_letters with its reason, the rest are stored. */
-static res_t commit_isolating(store_t *st, job_t *j)
-{
-	agent_seq_t *agents = NULL;
-	size_t na = 0;
-	res_t rc = simple(st, "BEGIN");
-	if (rc == R_OK)
-		rc = lock_agents(st, &j, 1, &agents, &na);
-	if (rc != R_OK || !na)
-		goto done;
-	filter_replays(&j, 1, agents, na);
-	if (j->replay) {
-		rc = simple(st, "COMMIT");
-		goto done;
-	}
-	for (size_t r = 0; rc == R_OK && r < j->rows.n_rows; r++) {
-		size_t start = r ? j->rows.row[r - 1].end : 0;
-		span_t sp = {j->rows.rows.data + start, j->rows.row[r].end - start};
-		rc = simple(st, "SAVEPOINT vigil_row");
-		if (rc == R_OK)
-			rc = run_copy(st, &sp, 1);
-		if (rc == R_DATA) {
-			char reason[512];
-			reason_copy(reason, sizeof(reason), st->err);
-			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_row");
-			size_t plen = 0;
-			uint8_t *payload =
-				wire_batch_event(j->raw, j->raw_len, j->rows.row[r].idx, &plen);
-			if (rc == R_OK)
-				rc = insert_dead(st, j->agent_id, j->seq, j->rows.row[r].idx,
-						 reason, payload, plen);
-			free(payload);
-			j->dead_in_db++;
-		}
-		if (rc == R_OK)
-			rc = simple(st, "RELEASE SAVEPOINT vigil_row");
-	}
-	if (rc == R_OK)
-		rc = insert_rejects(st, j);
-	if (rc == R_OK && j->rows.state_ops) {
-		rc = simple(st, "SAVEPOINT vigil_state");
-		if (rc == R_OK)
-			rc = apply_state(st, &j, 1);
-		if (rc == R_DATA) {
-			char reason[600];
-			snprintf(reason, sizeof(reason), "container state: %s", st->err);
-			rc = simple(st, "ROLLBACK TO SAVEPOINT vigil_state");
-			char *ops = json_dumps(j->rows.state_ops, JSON_COMPACT);
-			if (rc == R_OK)
-				rc = insert_dead(st, j->agent_id, j->seq, -1, reason,
-						 (uint8_t *)ops, ops ? strlen(ops) : 0);
-			free(ops);
-		}
-		if (rc == R_OK)
-			rc = simple(st, "RELEASE SAVEPOINT vigil_state");
-	}
-	if (rc == R_OK)
-		rc = set_committed(st, agents, na);
-	if (rc == R_OK)
-		rc = simple(st, "COMMIT");
-done:
 	free(agents);
 	return rc;
 }
@@ -861,30 +818,28 @@ static store_rc_t finish(store_t *st, res_t rc)
 	if (rc == R_OK)
 		return STORE_OK;
 	if (rc != R_CONN && st->pg)
-		(void)simple(st, "ROLLBACK");
+		(void)store_sql(st, "ROLLBACK");
 	return rc == R_CONN || !st->pg ? STORE_CONN_ERROR : STORE_ERROR;
 }
 
 store_rc_t store_commit_group(store_t *st, job_t **jobs, size_t n)
 {
+	for (size_t i = 0; i < n; i++) {
+		free(jobs[i]->refused);
+		jobs[i]->refused = NULL;
+	}
 	res_t rc = commit_fast(st, jobs, n);
-	if (rc != R_DATA)
+	if (rc != R_DATA && rc != R_OTHER)
 		return finish(st, rc);
 	log_warn("%s a group of %zu job(s) was refused (%s); isolating", st->prefix, n, st->err);
-	rc = simple(st, "ROLLBACK");
-	for (size_t i = 0; rc == R_OK && i < n; i++) {
-		rc = commit_fast(st, &jobs[i], 1);
-		if (rc == R_DATA && jobs[i]->kind == JOB_BATCH) {
-			rc = simple(st, "ROLLBACK");
-			if (rc == R_OK)
-				rc = commit_isolating(st, jobs[i]);
-			if (rc == R_OK && jobs[i]->dead_in_db)
-				log_warn("%s agent %s batch %" PRIu64
-					 ": %zu event(s) refused, kept in dead_letters",
-					 st->prefix, jobs[i]->agent_name, jobs[i]->seq,
-					 jobs[i]->dead_in_db);
+	rc = store_sql(st, "ROLLBACK");
+	if (rc == R_OK)
+		rc = store_commit_isolating(st, jobs, n);
+	if (rc != R_OK)
+		for (size_t i = 0; i < n; i++) {
+			free(jobs[i]->refused);
+			jobs[i]->refused = NULL;
 		}
-	}
 	return finish(st, rc);
 }
 
