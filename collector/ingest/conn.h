@@ -39,9 +39,6 @@ bool conn_is_dead(const conn_t *c); /* closed and no job refers to it */
 /* The worker's thread, as job (which refers to c) is queued: list it with
  * c's jobs, which are marked dropped when c closes. */
 void conn_track_job(conn_t *c, job_t *job);
-/* The worker's thread, as job (which refers to c) is queued: list it with
- * c's jobs, which are marked dropped when c closes. */
-void conn_track_job(conn_t *c, job_t *job);
 /* The writer finished job (which refers to c). Takes ownership of job.
  * IMPORTANT: may close c. */
 void conn_job_done(conn_t *c, job_t *job);
