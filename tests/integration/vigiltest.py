@@ -818,16 +818,21 @@ def check_serves(collector, db, pki, name, timeout=15.0):
 class SilentSockets:
     """N plain TCP sockets to PORT from the source addresses ADDRS (round
     robin) that never send a byte, each re-opened as soon as the collector
-    closes it, until stop()."""
+    closes it, until the with block ends. They run in a process of their
+    own, as an attacker's would: in this one they would hold the GIL and
+    slow the test's own clients down."""
 
     def __init__(self, port, addrs, n):
+        import multiprocessing
         self.port, self.addrs, self.n = port, addrs, n
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < n + 1024:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, n + 1024), max(hard, n + 1024)))
-        self.stopping = threading.Event()
-        self.opened = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        mp = multiprocessing.get_context("fork")
+        self.stopping = mp.Event()
+        self._opened = mp.Value("q", 0)
+        self.proc = mp.Process(target=self.run, daemon=True)
+
+    @property
+    def opened(self):
+        return self._opened.value
 
     def open(self, i):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -837,10 +842,15 @@ class SilentSockets:
             s.connect(("127.0.0.1", self.port))
         except BlockingIOError:
             pass
-        self.opened += 1
+        with self._opened.get_lock():
+            self._opened.value += 1
         return s
 
     def run(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < self.n + 1024:
+            top = max(hard, self.n + 1024)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, top))
         sel = selectors.DefaultSelector()
         for i in range(self.n):
             sel.register(self.open(i), selectors.EVENT_READ, i)
@@ -859,10 +869,13 @@ class SilentSockets:
             key.fileobj.close()
 
     def __enter__(self):
-        self.thread.start()
+        self.proc.start()
         time.sleep(1.0 + self.n / 5000)  # all of them connected and being re-opened
         return self
 
     def __exit__(self, *exc):
         self.stopping.set()
-        self.thread.join(10)
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
