@@ -207,7 +207,10 @@ def test_frame_length_huge_before_hello(coll, module_db, agent, guard):
 
 
 def test_frame_at_limit_is_accepted(coll, module_db, agent, guard):
-    """The limit is inclusive: a batch frame of exactly --max-frame-bytes."""
+    """The limit is inclusive: a batch frame of exactly --max-frame-bytes is
+    accepted. Its argv string of almost a MiB is stored cut to the
+    collector's own cap (event_string_max, 16 KiB) and the event marked
+    truncated, never stored whole on the agent's word."""
     _, P = vt.pb()
     name = "edge-max-frame"
     m = P.AgentMessage()
@@ -225,9 +228,10 @@ def test_frame_at_limit_is_accepted(coll, module_db, agent, guard):
     a.wait_ack(1, timeout=30)
     guard.expected_new_events = 1
     assert module_db.agent_row(name)[1] == 1
-    assert module_db.scalar(
-        "SELECT length(argv[2]) FROM events e JOIN agents a ON a.id = e.agent_id "
-        "WHERE a.name = %s", (name,)) == len(argv[1])
+    stored, truncated = module_db.query(
+        "SELECT octet_length(argv[2]), details->>'truncated' FROM events e "
+        "JOIN agents a ON a.id = e.agent_id WHERE a.name = %s", (name,))[0]
+    assert len(argv[1]) > 16384 >= stored > 16000 and truncated == "true"
 
 
 def test_connection_cut_mid_frame(coll, module_db, agent, guard):
