@@ -345,9 +345,25 @@ def test_many_empty_events_refused_before_unpacking(coll, pki):
 QUEUE_HIGH = 16 * 1024 * 1024
 
 
-def test_queue_bound_holds_with_events_locked(collector_factory, db, pki):
+def queue_bytes(api):
+    """The collector's queued bytes (vigil_queue_bytes), or None."""
+    try:
+        for line in api.get("/metrics").body.decode().splitlines():
+            if line.startswith("vigil_queue_bytes "):
+                return int(float(line.split()[1]))
+    except OSError:
+        pass
+    return None
+
+
+def test_queue_bound_holds_with_events_locked(collector_factory, db, pki, collector_bin):
+    import apitest as at
+    hport = vt.free_port()
     coll = collector_factory(db, {"--queue-high-bytes": "16MiB", "--queue-low-bytes": "8MiB",
-                                  "--db-timeout": "120s", "--workers": "2"})
+                                  "--db-timeout": "120s", "--workers": "2",
+                                  "--http-listen": "127.0.0.1:%d" % hport,
+                                  "--http-rate-limit": "0"})
+    api = at.Api(hport, pki, at.create_token(collector_bin, db, "abuse-q", "viewer"), timeout=5)
     pid = coll.proc.pid
     n_agents, frames_each = 40, 4
     agents = [connect(pki, coll.port, "abuse-q-%d" % i, timeout=120) for i in range(n_agents)]
@@ -369,16 +385,25 @@ def test_queue_bound_holds_with_events_locked(collector_factory, db, pki):
     ts = [threading.Thread(target=send, args=(a,), daemon=True) for a in agents]
     for t in ts:
         t.start()
-    peak = base
+    peak, queued = base, []
     end = time.monotonic() + 12
     while time.monotonic() < end:
         peak = max(peak, rss_kib(pid))
+        q = queue_bytes(api)
+        if q is not None:
+            queued.append(q)
         time.sleep(0.2)
     lock.rollback()
     lock.close()
     print("\n%d agents, %d frames of %d bytes each, events locked: RSS %d -> peak %d KiB"
           % (n_agents, frames_each, len(payloads[0]), base, peak))
     assert (peak - base) * 1024 < 2 * QUEUE_HIGH + n_agents * 1024 * 1024 + 32 * 1024 * 1024
+    # the queue gauge, read while the table was locked: full, and never past
+    # the mark by more than a frame (each counted twice while it is read)
+    print("queue bytes while locked: max %d of a %d mark (%d readings)"
+          % (max(queued or [0]), QUEUE_HIGH, len(queued)))
+    assert len(queued) >= 10 and max(queued) > QUEUE_HIGH // 2
+    assert max(queued) <= QUEUE_HIGH + 2 * len(payloads[0]), max(queued)
     for t in ts:
         t.join(120)
     for a in agents:
