@@ -19,6 +19,7 @@
 #include "config.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "ingest/argvindex.h"
 #include "ingest/listener.h"
 #include "log.h"
 #include "rules/rules.h"
@@ -49,6 +50,7 @@ typedef struct {
 	http_t *http;
 	alert_t *alert;
 	vuln_matcher_t *matcher;
+	argvindex_t *argvindex;
 	struct event *drain_ev;
 	int64_t drain_deadline_ns;
 	bool drained;
@@ -359,7 +361,19 @@ static int start_services(app_t *app)
 		app->http = NULL;
 		return -1;
 	}
+	if (app->col->settings->argv_index) /* without it (logged), argv= reads every event */
+		app->argvindex = argvindex_start(app->col);
 	return 0;
+}
+
+/* Stop what start_services started. */
+static void stop_services(app_t *app)
+{
+	http_free(app->http);
+	app->http = NULL;
+	alert_free(app->alert);
+	vuln_matcher_free(app->matcher);
+	argvindex_free(app->argvindex);
 }
 
 static void on_reload(app_t *app)
@@ -457,6 +471,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: draining (no new connections; acknowledging what is committed)",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	atomic_store(&app->col->draining, true);
+	argvindex_stop(app->argvindex); /* a build under way is cancelled */
 	listener_disable(app->listener);
 	for (int i = 0; i < app->col->n_workers; i++)
 		worker_drain(app->col->workers[i]);
@@ -592,10 +607,7 @@ int main(int argc, char **argv)
 			 col->n_workers, (long long)settings.db_writers);
 		event_base_dispatch(app.base);
 	}
-	http_free(app.http);
-	app.http = NULL;
-	alert_free(app.alert);
-	vuln_matcher_free(app.matcher);
+	stop_services(&app);
 	/* Writers finish what is queued unless the drain timed out. */
 	ingest_stop(col->ingest, !app.drained);
 	if (!app.drained && ingest_join(col->ingest, 5000) != 0) {
