@@ -524,7 +524,9 @@ static void observe_losses(agent_t *a)
 	if (a->pc)
 		first |= loss_observe(&a->loss, LOSS_PROC_CONNECTOR_OVERRUN,
 				      proc_connector_overruns(a->pc), now);
-	first |= loss_observe(&a->loss, LOSS_EVENT_TOO_LARGE, batcher_oversized(a->batcher), now);
+	first |= loss_observe(&a->loss, LOSS_EVENT_TOO_LARGE,
+			      batcher_oversized(a->batcher) + uplink_events_too_large(a->uplink),
+			      now);
 	spool_stats_t st;
 	spool_get_stats(a->spool, &st);
 	first |= loss_observe(&a->loss, LOSS_SPOOL_TORN_RECORD, st.torn_records, now);
@@ -584,11 +586,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	arm(a->tick_ev, next);
 }
 
+static size_t apply_limits(agent_t *a);
+
 static void on_ready(void *arg, uint64_t committed, char *const *known, size_t n_known)
 {
 	agent_t *a = arg;
-	/* a full snapshot after every connect */
-	inventory_snapshot(a->inv, BATCH_MAX_BYTES);
+	/* a full snapshot after every connect, in batches the collector takes */
+	inventory_snapshot(a->inv, apply_limits(a));
 	a->status_due = true;
 	if (a->images) {
 		images_welcome(a->images, committed, known, n_known);
@@ -630,10 +634,16 @@ static SSL_CTX *build_tls(const settings_t *s, char *err, size_t errlen)
 	return tls_client_ctx_new(&f, err, errlen);
 }
 
-static void apply_limits(agent_t *a)
+/* The settings' limits, batches within the collector's too. Return the
+ * byte limit of a batch. */
+static size_t apply_limits(agent_t *a)
 {
 	text_set_max((size_t)a->s->string_max_bytes);
-	batcher_set_limits(a->batcher, (size_t)a->s->batch_max_events, BATCH_MAX_BYTES);
+	size_t max_events = (size_t)a->s->batch_max_events, max_bytes = BATCH_MAX_BYTES;
+	if (a->uplink)
+		uplink_fit_limits(a->uplink, &max_events, &max_bytes);
+	batcher_set_limits(a->batcher, max_events, max_bytes);
+	return max_bytes;
 }
 
 static void start_api(agent_t *a)

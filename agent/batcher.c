@@ -165,3 +165,72 @@ uint8_t *batch_frame(uint64_t seq, const uint8_t *body, size_t len, size_t *out_
 	*out_len = FRAME_HEADER_BYTES + msg_len;
 	return out;
 }
+
+size_t batch_body_max(uint32_t max_frame_bytes)
+{
+	return max_frame_bytes > BATCH_FRAME_OVERHEAD ? max_frame_bytes - BATCH_FRAME_OVERHEAD : 0;
+}
+
+/* Read the varint at *off (below len). Return 0, or -1 if it is cut or too
+ * long. */
+static int varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *off < len; shift += 7) {
+		uint8_t c = p[(*off)++];
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+int batch_split(const uint8_t *body, size_t len, size_t max_events, size_t max_bytes,
+		batch_piece_t **out, uint32_t *too_large)
+{
+	batch_piece_t *pc = NULL;
+	size_t n = 0, cap = 0;
+	uint32_t dropped = 0;
+	bool open = false; /* pc[n - 1] takes more events */
+	size_t off = 0;
+	while (off < len) {
+		size_t start = off;
+		uint64_t ev_len;
+		if (body[off++] != TAG_BATCH_EVENTS || varint_get(body, len, &off, &ev_len) != 0 ||
+		    ev_len > len - off)
+			goto bad;
+		off += (size_t)ev_len;
+		size_t field = off - start;
+		if (field > max_bytes) {
+			dropped++;
+			open = false; /* a piece is one run of the body */
+			continue;
+		}
+		batch_piece_t *last = n ? &pc[n - 1] : NULL;
+		if (open && last->n_events < max_events && last->len + field <= max_bytes) {
+			last->len += field;
+			last->n_events++;
+			continue;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			batch_piece_t *np = realloc(pc, ncap * sizeof(*np));
+			if (!np) {
+				free(pc);
+				return -2;
+			}
+			pc = np;
+			cap = ncap;
+		}
+		pc[n++] = (batch_piece_t){start, field, 1};
+		open = true;
+	}
+	if (n > (size_t)INT32_MAX)
+		goto bad;
+	*out = pc;
+	*too_large = dropped;
+	return (int)n;
+bad:
+	free(pc);
+	return -1;
+}

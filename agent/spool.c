@@ -20,6 +20,13 @@
 #define SEG_MIN (64u * 1024)
 #define SEG_MAX (16u * 1024 * 1024)
 #define ACTIVE_RECYCLE_BYTES (256u * 1024)
+/* Skipped ranges above the acknowledged seq; a split waits while full. */
+#define SKIPS_MAX 64
+#define META_MAX (256 + SKIPS_MAX * 48)
+
+typedef struct {
+	uint64_t lo, hi;
+} skip_t;
 
 typedef struct {
 	uint64_t no; /* file name number */
@@ -50,6 +57,11 @@ struct spool {
 	bool in_error;		/* a write failed; logged once until one succeeds */
 	uint64_t run_first_seq; /* first seq appended since open, 0 if none */
 	bool welcomed;		/* spool_set_committed was called since open */
+	/* records never to be read again, sorted and apart: replaced batches
+	 * and the pieces of a replacement that failed halfway */
+	skip_t skips[SKIPS_MAX];
+	size_t n_skips;
+	uint64_t replacing; /* seq of the record whose pieces are being appended */
 	/* read cursor: the record after seq cur_seq starts at cur_off of segment cur_no */
 	bool cur_valid;
 	uint64_t cur_no, cur_off, cur_seq;
@@ -88,6 +100,7 @@ typedef struct {
 	uint64_t seq;
 	uint32_t n_events;
 	int64_t first_ns, last_ns;
+	uint64_t piece_of; /* seq of the record this one replaces a piece of, or 0 */
 } hdr_t;
 
 static void put32(uint8_t *p, uint32_t v)
@@ -118,8 +131,9 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-/* Layout: magic 0, len 4, seq 8, n_events 16, reserved 20, first 24,
- * last 32, reserved 40, crc 44 (over bytes 0..43 and the payload). */
+/* Layout: magic 0, len 4, seq 8, n_events 16, piece_of low half 20, first
+ * 24, last 32, piece_of high half 40, crc 44 (over bytes 0..43 and the
+ * payload). Records written before pieces existed have zeros there. */
 static void hdr_encode(uint8_t out[SPOOL_HEADER_BYTES], const hdr_t *h, const uint8_t *payload)
 {
 	memset(out, 0, SPOOL_HEADER_BYTES);
@@ -127,8 +141,10 @@ static void hdr_encode(uint8_t out[SPOOL_HEADER_BYTES], const hdr_t *h, const ui
 	put32(out + 4, h->len);
 	put64(out + 8, h->seq);
 	put32(out + 16, h->n_events);
+	put32(out + 20, (uint32_t)h->piece_of);
 	put64(out + 24, (uint64_t)h->first_ns);
 	put64(out + 32, (uint64_t)h->last_ns);
+	put32(out + 40, (uint32_t)(h->piece_of >> 32));
 	uint32_t crc = spool_crc32c(0, out, 44);
 	crc = spool_crc32c(crc, payload, h->len);
 	put32(out + 44, crc);
@@ -146,6 +162,7 @@ static size_t rec_check(const uint8_t *p, size_t avail, hdr_t *h)
 	h->n_events = get32(p + 16);
 	h->first_ns = (int64_t)get64(p + 24);
 	h->last_ns = (int64_t)get64(p + 32);
+	h->piece_of = (uint64_t)get32(p + 40) << 32 | get32(p + 20);
 	uint32_t crc = spool_crc32c(0, p, 44);
 	crc = spool_crc32c(crc, p + SPOOL_HEADER_BYTES, h->len);
 	if (crc != get32(p + 44) || h->seq == 0)
@@ -164,6 +181,75 @@ static size_t resync(const uint8_t *p, size_t size, size_t off)
 	return hit ? (size_t)(hit - p) : size;
 }
 
+/* ---- skipped records ---------------------------------------------------------------- */
+
+static bool skipped(const spool_t *sp, uint64_t seq)
+{
+	for (size_t i = 0; i < sp->n_skips; i++)
+		if (seq >= sp->skips[i].lo && seq <= sp->skips[i].hi)
+			return true;
+	return false;
+}
+
+/* Add lo..hi, merging with its neighbours. Return -1 if the set is full. */
+static int skip_add(spool_t *sp, uint64_t lo, uint64_t hi)
+{
+	size_t i = 0;
+	while (i < sp->n_skips && sp->skips[i].hi + 1 < lo)
+		i++;
+	if (i < sp->n_skips && sp->skips[i].lo <= hi + 1) {
+		skip_t *k = &sp->skips[i];
+		if (lo < k->lo)
+			k->lo = lo;
+		if (hi > k->hi)
+			k->hi = hi;
+		while (i + 1 < sp->n_skips && sp->skips[i + 1].lo <= k->hi + 1) {
+			if (sp->skips[i + 1].hi > k->hi)
+				k->hi = sp->skips[i + 1].hi;
+			memmove(sp->skips + i + 1, sp->skips + i + 2,
+				(sp->n_skips - i - 2) * sizeof(skip_t));
+			sp->n_skips--;
+		}
+		return 0;
+	}
+	if (sp->n_skips == SKIPS_MAX)
+		return -1;
+	memmove(sp->skips + i + 1, sp->skips + i, (sp->n_skips - i) * sizeof(skip_t));
+	sp->skips[i] = (skip_t){lo, hi};
+	sp->n_skips++;
+	return 0;
+}
+
+/* Take seq out again: it is the last one of its range (just added). */
+static void skip_undo(spool_t *sp, uint64_t seq)
+{
+	for (size_t i = 0; i < sp->n_skips; i++) {
+		skip_t *k = &sp->skips[i];
+		if (k->hi != seq)
+			continue;
+		if (k->lo == seq) {
+			memmove(sp->skips + i, sp->skips + i + 1,
+				(sp->n_skips - i - 1) * sizeof(skip_t));
+			sp->n_skips--;
+		} else {
+			k->hi--;
+		}
+		return;
+	}
+}
+
+/* Forget the ranges that are acknowledged. Return true if any was. */
+static bool skip_prune(spool_t *sp)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < sp->n_skips; i++)
+		if (sp->skips[i].hi > sp->acked_seq)
+			sp->skips[keep++] = sp->skips[i];
+	bool pruned = keep != sp->n_skips;
+	sp->n_skips = keep;
+	return pruned;
+}
+
 /* ---- files ------------------------------------------------------------------------ */
 
 static void seg_path(const spool_t *sp, uint64_t no, char *out, size_t n)
@@ -177,7 +263,7 @@ static void seg_path(const spool_t *sp, uint64_t no, char *out, size_t n)
 static void write_meta(spool_t *sp, bool durable)
 {
 	durable |= sp->fsync_ms == 0;
-	char path[4096], tmp[4096], text[256];
+	char path[4096], tmp[4096], text[META_MAX];
 	snprintf(path, sizeof(path), "%s/meta", sp->dir);
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", sp->dir);
 	int n = snprintf(text, sizeof(text),
@@ -185,6 +271,10 @@ static void write_meta(spool_t *sp, bool durable)
 			 " %" PRId64 "\n",
 			 sp->last_seq, sp->acked_seq, sp->pending.batches, sp->pending.events,
 			 sp->pending.first_ns, sp->pending.last_ns);
+	/* then one line per skipped range (older agents read the first line) */
+	for (size_t i = 0; i < sp->n_skips; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "skip %" PRIu64 " %" PRIu64 "\n",
+			      sp->skips[i].lo, sp->skips[i].hi);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		log_debug("spool: %s: %s", tmp, strerror(errno));
@@ -226,6 +316,11 @@ static void read_meta(spool_t *sp)
 		sp->pending.events = de;
 		sp->pending.first_ns = f0;
 		sp->pending.last_ns = f1;
+		uint64_t lo, hi;
+		while (fgets(text, sizeof(text), f))
+			if (sscanf(text, "skip %" SCNu64 " %" SCNu64, &lo, &hi) == 2 && lo <= hi &&
+			    hi <= last && skip_add(sp, lo, hi) != 0)
+				break;
 	} else {
 		log_warn("spool: %s does not parse; sequence numbers come from the records", path);
 	}
@@ -250,6 +345,19 @@ static void seg_scan(spool_t *sp, seg_t *s, const uint8_t *p, size_t size)
 			s->last_seq = h.seq;
 		s->n_records++;
 		off += n;
+		/* a piece of a replacement that the meta file does not know
+		 * as done (the agent stopped while writing it): its record
+		 * is read instead, so the piece never is */
+		if (h.piece_of > sp->acked_seq && !skipped(sp, h.piece_of) && !skipped(sp, h.seq)) {
+			if (skip_add(sp, h.seq, h.seq) != 0)
+				log_error("spool: too many unfinished replacements; piece %" PRIu64
+					  " of batch %" PRIu64 " may be sent twice",
+					  h.seq, h.piece_of);
+			else
+				log_warn("spool: batch %" PRIu64 " is a piece of batch %" PRIu64
+					 " whose replacement did not finish; skipped",
+					 h.seq, h.piece_of);
+		}
 	}
 }
 
@@ -344,7 +452,7 @@ static void drop_seg(spool_t *sp, size_t i)
 					off = resync(p, size, off + 1);
 					continue;
 				}
-				if (h.seq > sp->acked_seq) {
+				if (h.seq > sp->acked_seq && !skipped(sp, h.seq)) {
 					add_drop(&sp->pending, h.n_events, h.first_ns, h.last_ns);
 					add_drop(&sp->total, h.n_events, h.first_ns, h.last_ns);
 					batches++;
@@ -453,6 +561,7 @@ spool_t *spool_open(const char *dir, uint64_t max_bytes, int64_t fsync_ms, char 
 		i++;
 	}
 	sp->last_seq = max_seq;
+	skip_prune(sp);
 	/* delete what is acknowledged already; drop the oldest while over */
 	for (size_t i = 0; i < sp->n_segs;) {
 		if (sp->segs[i].last_seq <= sp->acked_seq)
@@ -462,6 +571,8 @@ spool_t *spool_open(const char *dir, uint64_t max_bytes, int64_t fsync_ms, char 
 	}
 	while (sp->bytes > max_bytes && sp->n_segs)
 		drop_seg(sp, 0);
+	if (sp->n_skips)
+		log_info("spool: %zu ranges of replaced batches are skipped", sp->n_skips);
 	if (sp->torn)
 		log_warn("spool: %" PRIu64 " damaged or torn records skipped", sp->torn);
 	log_info("spool: %s: %zu segments, %" PRIu64 " bytes, last seq %" PRIu64
@@ -482,12 +593,16 @@ void spool_close(spool_t *sp)
 	free(sp);
 }
 
+/* A batch could not be stored: count it as dropped, unless it is a piece
+ * of a replacement (the record it replaces stays). */
 static void count_write_failure(spool_t *sp, uint32_t n_events, int64_t first, int64_t last,
 				const char *why)
 {
 	sp->write_errors++;
-	add_drop(&sp->pending, n_events, first, last);
-	add_drop(&sp->total, n_events, first, last);
+	if (!sp->replacing) {
+		add_drop(&sp->pending, n_events, first, last);
+		add_drop(&sp->total, n_events, first, last);
+	}
 	if (!sp->in_error)
 		log_error("spool: cannot store a batch in %s: %s; batches are dropped and "
 			  "counted until writing works again",
@@ -567,7 +682,7 @@ uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_e
 		count_write_failure(sp, n_events, first_ns, last_ns, strerror(errno));
 		return 0;
 	}
-	hdr_t h = {(uint32_t)len, sp->last_seq + 1, n_events, first_ns, last_ns};
+	hdr_t h = {(uint32_t)len, sp->last_seq + 1, n_events, first_ns, last_ns, sp->replacing};
 	uint8_t hdr[SPOOL_HEADER_BYTES];
 	hdr_encode(hdr, &h, data);
 	bool retried_after_full = false;
@@ -657,7 +772,7 @@ int spool_read_after(spool_t *sp, uint64_t after, spool_rec_t *out)
 				off = resync(p, size, off + 1);
 				continue;
 			}
-			if (h.seq > after) {
+			if (h.seq > after && !skipped(sp, h.seq)) {
 				out->data = malloc(h.len);
 				if (!out->data) {
 					rc = -1;
@@ -686,6 +801,52 @@ int spool_read_after(spool_t *sp, uint64_t after, spool_rec_t *out)
 	return 0;
 }
 
+/* Whether a record with this seq is still in a segment file. */
+static bool stored(const spool_t *sp, uint64_t seq)
+{
+	for (size_t i = 0; i < sp->n_segs; i++)
+		if (sp->segs[i].n_records && seq >= sp->segs[i].first_seq &&
+		    seq <= sp->segs[i].last_seq)
+			return true;
+	return false;
+}
+
+int spool_replace(spool_t *sp, const spool_rec_t *r, const spool_piece_t *pieces, size_t n)
+{
+	if (skipped(sp, r->seq))
+		return 0;
+	if (r->seq <= sp->acked_seq || skip_add(sp, r->seq, r->seq) != 0)
+		return -1;
+	/* r is skipped while its pieces are written: a segment dropped to
+	 * make room does not count it as lost */
+	uint64_t first = sp->last_seq + 1;
+	size_t i = 0;
+	sp->replacing = r->seq;
+	for (; i < n; i++)
+		if (!spool_append(sp, pieces[i].data, pieces[i].len, pieces[i].n_events,
+				  pieces[i].first_ns, pieces[i].last_ns))
+			break;
+	sp->replacing = 0;
+	if (i < n) {
+		/* r is read again later; the pieces written never are */
+		skip_undo(sp, r->seq);
+		if (sp->last_seq >= first && skip_add(sp, first, sp->last_seq) != 0)
+			log_error("spool: too many skipped ranges; batches %" PRIu64 "..%" PRIu64
+				  " may be sent twice",
+				  first, sp->last_seq);
+		if (!stored(sp, r->seq)) {
+			/* its segment went to make room meanwhile */
+			add_drop(&sp->pending, r->n_events, r->first_ns, r->last_ns);
+			add_drop(&sp->total, r->n_events, r->first_ns, r->last_ns);
+		}
+		write_meta(sp, false);
+		return -1;
+	}
+	/* the pieces are written: this meta file makes them count, r never */
+	write_meta(sp, false);
+	return 0;
+}
+
 void spool_ack(spool_t *sp, uint64_t seq)
 {
 	if (seq <= sp->acked_seq)
@@ -694,7 +855,11 @@ void spool_ack(spool_t *sp, uint64_t seq)
 		seq = sp->last_seq;
 	sp->acked_seq = seq;
 	sp->meta_dirty = true;
-	bool deleted = false;
+	/* the meta file that forgets a skipped record also says it is
+	 * acknowledged (see seg_scan) */
+	bool deleted = skip_prune(sp);
+	if (deleted)
+		write_meta(sp, false);
 	for (size_t i = 0; i < sp->n_segs;) {
 		seg_t *s = &sp->segs[i];
 		bool acked = s->n_records && s->last_seq <= seq;

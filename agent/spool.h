@@ -6,10 +6,19 @@
  * Layout: DIR/seg-NNNNNNNNNNNNNNNNNNNN files of records, DIR/meta (last
  * sequence number, acknowledged sequence, pending drops). A record is a
  * 48-byte header (magic, payload length, seq, event count, first and last
- * event time, CRC32C of header and payload) and the payload. A record torn
- * by a crash, or damaged, fails its CRC and is skipped; reading goes on at
- * the next valid record. Sequence numbers increase by one per batch and
- * survive restarts (the highest of meta and the records, plus one).
+ * event time, the seq of the record it is a piece of, CRC32C of header
+ * and payload) and the payload. A record torn by a crash, or damaged,
+ * fails its CRC and is skipped; reading goes on at the next valid record.
+ * Sequence numbers increase by one per batch and survive restarts (the
+ * highest of meta and the records, plus one).
+ *
+ * Replacement: a stored batch above the collector's limits is appended
+ * again in pieces under new numbers (spool_replace), and its own number is
+ * skipped from then on: the meta file lists the skipped ranges above the
+ * acknowledged seq, and it is written once every piece is, so a replacement
+ * that an agent crash cut short leaves pieces that are skipped at the next
+ * open (their record is replaced again), never both. The collector accepts
+ * the gaps this leaves in the numbers.
  *
  * Bounds: the segment files never exceed max_bytes together. When a batch
  * does not fit, the oldest segment is dropped; its unacknowledged batches
@@ -68,9 +77,25 @@ void spool_close(spool_t *sp);
 uint64_t spool_append(spool_t *sp, const uint8_t *data, size_t len, uint32_t n_events,
 		      int64_t first_ns, int64_t last_ns);
 
-/* Read the first stored record with seq > after. Return 1 and fill out,
- * 0 if there is none, -1 on an I/O error. */
+/* Read the first stored record with seq > after that is not skipped.
+ * Return 1 and fill out, 0 if there is none, -1 on an I/O error. */
 int spool_read_after(spool_t *sp, uint64_t after, spool_rec_t *out);
+
+/* One piece of a replaced record: events of its payload (borrowed). */
+typedef struct {
+	const uint8_t *data;
+	size_t len;
+	uint32_t n_events;
+	int64_t first_ns, last_ns;
+} spool_piece_t;
+
+/* Replace record r (from spool_read_after) by the n pieces: append them
+ * as new records (n = 0 is fine: r's events are all gone) and skip r for
+ * good, across restarts. Return 0 once done (or if r was replaced
+ * already), -1 if not now (a write failed or too many replacements are
+ * not yet acknowledged): r stays, any piece written is skipped. */
+int spool_replace(spool_t *sp, const spool_rec_t *r, const spool_piece_t *pieces, size_t n)
+	__attribute__((warn_unused_result));
 
 /* Everything up to seq is committed by the collector: forget it. */
 void spool_ack(spool_t *sp, uint64_t seq);

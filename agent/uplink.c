@@ -50,6 +50,12 @@ struct uplink {
 	char prefix[320]; /* "[collector host:port]" */
 	uint64_t sent_seq;
 	uint64_t committed;
+	/* the collector's limits (Welcome): a stored batch above them is
+	 * replaced by smaller ones before it is sent */
+	size_t max_events, max_body;
+	uint64_t too_large;	  /* events dropped: alone above max_body */
+	bool replace_logged;	  /* this connection said it replaces batches */
+	uint64_t replace_waiting; /* seq whose replacement must wait, logged */
 	int64_t hb_ms;
 	int64_t last_tx_ns, last_rx_ns;
 	uint64_t rng;
@@ -209,6 +215,62 @@ static int send_msg(uplink_t *u, const Vigil__V1__AgentMessage *m)
 	return rc;
 }
 
+/* Record r is above the collector's limits: put its events back into the
+ * spool as batches within them (an event larger than any batch may be is
+ * dropped and counted). Return 0, or -1 if that must wait. */
+static int replace(uplink_t *u, const spool_rec_t *r)
+{
+	batch_piece_t *bp = NULL;
+	uint32_t too_large = 0;
+	int n = batch_split(r->data, r->len, u->max_events, u->max_body, &bp, &too_large);
+	if (n == -2)
+		return -1;
+	if (n < 0) {
+		log_msg(LOG_LVL_ERROR, u->prefix,
+			"batch %" PRIu64 " in the spool does not parse; its %" PRIu32
+			" events are dropped",
+			r->seq, r->n_events);
+		n = 0;
+		too_large = r->n_events;
+	}
+	spool_piece_t *pieces = n ? calloc((size_t)n, sizeof(*pieces)) : NULL;
+	if (n && !pieces) {
+		free(bp);
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		pieces[i] = (spool_piece_t){r->data + bp[i].off, bp[i].len, bp[i].n_events,
+					    r->first_ns, r->last_ns};
+	int rc = spool_replace(u->sp, r, pieces, (size_t)n);
+	free(pieces);
+	free(bp);
+	if (rc != 0) {
+		if (u->replace_waiting != r->seq)
+			log_msg(LOG_LVL_WARN, u->prefix,
+				"batch %" PRIu64 " is above the collector's limits and cannot be "
+				"replaced by smaller ones yet; trying again later",
+				r->seq);
+		u->replace_waiting = r->seq;
+		return -1;
+	}
+	if (!u->replace_logged)
+		log_msg(LOG_LVL_INFO, u->prefix,
+			"spooled batches above the collector's limits (%zu events, %zu bytes) "
+			"are sent again as smaller batches",
+			u->max_events, u->max_body);
+	u->replace_logged = true;
+	log_debug("batch %" PRIu64 " (%" PRIu32 " events, %zu bytes) replaced by %d batches",
+		  r->seq, r->n_events, r->len, n);
+	if (too_large) {
+		u->too_large += too_large;
+		log_msg(LOG_LVL_WARN, u->prefix,
+			"batch %" PRIu64 ": %" PRIu32 " events above the collector's frame limit "
+			"were dropped",
+			r->seq, too_large);
+	}
+	return 0;
+}
+
 /* Send spooled batches after sent_seq while the window allows. */
 static void pump(uplink_t *u)
 {
@@ -219,6 +281,13 @@ static void pump(uplink_t *u)
 		int rc = spool_read_after(u->sp, u->sent_seq, &r);
 		if (rc <= 0)
 			return;
+		if (r.n_events > u->max_events || r.len > u->max_body) {
+			rc = replace(u, &r);
+			free(r.data);
+			if (rc != 0)
+				return;
+			continue; /* r is skipped now */
+		}
 		size_t len;
 		uint8_t *frame = batch_frame(r.seq, r.data, r.len, &len);
 		free(r.data);
@@ -276,6 +345,10 @@ static void on_welcome(uplink_t *u, const Vigil__V1__Welcome *w)
 		return;
 	}
 	evtimer_del(u->timer);
+	u->max_events = w->max_batch_events ? w->max_batch_events : SIZE_MAX;
+	u->max_body =
+		batch_body_max(w->max_frame_bytes ? w->max_frame_bytes : FRAME_DEFAULT_MAX_BYTES);
+	u->replace_logged = false;
 	spool_set_committed(u->sp, w->committed_seq);
 	spool_stats_t st;
 	spool_get_stats(u->sp, &st);
@@ -565,6 +638,8 @@ uplink_t *uplink_new(struct event_base *base, const settings_t *s, spool_t *sp,
 	u->arg = arg;
 	u->backoff_ms = s->backoff_min_ms;
 	u->hb_ms = s->heartbeat_interval_ms;
+	u->max_events = SIZE_MAX;
+	u->max_body = batch_body_max(FRAME_DEFAULT_MAX_BYTES);
 	u->rng = (uint64_t)vtime_mono_ns() | 1;
 	u->timer = evtimer_new(base, timer_cb, u);
 	u->hb = evtimer_new(base, hb_cb, u);
@@ -624,7 +699,29 @@ bool uplink_all_acked(const uplink_t *u)
 {
 	spool_stats_t st;
 	spool_get_stats(u->sp, &st);
-	return u->state == UPLINK_ST_READY && u->committed >= st.last_seq;
+	if (u->state != UPLINK_ST_READY)
+		return false;
+	if (u->committed >= st.last_seq)
+		return true;
+	/* what is left may be skipped records only (replaced batches) */
+	spool_rec_t r;
+	int rc = spool_read_after(u->sp, u->committed, &r);
+	if (rc == 1)
+		free(r.data);
+	return rc == 0;
+}
+
+void uplink_fit_limits(const uplink_t *u, size_t *max_events, size_t *max_bytes)
+{
+	if (*max_events > u->max_events)
+		*max_events = u->max_events;
+	if (*max_bytes > u->max_body)
+		*max_bytes = u->max_body;
+}
+
+uint64_t uplink_events_too_large(const uplink_t *u)
+{
+	return u->too_large;
 }
 
 uint64_t uplink_reconnects(const uplink_t *u)

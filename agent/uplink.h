@@ -1,7 +1,8 @@
 /*
  * The agent's connection to a collector: mutual TLS with host-name
  * verification, Hello -> Welcome{committed_seq} -> Batches read from the
- * spool after committed_seq, Acks delete from the spool, heartbeats, a
+ * spool after committed_seq (cut first where the Welcome's max_batch_events
+ * or max_frame_bytes is below them), Acks delete from the spool, heartbeats, a
  * liveness deadline, jittered exponential backoff and failover across the
  * configured collector addresses. One state enum, changed in one place;
  * one function leaves a connection and logs why.
@@ -61,6 +62,13 @@ const char *uplink_state_str(uplink_state_t st);
 /* True when connected and every spooled batch is acknowledged. */
 bool uplink_all_acked(const uplink_t *u);
 uint64_t uplink_reconnects(const uplink_t *u);
+
+/* Lower a batch's limits (events, body bytes) to what the collector takes
+ * (its last Welcome; the default frame limit before any). */
+void uplink_fit_limits(const uplink_t *u, size_t *max_events, size_t *max_bytes);
+/* Events dropped since start because a spooled batch had to be cut to the
+ * collector's limits and each was larger than any batch may be. */
+uint64_t uplink_events_too_large(const uplink_t *u);
 
 /* Split "host:port" or "[v6]:port" into host and port. Pure.
  * Return 0, or -1 if it does not parse. */

@@ -811,6 +811,7 @@ static void send_welcome(conn_t *c, uint64_t committed, const char *known)
 	wl.collector_time_ns = vtime_now_ns();
 	wl.agent_id = c->agent;
 	wl.max_frame_bytes = (uint32_t)c->col->settings->max_frame_bytes;
+	wl.max_batch_events = (uint32_t)SETTING(c->col, max_batch_events);
 	wl.heartbeat_interval_ms = (uint32_t)SETTING(c->col, heartbeat_interval_ms);
 	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_WELCOME;

@@ -3,7 +3,9 @@
  * restart with their sequence numbers, acknowledged ones go, torn or
  * damaged records are skipped and the rest delivered, a full spool drops
  * the oldest batches and counts them; batches frame as valid
- * AgentMessages.
+ * AgentMessages; a batch above the collector's limits is cut into pieces
+ * and replaced by them exactly once, across restarts and a replacement cut
+ * short.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -343,6 +345,237 @@ static void test_batcher_frames_decode(void **state)
 	g_body = NULL;
 }
 
+/* A body of n exec events; event i has an argv of sizes[i] bytes. */
+static uint8_t *exec_body(batcher_t *b, const size_t *sizes, int n, size_t *len)
+{
+	for (int i = 0; i < n; i++) {
+		char *arg = malloc(sizes[i] + 1);
+		memset(arg, 'x', sizes[i]);
+		arg[sizes[i]] = '\0';
+		char *argv[] = {arg};
+		Vigil__V1__ProcessExec x = VIGIL__V1__PROCESS_EXEC__INIT;
+		x.pid = 1000 + (uint32_t)i;
+		x.argv = argv;
+		x.n_argv = 1;
+		Vigil__V1__Event e = VIGIL__V1__EVENT__INIT;
+		e.kind = VIGIL__V1__EVENT_KIND__EVENT_KIND_PROCESS_EXEC;
+		e.body_case = VIGIL__V1__EVENT__BODY_PROCESS_EXEC;
+		e.process_exec = &x;
+		assert_int_equal(batcher_add(b, &e), 0);
+		free(arg);
+	}
+	batcher_flush(b);
+	assert_int_equal(g_n, (uint32_t)n);
+	*len = g_len;
+	uint8_t *body = g_body;
+	g_body = NULL;
+	return body;
+}
+
+/* The pids of the events of body[off..off+len), appended to pids. */
+static size_t piece_pids(const uint8_t *body, size_t off, size_t len, uint32_t *pids, size_t n)
+{
+	size_t flen;
+	uint8_t *frame = batch_frame(1, body + off, len, &flen);
+	Vigil__V1__AgentMessage *m =
+		wire_agent_unpack(frame + FRAME_HEADER_BYTES, flen - FRAME_HEADER_BYTES);
+	assert_non_null(m);
+	for (size_t i = 0; i < m->batch->n_events; i++)
+		pids[n++] = m->batch->events[i]->process_exec->pid;
+	wire_agent_free(m);
+	free(frame);
+	return n;
+}
+
+static void test_batch_split(void **state)
+{
+	(void)state;
+	batcher_t *b = batcher_new(100, 1 << 20, sink, NULL);
+	size_t sizes[] = {10, 20, 10, 5000, 30, 10, 10};
+	size_t len;
+	uint8_t *body = exec_body(b, sizes, 7, &len);
+	batch_piece_t *pc;
+	uint32_t too_large;
+	/* by events: 3 + 3 + 1, every event once, in order */
+	assert_int_equal(batch_split(body, len, 3, 1 << 20, &pc, &too_large), 3);
+	assert_int_equal(too_large, 0);
+	uint32_t pids[16];
+	size_t n = 0;
+	size_t total = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pc[i].off, total);
+		total += pc[i].len;
+		n = piece_pids(body, pc[i].off, pc[i].len, pids, n);
+	}
+	assert_int_equal(total, len);
+	assert_int_equal(pc[0].n_events, 3);
+	assert_int_equal(pc[2].n_events, 1);
+	assert_int_equal(n, 7);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pids[i], 1000 + i);
+	free(pc);
+	/* by bytes: the 5000-byte event fits no piece and is left out; a
+	 * piece never spans it */
+	assert_int_equal(batch_split(body, len, 100, 100, &pc, &too_large), 2);
+	assert_int_equal(too_large, 1);
+	n = 0;
+	for (int i = 0; i < 2; i++) {
+		assert_true(pc[i].len <= 100);
+		n = piece_pids(body, pc[i].off, pc[i].len, pids, n);
+	}
+	assert_int_equal(n, 6);
+	uint32_t want[] = {1000, 1001, 1002, 1004, 1005, 1006};
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pids[i], want[i]);
+	free(pc);
+	/* every event too large: no piece */
+	pc = (batch_piece_t *)1;
+	assert_int_equal(batch_split(body, len, 100, 8, &pc, &too_large), 0);
+	assert_null(pc);
+	assert_int_equal(too_large, 7);
+	/* a body that is not a run of events */
+	assert_int_equal(batch_split(body, len - 1, 100, 1 << 20, &pc, &too_large), -1);
+	uint8_t junk[] = {0x08, 0x01};
+	assert_int_equal(batch_split(junk, sizeof(junk), 100, 1 << 20, &pc, &too_large), -1);
+	/* frame limits */
+	assert_int_equal(batch_body_max(4u << 20), (4u << 20) - BATCH_FRAME_OVERHEAD);
+	assert_int_equal(batch_body_max(10), 0);
+	size_t flen;
+	uint8_t *frame = batch_frame(UINT64_MAX, body, batch_body_max(4096), &flen);
+	assert_true(flen - FRAME_HEADER_BYTES <= 4096);
+	free(frame);
+	free(body);
+	batcher_free(b);
+}
+
+/* Record 3 of 1..4 is replaced by two pieces: read order 1, 2, 4, then the
+ * pieces 5 and 6; 3 is never read again, after a restart either, and the
+ * pieces stay once 3 is acknowledged and forgotten. */
+static void test_replace_skips_for_good(void **state)
+{
+	(void)state;
+	spool_t *sp = open_sp(1 << 20);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(put(sp, i, 100), (uint64_t)i + 1);
+	spool_rec_t r;
+	assert_int_equal(spool_read_after(sp, 2, &r), 1);
+	assert_int_equal(r.seq, 3);
+	spool_piece_t pieces[2] = {{r.data, 60, 2, 1, 2}, {r.data + 60, 40, 1, 1, 2}};
+	assert_int_equal(spool_replace(sp, &r, pieces, 2), 0);
+	/* once is enough */
+	assert_int_equal(spool_replace(sp, &r, pieces, 2), 0);
+	free(r.data);
+	uint64_t want[] = {1, 2, 4, 5, 6};
+	size_t want_len[] = {100, 100, 100, 60, 40};
+	for (int round = 0; round < 2; round++) {
+		uint64_t after = 0;
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(spool_read_after(sp, after, &r), 1);
+			assert_int_equal(r.seq, want[i]);
+			assert_int_equal(r.len, want_len[i]);
+			after = r.seq;
+			free(r.data);
+		}
+		assert_int_equal(spool_read_after(sp, after, &r), 0);
+		spool_close(sp);
+		sp = open_sp(1 << 20);
+	}
+	spool_ack(sp, 4);
+	spool_close(sp);
+	sp = open_sp(1 << 20);
+	assert_int_equal(spool_read_after(sp, 4, &r), 1);
+	assert_int_equal(r.seq, 5);
+	free(r.data);
+	spool_stats_t st;
+	spool_get_stats(sp, &st);
+	assert_int_equal(st.last_seq, 6);
+	/* replaced by nothing (every event too large): skipped, and when
+	 * the spool is full, its segment goes without counting it as lost */
+	assert_int_equal(put(sp, 7, 100), 7);
+	assert_int_equal(spool_read_after(sp, 6, &r), 1);
+	assert_int_equal(r.seq, 7);
+	assert_int_equal(spool_replace(sp, &r, NULL, 0), 0);
+	free(r.data);
+	assert_int_equal(spool_read_after(sp, 6, &r), 0);
+	spool_ack(sp, 6);
+	spool_close(sp);
+	sp = open_sp(4096);
+	assert_int_equal(spool_read_after(sp, 6, &r), 0);
+	assert_int_equal(put(sp, 8, 4000), 8);
+	spool_drops_t d;
+	assert_false(spool_take_drops(sp, &d));
+	assert_int_equal(spool_read_after(sp, 6, &r), 1);
+	assert_int_equal(r.seq, 8);
+	free(r.data);
+	spool_close(sp);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	fclose(out);
+}
+
+/* The agent stopped after writing the pieces, before the meta file said
+ * they replace record 2: at the next open the pieces are skipped and
+ * record 2 is read (and replaced) again, so no event is sent twice. */
+static void test_unfinished_replacement(void **state)
+{
+	(void)state;
+	char meta[600], saved[600];
+	snprintf(meta, sizeof(meta), "%s/meta", dir);
+	snprintf(saved, sizeof(saved), "%s/meta.saved", dir);
+	spool_t *sp = open_sp(1 << 20);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(put(sp, i, 100), (uint64_t)i + 1);
+	spool_sync(sp);
+	copy_file(meta, saved);
+	spool_rec_t r;
+	assert_int_equal(spool_read_after(sp, 1, &r), 1);
+	spool_piece_t pieces[2] = {{r.data, 50, 1, 1, 2}, {r.data + 50, 50, 1, 1, 2}};
+	assert_int_equal(spool_replace(sp, &r, pieces, 2), 0);
+	free(r.data);
+	spool_close(sp);
+	copy_file(saved, meta);
+	unlink(saved);
+	sp = open_sp(1 << 20);
+	uint64_t after = 0;
+	uint64_t want[] = {1, 2, 3};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(spool_read_after(sp, after, &r), 1);
+		assert_int_equal(r.seq, want[i]);
+		assert_int_equal(r.len, 100);
+		after = r.seq;
+		if (r.seq == 2) {
+			/* replaced again under new numbers */
+			spool_piece_t p2[1] = {{r.data, 100, 2, 1, 2}};
+			assert_int_equal(spool_replace(sp, &r, p2, 1), 0);
+		}
+		free(r.data);
+	}
+	assert_int_equal(spool_read_after(sp, after, &r), 1);
+	assert_int_equal(r.seq, 6);
+	free(r.data);
+	assert_int_equal(spool_read_after(sp, 6, &r), 0);
+	spool_close(sp);
+	/* and so it stays */
+	sp = open_sp(1 << 20);
+	assert_int_equal(spool_read_after(sp, 3, &r), 1);
+	assert_int_equal(r.seq, 6);
+	free(r.data);
+	assert_int_equal(spool_read_after(sp, 1, &r), 1);
+	assert_int_equal(r.seq, 3);
+	free(r.data);
+	spool_close(sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +588,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_filesystem_drops_oldest, setup, teardown),
 		cmocka_unit_test(test_crc32c),
 		cmocka_unit_test(test_batcher_frames_decode),
+		cmocka_unit_test(test_batch_split),
+		cmocka_unit_test_setup_teardown(test_replace_skips_for_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unfinished_replacement, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
