@@ -10,7 +10,8 @@
 # of the same rows into the same table for comparison; ack latency at half
 # the flat-out rate; the flat-out run again with the rules off (the rule
 # engine's cost, rules_cost_pct); collector memory per idle connection with
-# 1000 agents.
+# 10,000 agents (idle_conn_kib); the same agents reconnecting after the
+# collector is restarted (storm_settle_s, storm_drops).
 # Rows are the agents' events (seq > 0): the finding events the collector
 # adds (seq < 0) are not counted as sent or stored.
 # Human-readable lines first; the last line is key=value figures. Exits 1
@@ -18,9 +19,10 @@
 #
 # Environment: AGENTS, EVENTS, EVENT_BYTES (sizes); BATCH_EVENTS (500);
 # DB_WRITERS (2); LOADGEN_THREADS (1); WARM_EVENTS (EVENTS); LAT_SECONDS (20);
-# IDLE_AGENTS (1000);
-# IDLE_SECONDS (20); BUILD_DIR (build); SKIP_DEPS=1, SKIP_BUILD=1; KEEP=1
-# keeps the work directory (PKI, database, logs).
+# IDLE_AGENTS (10000); IDLE_RAMP (1 s per 1000 agents); IDLE_SECONDS (60);
+# IDLE_LOADGEN_THREADS (2); SOURCE_ADDRS (1); STORM_SECONDS (180); STORM_WATCH
+# (30); BUILD_DIR (build); SKIP_DEPS=1,
+# SKIP_BUILD=1; KEEP=1 keeps the work directory (PKI, database, logs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,8 +34,13 @@ DB_WRITERS=${DB_WRITERS:-2}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 WARM_EVENTS=${WARM_EVENTS:-$EVENTS}
 LAT_SECONDS=${LAT_SECONDS:-20}
-IDLE_AGENTS=${IDLE_AGENTS:-1000}
-IDLE_SECONDS=${IDLE_SECONDS:-20}
+IDLE_AGENTS=${IDLE_AGENTS:-10000}
+IDLE_SECONDS=${IDLE_SECONDS:-60}
+IDLE_RAMP=${IDLE_RAMP:-$(((IDLE_AGENTS + 999) / 1000))}
+IDLE_LOADGEN_THREADS=${IDLE_LOADGEN_THREADS:-2}
+SOURCE_ADDRS=${SOURCE_ADDRS:-1}
+STORM_SECONDS=${STORM_SECONDS:-180}
+STORM_WATCH=${STORM_WATCH:-30}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
 PGBIN=/usr/lib/postgresql/15/bin
@@ -49,7 +56,7 @@ calc() { awk -v f="$1" "BEGIN { printf f, $2 }"; }
 kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and runs PostgreSQL as postgres)"
-case "$AGENTS$EVENTS$EVENT_BYTES$IDLE_AGENTS$WARM_EVENTS" in *[!0-9]*) die "sizes must be integers" ;; esac
+case "$AGENTS$EVENTS$EVENT_BYTES$IDLE_AGENTS$WARM_EVENTS$IDLE_RAMP$SOURCE_ADDRS$STORM_WATCH" in *[!0-9]*) die "sizes must be integers" ;; esac
 
 # --- dependencies and build -------------------------------------------------
 if [ "${SKIP_DEPS:-0}" != 1 ]; then
@@ -340,7 +347,22 @@ echo "rules off: $EPS_OFF events/s; CPU per stored event: collector $CCPU_OFF us
   "events/s on/off $RULES_EPS_RATIO"
 
 # --- 5. memory per idle connection ----------------------------------------------------------
-say "5. idle: $IDLE_AGENTS agents for $IDLE_SECONDS s against a freshly started collector"
+say "5. idle: $IDLE_AGENTS agents (first connections over $IDLE_RAMP s) against a freshly started collector"
+[ "$(ulimit -Hn)" -ge $((IDLE_AGENTS + 200)) ] ||
+  say "the open-file limit ($(ulimit -Hn)) is below $IDLE_AGENTS agents: expect refusals"
+[ "$(cat /proc/sys/net/core/somaxconn)" -ge 1024 ] ||
+  say "net.core.somaxconn is $(cat /proc/sys/net/core/somaxconn): a storm overflows the listen queue"
+# progress_after T0: "SETTLE MIN FIRST_ALL" from the idle run's progress
+# lines at or after Unix time T0: seconds from T0 to the first line with
+# every agent connected (NA if none), the fewest connected on any line
+# from then on, and that line's Unix time.
+progress_after() {
+  sed -n 's/.* connected=\([0-9]*\)\/.* unix=\([0-9.]*\)$/\2 \1/p' "$WORK/idle.err" |
+    awk -v t0="$1" -v n="$IDLE_AGENTS" '$1 >= t0 {
+        if (s == "" && $2 >= n) s = $1
+        if (s != "" && (m == "" || $2 < m)) m = $2 }
+      END { if (s == "") print "NA NA NA"; else printf "%.1f %d %s\n", s - t0, m, s }'
+}
 # last_connected: agents connected and welcomed, from the last progress line.
 last_connected() {
   { grep -o 'connected=[0-9]*' "$WORK/idle.err" || echo connected=0; } | tail -n 1 | cut -d= -f2
@@ -349,13 +371,21 @@ stop_collector
 start_collector
 sleep 2
 RSS0=$(rss_kib "$COLLECTOR_PID")
+# The agents reconnect the way the real agent does (agent/settings.c:
+# backoff_min 500 ms doubling to backoff_max 30 s, jittered) and stay until
+# step 6 is over; SOURCE_ADDRS > 1 spreads them over that many loopback
+# addresses (127.1.0.x), as distinct hosts; 1 is one host, or a fleet
+# behind one NAT.
+src=()
+[ "$SOURCE_ADDRS" -gt 1 ] && src=(--source-addrs "$SOURCE_ADDRS")
 "$LOADGEN" --connect "127.0.0.1:$PORT" --ca "$PKI/ca.crt" --issuer-cert "$PKI/ca.crt" \
-  --issuer-key "$PKI/ca.key" --agents "$IDLE_AGENTS" --idle --duration "$IDLE_SECONDS" \
-  --agent-prefix idle- --report-interval 0.5 --timeout $((IDLE_SECONDS + 120)) \
+  --issuer-key "$PKI/ca.key" --agents "$IDLE_AGENTS" --idle --duration 86400 \
+  --threads "$IDLE_LOADGEN_THREADS" --ramp "$IDLE_RAMP" --backoff-min 500 --backoff-max 30000 \
+  "${src[@]}" --agent-prefix idle- --report-interval 0.5 --timeout 86401 \
   >"$WORK/idle.out" 2>"$WORK/idle.err" &
 LOADGEN_PID=$!
 connected=0
-end=$((SECONDS + IDLE_SECONDS - 4))
+end=$((SECONDS + IDLE_RAMP + IDLE_SECONDS))
 while [ "$SECONDS" -lt "$end" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; do
   connected=$(last_connected)
   [ "$connected" -ge "$IDLE_AGENTS" ] && break
@@ -369,18 +399,52 @@ for _ in 1 2 3; do
   sleep 1
 done
 connected=$(last_connected)
-rc=0
-wait "$LOADGEN_PID" || rc=$?
-LOADGEN_PID=
-echo "loadgen: $(tail -n 1 "$WORK/idle.out")"
-[ "$rc" -eq 0 ] || BROKEN+=("idle run exit $rc")
 IDLE_KIB=NA
 if [ "$connected" -gt 0 ]; then
   IDLE_KIB=$(calc %.1f "($RSS1 - $RSS0) / $connected")
-  [ "$connected" -ge "$IDLE_AGENTS" ] || say "only $connected of $IDLE_AGENTS agents were connected"
+  [ "$connected" -ge "$IDLE_AGENTS" ] || BROKEN+=("only $connected of $IDLE_AGENTS idle agents connected")
 fi
-printf 'idle: collector RSS %s KiB before, %s KiB with %s agents connected: %s KiB each\n' \
-  "$RSS0" "$RSS1" "$connected" "$IDLE_KIB"
+printf 'idle: collector RSS %s KiB before, %s KiB with %s agents connected: %s KiB each (%s)\n' \
+  "$RSS0" "$RSS1" "$connected" "$IDLE_KIB" \
+  "$(grep -o 'reconnects=[0-9]*' "$WORK/idle.err" | tail -n 1) on the way"
+
+# --- 6. reconnect storm -----------------------------------------------------------------------
+# The collector is stopped (SIGTERM: it drains and closes every connection)
+# and started again at once; every agent reconnects after its backoff.
+# storm_settle_s: from the start of the new collector process to the first
+# progress line with every agent connected and welcomed again. Then, for
+# STORM_WATCH s, a second outage would show as agents that are no longer
+# connected (storm_drops: all minus the fewest connected on any line).
+STORM_SETTLE=NA STORM_DROPS=NA
+if [ "$connected" -ge "$IDLE_AGENTS" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; then
+  say "6. storm: collector restarted under $IDLE_AGENTS connected agents"
+  stop_collector
+  T0=$(date +%s.%N)
+  start_collector
+  end=$((SECONDS + STORM_SECONDS))
+  while [ "$SECONDS" -lt "$end" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; do
+    read -r STORM_SETTLE _ _ < <(progress_after "$T0")
+    [ "$STORM_SETTLE" != NA ] && break
+    sleep 0.5
+  done
+  [ "$STORM_SETTLE" != NA ] && sleep "$STORM_WATCH"
+  read -r STORM_SETTLE min_after _ < <(progress_after "$T0")
+  if [ "$STORM_SETTLE" = NA ]; then
+    say "the agents were not all connected again within $STORM_SECONDS s"
+  else
+    STORM_DROPS=$((IDLE_AGENTS - min_after))
+  fi
+  refusals=$(grep -o 'so far: [0-9]* refused at accept, [0-9]* pending dropped' \
+    "$WORK/collector.log" | tail -n 1)
+  echo "storm: all $IDLE_AGENTS agents connected again $STORM_SETTLE s after the restart;" \
+    "$STORM_DROPS lost their connection in the $STORM_WATCH s after that;" \
+    "collector's last admission line: ${refusals:-none}; loadgen: $(last_connected)" \
+    "connected, $(grep -o 'reconnects=[0-9]*' "$WORK/idle.err" | tail -n 1)"
+fi
+kill -INT "$LOADGEN_PID" 2>/dev/null || true
+wait "$LOADGEN_PID" 2>/dev/null || true
+LOADGEN_PID=
+echo "loadgen: $(tail -n 1 "$WORK/idle.out")"
 
 # --- result ------------------------------------------------------------------------------------
 if [ "$LOST" -ne 0 ] || [ "$DUP" -ne 0 ]; then BROKEN+=("lost $LOST, duplicated $DUP"); fi
@@ -391,7 +455,8 @@ fi
 echo "events_per_s=$EPS copy_rows_per_s=$COPY_RPS ratio=$RATIO" \
   "collector_cpu_us_per_event=$CCPU pg_cpu_us_per_event=$PCPU lost=$LOST dup=$DUP" \
   "ack_p50_ms=$P50 ack_p99_ms=$P99 idle_conn_kib=$IDLE_KIB" \
-  "rules_cost_pct=$RULES_COST events_per_s_rules_off=$EPS_OFF rules_eps_ratio=$RULES_EPS_RATIO"
+  "rules_cost_pct=$RULES_COST events_per_s_rules_off=$EPS_OFF rules_eps_ratio=$RULES_EPS_RATIO" \
+  "idle_agents=$IDLE_AGENTS storm_settle_s=$STORM_SETTLE storm_drops=$STORM_DROPS"
 if [ ${#BROKEN[@]} -gt 0 ]; then
   say "broken: ${BROKEN[*]}"
   exit 1

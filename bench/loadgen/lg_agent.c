@@ -30,8 +30,6 @@
 #include "vtime.h"
 #include "wire.h"
 
-#define AG_BACKOFF_MIN_MS 100u
-#define AG_BACKOFF_MAX_MS 2000u
 #define AG_WELCOME_TIMEOUT_S 30
 #define AG_DEFAULT_HEARTBEAT_MS 30000u
 
@@ -256,7 +254,7 @@ static void ag_disconnect(lg_agent_t *a, const char *reason, unsigned flags)
 	a->fails_in_row++;
 	uint32_t b = a->backoff_ms;
 	uint32_t delay = b / 2 + ag_rand(a) % (b / 2 + 1);
-	a->backoff_ms = b * 2 > AG_BACKOFF_MAX_MS ? AG_BACKOFF_MAX_MS : b * 2;
+	a->backoff_ms = b * 2 > a->run->backoff_max_ms ? a->run->backoff_max_ms : b * 2;
 	struct timeval tv = tv_from_ns((int64_t)delay * 1000000);
 	evtimer_add(a->timer, &tv);
 }
@@ -442,7 +440,7 @@ static int ag_on_welcome(lg_agent_t *a, const Vigil__V1__Welcome *wm)
 	} else {
 		ag_ack_upto(a, c);
 	}
-	a->backoff_ms = AG_BACKOFF_MIN_MS;
+	a->backoff_ms = run->backoff_min_ms;
 	if (a->fails_in_row)
 		log_msg(LOG_LVL_INFO, a->name, "reconnected; committed_seq %" PRIu64, c);
 	a->fails_in_row = 0;
@@ -606,6 +604,31 @@ static void ag_event_cb(struct bufferevent *bev, short what, void *arg)
 	ag_disconnect(a, reason, 0);
 }
 
+/* With --source-addrs: a socket bound to the agent's loopback source
+ * address (127.1.0.1 + index % n; the port is chosen at connect), so that
+ * many agents look like many hosts and no one address runs out of ports.
+ * Else -1: libevent makes the socket. Return -2 on failure (errno set). */
+static evutil_socket_t ag_socket(const lg_agent_t *a)
+{
+	const lg_run_t *run = a->run;
+	if (!run->source_addrs)
+		return -1;
+	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -2;
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	src.sin_addr.s_addr = htonl(0x7f010001u + a->index % run->source_addrs);
+	int one = 1;
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&src, sizeof(src)) != 0) {
+		int e = errno;
+		evutil_closesocket(fd);
+		errno = e;
+		return -2;
+	}
+	return fd;
+}
+
 static void ag_connect(lg_agent_t *a)
 {
 	const lg_run_t *run = a->run;
@@ -619,9 +642,20 @@ static void ag_connect(lg_agent_t *a)
 		ag_finish(a, true);
 		return;
 	}
-	a->bev = bufferevent_openssl_socket_new(lg_worker_base(a->w), -1, ssl,
+	evutil_socket_t fd = ag_socket(a);
+	if (fd == -2) {
+		char m[128];
+		snprintf(m, sizeof(m), "source address: %s", strerror(errno));
+		SSL_free(ssl);
+		ag_set_state(a, AG_ST_CONNECTING);
+		ag_disconnect(a, m, 0);
+		return;
+	}
+	a->bev = bufferevent_openssl_socket_new(lg_worker_base(a->w), fd, ssl,
 						BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!a->bev) {
+		if (fd >= 0)
+			evutil_closesocket(fd);
 		SSL_free(ssl);
 		ag_set_state(a, AG_ST_CONNECTING);
 		ag_disconnect(a, "cannot create a bufferevent", 0);
@@ -673,7 +707,7 @@ lg_agent_t *lg_agent_new(lg_worker_t *w, uint32_t index)
 	a->st = lg_worker_stats(w);
 	a->index = index;
 	snprintf(a->name, sizeof(a->name), "%s%05u", a->run->prefix, index);
-	a->backoff_ms = AG_BACKOFF_MIN_MS;
+	a->backoff_ms = a->run->backoff_min_ms;
 	a->hb_ms = AG_DEFAULT_HEARTBEAT_MS;
 	a->max_frame = FRAME_DEFAULT_MAX_BYTES;
 	a->rng = (UINT64_C(0x9e3779b97f4a7c15) * (index + 1)) ^ (uint64_t)vtime_mono_ns();

@@ -34,6 +34,10 @@ typedef struct {
 	uint64_t bad_every;
 	bool idle;
 	double timeout_s;
+	uint32_t backoff_min_ms; /* reconnection delay: jittered, doubling */
+	uint32_t backoff_max_ms;
+	double ramp_s;	       /* first connections spread over this */
+	uint32_t source_addrs; /* 0: any; else bind to 127.1.0.1 + index % n */
 	int64_t start_mono_ns;
 } lg_run_t;
 

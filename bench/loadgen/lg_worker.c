@@ -117,11 +117,12 @@ static void *worker_main(void *arg)
 		tv = tv_from_s(run->duration_s);
 		evtimer_add(w->duration_ev, &tv);
 	}
-	/* Spread the first connections of a large fleet over about a second
-	 * so that they do not all handshake in the same instant. */
+	/* Spread the first connections of a large fleet over --ramp (about a
+	 * second by default) so that they do not all handshake in the same
+	 * instant. */
 	for (uint32_t i = 0; i < w->n_agents; i++) {
 		uint32_t index = w->id + i * run->threads;
-		int64_t delay_us = run->agents >= 200 ? (int64_t)index * 1000000 / run->agents : 0;
+		int64_t delay_us = (int64_t)((double)index * run->ramp_s * 1e6 / run->agents);
 		lg_agent_start(w->agents[i], delay_us);
 	}
 	if (w->active > 0)

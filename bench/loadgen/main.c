@@ -41,7 +41,8 @@ typedef struct {
 	const char *prefix;
 	const char *tls_min_version;
 	uint64_t agents, threads, batch_events, event_bytes, events, window, bad_every;
-	double duration, rate, timeout, report_interval;
+	uint64_t backoff_min, backoff_max, source_addrs;
+	double duration, rate, timeout, report_interval, ramp;
 	bool events_given, idle, quiet, verbose;
 } opts_t;
 
@@ -68,6 +69,10 @@ enum {
 	OPT_QUIET,
 	OPT_REPORT,
 	OPT_TLS_MIN,
+	OPT_BACKOFF_MIN,
+	OPT_BACKOFF_MAX,
+	OPT_RAMP,
+	OPT_SOURCE_ADDRS,
 };
 
 static const struct option long_opts[] = {
@@ -93,6 +98,10 @@ static const struct option long_opts[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"report-interval", required_argument, NULL, OPT_REPORT},
 	{"tls-min-version", required_argument, NULL, OPT_TLS_MIN},
+	{"backoff-min", required_argument, NULL, OPT_BACKOFF_MIN},
+	{"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
+	{"ramp", required_argument, NULL, OPT_RAMP},
+	{"source-addrs", required_argument, NULL, OPT_SOURCE_ADDRS},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -113,6 +122,14 @@ static void usage(FILE *out)
 		"  --server-name NAME       name checked against the collector certificate "
 		"(default localhost)\n"
 		"  --tls-min-version V      1.3 (default) or 1.2\n"
+		"  --source-addrs N         bind agent i to 127.1.0.1 + i %% N (loopback "
+		"collectors; "
+		"default:\n"
+		"                           no binding, one source address)\n"
+		"  --backoff-min MS, --backoff-max MS\n"
+		"                           reconnection delay after a failure: jittered (half to "
+		"all of it),\n"
+		"                           doubling from min to max (default 100 and 2000)\n"
 		"Agent identities (one of):\n"
 		"  --issuer-cert FILE --issuer-key FILE\n"
 		"                           CA that issues each agent a fresh EC P-256 client "
@@ -138,11 +155,16 @@ static void usage(FILE *out)
 		"(default)\n"
 		"  --idle                   connect and say Hello, then only heartbeat until "
 		"--duration ends\n"
+		"                           (and reconnect whenever the collector goes away)\n"
+		"  --ramp SECONDS           spread the first connections over this (default 1 "
+		"with 200\n"
+		"                           agents or more, else 0)\n"
 		"  --timeout SECONDS        overall deadline; exit 1 if not everything was acked "
 		"(default 300)\n"
 		"Output:\n"
 		"  --report-interval S      progress line on stderr every S seconds (default 0 = "
-		"none)\n"
+		"none),\n"
+		"                           ending with the wall clock (unix=SECONDS)\n"
 		"  --quiet                  no informational lines on stderr (warnings still)\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this text\n"
@@ -187,6 +209,34 @@ static int parse_double(const char *name, const char *s, double min, double max,
 	return 0;
 }
 
+/* The options of idle fleets and reconnection (and two flags). Return
+ * false if c is none of them. */
+static bool parse_more(int c, opts_t *o, int *rc)
+{
+	switch (c) {
+	case OPT_IDLE:
+		o->idle = true;
+		return true;
+	case OPT_QUIET:
+		o->quiet = true;
+		return true;
+	case OPT_BACKOFF_MIN:
+		*rc |= parse_u64("backoff-min", optarg, 1, 3600000, &o->backoff_min);
+		return true;
+	case OPT_BACKOFF_MAX:
+		*rc |= parse_u64("backoff-max", optarg, 1, 3600000, &o->backoff_max);
+		return true;
+	case OPT_RAMP:
+		*rc |= parse_double("ramp", optarg, 0, 3600, &o->ramp);
+		return true;
+	case OPT_SOURCE_ADDRS:
+		*rc |= parse_u64("source-addrs", optarg, 1, 65534, &o->source_addrs);
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Return 0, 1 (exit 0: help/version printed) or -1 (usage error). */
 static int parse_args(int argc, char **argv, opts_t *o)
 {
@@ -202,6 +252,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		.events = DEFAULT_EVENTS,
 		.window = 8,
 		.timeout = 300,
+		.backoff_min = 100,
+		.backoff_max = 2000,
+		.ramp = -1,
 	};
 	int c, rc = 0;
 	while ((c = getopt_long(argc, argv, "hvV", long_opts, NULL)) != -1) {
@@ -261,14 +314,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		case OPT_BAD_EVERY:
 			rc |= parse_u64("bad-every", optarg, 0, UINT64_MAX, &o->bad_every);
 			break;
-		case OPT_IDLE:
-			o->idle = true;
-			break;
 		case OPT_TIMEOUT:
 			rc |= parse_double("timeout", optarg, 0.001, 1e7, &o->timeout);
-			break;
-		case OPT_QUIET:
-			o->quiet = true;
 			break;
 		case OPT_REPORT:
 			rc |= parse_double("report-interval", optarg, 0, 1e6, &o->report_interval);
@@ -283,6 +330,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
 			printf("vigil-loadgen %s\n", VIGIL_VERSION);
 			return 1;
 		default:
+			if (parse_more(c, o, &rc))
+				break;
 			fprintf(stderr, "Try 'vigil-loadgen --help'.\n");
 			return -1;
 		}
@@ -305,8 +354,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
 				"or --cert and --key\n");
 		return -1;
 	}
-	if (o->idle && o->duration <= 0) {
-		fprintf(stderr, "vigil-loadgen: --idle needs --duration\n");
+	if ((o->idle && o->duration <= 0) || o->backoff_min > o->backoff_max) {
+		fprintf(stderr, "vigil-loadgen: --idle needs --duration; --backoff-min must not "
+				"exceed --backoff-max\n");
 		return -1;
 	}
 	/* A batch must fit the collector's default frame limit (4 MiB). */
@@ -415,11 +465,39 @@ static void progress(const lg_run_t *run, const totals_t *t, uint64_t *prev_acke
 	double rate = dt > 0 ? (double)(t->events_acked - *prev_acked) / dt : 0;
 	fprintf(stderr,
 		"vigil-loadgen: t=%.1fs connected=%u/%u sent=%" PRIu64 " acked=%" PRIu64
-		" (%.0f events/s) done=%u failed=%u reconnects=%" PRIu64 " errors=%" PRIu64 "\n",
+		" (%.0f events/s) done=%u failed=%u reconnects=%" PRIu64 " errors=%" PRIu64
+		" unix=%.3f\n",
 		(double)(now - run->start_mono_ns) / 1e9, t->connected, run->agents, t->events_sent,
-		t->events_acked, rate, t->done, t->failed, t->reconnects, t->errors);
+		t->events_acked, rate, t->done, t->failed, t->reconnects, t->errors,
+		(double)vtime_now_ns() / 1e9);
 	*prev_acked = t->events_acked;
 	*prev_ns = now;
+}
+
+/* The run's parameters from the options (all but the address, the
+ * identities and the TLS context). */
+static void run_from_opts(lg_run_t *run, const opts_t *o)
+{
+	run->server_name = o->server_name;
+	run->prefix = o->prefix;
+	run->agents = (uint32_t)o->agents;
+	run->threads = (uint32_t)(o->threads < o->agents ? o->threads : o->agents);
+	run->batch_events = (uint32_t)o->batch_events;
+	run->event_bytes = (uint32_t)o->event_bytes;
+	run->window = (uint32_t)o->window;
+	run->bad_every = o->bad_every;
+	run->idle = o->idle;
+	run->duration_s = o->duration;
+	run->rate = o->rate;
+	run->timeout_s = o->timeout;
+	run->backoff_min_ms = (uint32_t)o->backoff_min;
+	run->backoff_max_ms = (uint32_t)o->backoff_max;
+	run->ramp_s = o->ramp >= 0 ? o->ramp : o->agents >= 200 ? 1.0 : 0.0;
+	run->source_addrs = (uint32_t)o->source_addrs;
+	if (!o->idle && (o->events_given || o->duration <= 0)) {
+		uint64_t per_agent = (o->events + o->agents - 1) / o->agents;
+		run->batches_per_agent = (per_agent + o->batch_events - 1) / o->batch_events;
+	}
 }
 
 int main(int argc, char **argv)
@@ -441,22 +519,7 @@ int main(int argc, char **argv)
 	lg_run_t run = {0};
 	if (resolve(o.connect, &run) != 0)
 		return 2;
-	run.server_name = o.server_name;
-	run.prefix = o.prefix;
-	run.agents = (uint32_t)o.agents;
-	run.threads = (uint32_t)(o.threads < o.agents ? o.threads : o.agents);
-	run.batch_events = (uint32_t)o.batch_events;
-	run.event_bytes = (uint32_t)o.event_bytes;
-	run.window = (uint32_t)o.window;
-	run.bad_every = o.bad_every;
-	run.idle = o.idle;
-	run.duration_s = o.duration;
-	run.rate = o.rate;
-	run.timeout_s = o.timeout;
-	if (!o.idle && (o.events_given || o.duration <= 0)) {
-		uint64_t per_agent = (o.events + o.agents - 1) / o.agents;
-		run.batches_per_agent = (per_agent + o.batch_events - 1) / o.batch_events;
-	}
+	run_from_opts(&run, &o);
 
 	/* Identities. */
 	lg_ident_t *ids = calloc(run.agents, sizeof(*ids));
