@@ -253,11 +253,15 @@ static int replace(uplink_t *u, const spool_rec_t *r)
 		u->replace_waiting = r->seq;
 		return -1;
 	}
-	if (!u->replace_logged)
+	if (!u->replace_logged) {
+		char events[32] = "any number of";
+		if (u->max_events != SIZE_MAX)
+			snprintf(events, sizeof(events), "%zu", u->max_events);
 		log_msg(LOG_LVL_INFO, u->prefix,
-			"spooled batches above the collector's limits (%zu events, %zu bytes) "
+			"spooled batches above the collector's limits (%s events, %zu bytes) "
 			"are sent again as smaller batches",
-			u->max_events, u->max_body);
+			events, u->max_body);
+	}
 	u->replace_logged = true;
 	log_debug("batch %" PRIu64 " (%" PRIu32 " events, %zu bytes) replaced by %d batches",
 		  r->seq, r->n_events, r->len, n);
