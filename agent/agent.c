@@ -527,6 +527,7 @@ static void observe_losses(agent_t *a)
 	first |= loss_observe(&a->loss, LOSS_EVENT_TOO_LARGE,
 			      batcher_oversized(a->batcher) + uplink_events_too_large(a->uplink),
 			      now);
+	first |= loss_observe(&a->loss, LOSS_BATCH_REFUSED, uplink_events_refused(a->uplink), now);
 	spool_stats_t st;
 	spool_get_stats(a->spool, &st);
 	first |= loss_observe(&a->loss, LOSS_SPOOL_TORN_RECORD, st.torn_records, now);

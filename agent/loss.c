@@ -4,8 +4,8 @@
 #include <string.h>
 
 static const char *const names[LOSS_N] = {
-	"proc_connector_overrun", "exec_unread",   "event_too_large",
-	"spool_torn_record",	  "api_event_gap", "pid_untracked",
+	"proc_connector_overrun", "exec_unread",   "event_too_large", "spool_torn_record",
+	"api_event_gap",	  "pid_untracked", "batch_refused",
 };
 
 const char *loss_name(loss_kind_t k)

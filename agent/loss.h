@@ -22,6 +22,7 @@ typedef enum {
 	LOSS_SPOOL_TORN_RECORD,
 	LOSS_API_EVENT_GAP,
 	LOSS_PID_UNTRACKED,
+	LOSS_BATCH_REFUSED, /* events of batches the collector refused for good */
 	LOSS_N
 } loss_kind_t;
 

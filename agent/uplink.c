@@ -54,6 +54,7 @@ struct uplink {
 	 * replaced by smaller ones before it is sent */
 	size_t max_events, max_body;
 	uint64_t too_large;	  /* events dropped: alone above max_body */
+	uint64_t refused;	  /* events of batches the collector refused for good */
 	bool replace_logged;	  /* this connection said it replaces batches */
 	uint64_t replace_waiting; /* seq whose replacement must wait, logged */
 	int64_t hb_ms;
@@ -397,6 +398,24 @@ static const char *error_code_name(int code)
 	return v ? v->name : "unknown";
 }
 
+/* The collector refused batch seq for good (it would refuse it again):
+ * skip it in the spool, across restarts, and count its events as lost. */
+static void drop_refused(uplink_t *u, uint64_t seq)
+{
+	spool_rec_t r;
+	if (seq == 0 || seq <= u->committed || seq > u->sent_seq ||
+	    spool_read_after(u->sp, seq - 1, &r) != 1)
+		return;
+	if (r.seq == seq && spool_replace(u->sp, &r, NULL, 0) == 0) {
+		u->refused += r.n_events;
+		log_msg(LOG_LVL_ERROR, u->prefix,
+			"batch %" PRIu64 " (%" PRIu32 " events) refused by the collector for good; "
+			"dropped from the spool",
+			seq, r.n_events);
+	}
+	free(r.data);
+}
+
 /* Return 0 to go on reading, -1 if the connection is gone. */
 static int on_message(uplink_t *u, const Vigil__V1__CollectorMessage *m)
 {
@@ -418,6 +437,8 @@ static int on_message(uplink_t *u, const Vigil__V1__CollectorMessage *m)
 	case VIGIL__V1__COLLECTOR_MESSAGE__MSG_HEARTBEAT:
 		return 0;
 	case VIGIL__V1__COLLECTOR_MESSAGE__MSG_ERROR:
+		if (m->error->code == VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED)
+			drop_refused(u, m->error->seq);
 		uplink_fail(u, "collector error %s: %.200s", error_code_name(m->error->code),
 			    m->error->message ? m->error->message : "");
 		return -1;
@@ -726,6 +747,11 @@ void uplink_fit_limits(const uplink_t *u, size_t *max_events, size_t *max_bytes)
 uint64_t uplink_events_too_large(const uplink_t *u)
 {
 	return u->too_large;
+}
+
+uint64_t uplink_events_refused(const uplink_t *u)
+{
+	return u->refused;
 }
 
 uint64_t uplink_reconnects(const uplink_t *u)

@@ -69,6 +69,9 @@ void uplink_fit_limits(const uplink_t *u, size_t *max_events, size_t *max_bytes)
 /* Events dropped since start because a spooled batch had to be cut to the
  * collector's limits and each was larger than any batch may be. */
 uint64_t uplink_events_too_large(const uplink_t *u);
+/* Events of batches the collector refused for good (ERROR_CODE_BATCH_REFUSED),
+ * dropped from the spool since start. */
+uint64_t uplink_events_refused(const uplink_t *u);
 
 /* Split "host:port" or "[v6]:port" into host and port. Pure.
  * Return 0, or -1 if it does not parse. */

@@ -46,6 +46,7 @@ struct conn {
 	int32_t agent_id;
 	uint64_t last_seq;	/* highest batch seq on this connection */
 	uint64_t committed_seq; /* the agent's, from Welcome, raised by each ack */
+	uint64_t refused_seq;	/* the batch an ERROR_CODE_BATCH_REFUSED names */
 	int inflight;		/* batches with the writer */
 	bool hello_pending;
 	bool paused_inflight;
@@ -179,6 +180,8 @@ static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ..
 		Vigil__V1__Error err = VIGIL__V1__ERROR__INIT;
 		err.code = (Vigil__V1__ErrorCode)code;
 		err.message = why;
+		if (code == VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED)
+			err.seq = c->refused_seq;
 		Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ERROR;
 		m.error = &err;
@@ -363,10 +366,13 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	rules_unref(rules);
 	if (rc != BATCHJOB_OK) {
 		job_free(j);
-		if (rc == BATCHJOB_REFUSED)
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", why);
-		else
+		if (rc == BATCHJOB_REFUSED) {
+			c->refused_seq = b->seq;
+			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED, "%s",
+				       why);
+		} else {
 			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
+		}
 		return;
 	}
 	j->agent_id = c->agent_id;
@@ -849,7 +855,9 @@ void conn_job_done(conn_t *c, job_t *j)
 		return;
 	}
 	if (j->status == JOB_ST_REFUSED) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE, "%s", j->refused);
+		c->refused_seq = j->seq;
+		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED, "%s",
+			       j->refused);
 		job_free(j);
 		return;
 	}

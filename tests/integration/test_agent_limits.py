@@ -166,3 +166,38 @@ def test_cut_survives_an_agent_killed_before_the_acks(db, collector_factory, age
     assert_exactly_once(db, name, c.id, keys)
     assert "above the limit" not in col.log_text()
     assert "whose replacement did not finish" not in a.log_text()
+
+
+def test_batch_refused_for_good_is_dropped_not_resent(collector_factory, db, agent_factory):
+    """A batch the collector refuses whole (more bad events than
+    max_bad_events_per_batch: PostgreSQL refuses the agent's status rows
+    here) comes back as ERROR_CODE_BATCH_REFUSED naming its seq: the real
+    agent drops it from its spool and counts the loss instead of sending it
+    again forever, and what it sends next is stored."""
+    coll = collector_factory(db, {"--max-bad-events-per-batch": "0"})
+    db.query("""
+        CREATE FUNCTION refuse_status() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.kind = 5 THEN
+                RAISE EXCEPTION 'status refused' USING ERRCODE = '22023';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_status BEFORE INSERT ON events
+            FOR EACH ROW EXECUTE FUNCTION refuse_status();""")
+    name = "refused-batches"
+    a = agent_factory(coll, name, status_interval="1s")
+    try:
+        a.wait_log("refused by the collector for good; dropped from the spool", 30)
+    finally:
+        db.query("DROP TRIGGER refuse_status ON events; DROP FUNCTION refuse_status()")
+    refusals = coll.log_text().count("refused whole")
+    # the agent goes on: its next status is stored, and says what was lost
+    wait_rows(lambda: db.scalar(
+        "SELECT count(*) FROM events e JOIN agents g ON g.id = e.agent_id "
+        "WHERE g.name = %s AND e.kind = 5 AND e.details::text LIKE '%%batch_refused%%'",
+        (name,)), "a status event that counts the refused batch")
+    # each refused batch was refused once, not resent in a loop
+    dropped = a.log_text().count("refused by the collector for good")
+    assert dropped >= 1 and coll.log_text().count("refused whole") <= refusals + 2
+    assert refusals <= dropped + 2, (refusals, dropped)
