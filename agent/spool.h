@@ -9,7 +9,7 @@
  * event time, the seq of the record it is a piece of, CRC32C of header
  * and payload) and the payload. A record torn by a crash, or damaged,
  * fails its CRC and is skipped; reading goes on at the next valid record.
- * Sequence numbers increase by one per batch and survive restarts (the
+ * Sequence numbers increase by one per record and survive restarts (the
  * highest of meta and the records, plus one).
  *
  * Replacement: a stored batch above the collector's limits is appended
