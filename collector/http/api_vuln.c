@@ -118,26 +118,35 @@ void api_vuln_exposure(hreq_t *r, const char *id)
 	/* the advisories of the id or alias; the matches of each image */
 	snprintf(sql, sizeof(sql),
 		 "adv AS (SELECT id, aliases, severity, summary, published, withdrawn "
-		 "FROM advisories WHERE id = $%d OR aliases @> ARRAY[$%d::text]), ",
+		 "FROM advisories WHERE id IN (SELECT $%d::text UNION SELECT advisory_id FROM "
+		 "advisory_aliases WHERE alias = $%d)), ",
 		 idp, idp);
 	qb_sql(&q, sql);
 	qb_sql(&q, "m AS MATERIALIZED (SELECT image_id, package, source_name, version, fixed, "
 		   "advisory_id, severity FROM vuln_matches WHERE advisory_id IN (SELECT id FROM "
 		   "adv)), ");
-	/* the containers that ran one of them when asked, the first page of
-	 * them, and what they have: only the listed ones get their packages */
+	/* the containers that ran one of them when asked (img: the image, by
+	 * its digest or, for a container without one, by the inventory that
+	 * named it), the first page of them, and what they have: only the
+	 * listed ones get their packages */
 	qb_sql(&q, "c AS MATERIALIZED (SELECT c.agent_id, c.id, c.name, c.image, c.image_digest, "
-		   "c.state, c.started_at, c.stopped_at FROM containers c WHERE c.image_digest "
-		   "IN (SELECT image_id FROM m) AND ");
+		   "c.state, c.started_at, c.stopped_at, c.image_digest AS img FROM containers c "
+		   "WHERE c.image_digest IN (SELECT image_id FROM m) AND ");
+	when_sql(&q, &w);
+	qb_sql(&q, " UNION ALL SELECT c.agent_id, c.id, c.name, c.image, c.image_digest, c.state, "
+		   "c.started_at, c.stopped_at, l.image_id FROM vuln_container_images l JOIN "
+		   "containers c ON c.agent_id = l.agent_id AND c.id = l.container_id WHERE "
+		   "l.image_id IN (SELECT image_id FROM m) AND coalesce(c.image_digest, '') = '' "
+		   "AND ");
 	when_sql(&q, &w);
 	qb_sql(&q, "), cs AS MATERIALIZED (SELECT * FROM c ORDER BY agent_id, id LIMIT ");
 	qb_param_int(&q, limit);
-	qb_sql(&q, "), pk AS (SELECT image_id, json_agg(json_build_object('package', package, "
-		   "'source', source_name, 'installed', version, 'fixed', fixed, 'advisory', "
-		   "advisory_id, 'severity', vigil_vuln_severity(severity)) ORDER BY package, "
-		   "advisory_id) AS packages FROM m WHERE image_id IN (SELECT image_digest FROM "
-		   "cs) GROUP BY image_id), ci AS (SELECT image_digest AS image_id, count(*) AS n "
-		   "FROM c GROUP BY 1) ");
+	qb_sql(&q,
+	       "), pk AS (SELECT image_id, json_agg(json_build_object('package', package, "
+	       "'source', source_name, 'installed', version, 'fixed', fixed, 'advisory', "
+	       "advisory_id, 'severity', vigil_vuln_severity(severity)) ORDER BY package, "
+	       "advisory_id) AS packages FROM m WHERE image_id IN (SELECT img FROM cs) GROUP BY "
+	       "image_id), ci AS (SELECT img AS image_id, count(*) AS n FROM c GROUP BY 1) ");
 	snprintf(sql, sizeof(sql),
 		 "SELECT CASE WHEN EXISTS (SELECT 1 FROM adv) THEN json_build_object('id', "
 		 "$%d::text, 'when', ",
@@ -172,7 +181,7 @@ void api_vuln_exposure(hreq_t *r, const char *id)
 		   "c.image, 'image_digest', c.image_digest, 'state', c.state, 'started_at', "
 		   "c.started_at, 'stopped_at', c.stopped_at, 'packages', pk.packages) ORDER BY "
 		   "a.name, c.name, c.id), '[]') FROM cs c JOIN agents a ON a.id = c.agent_id "
-		   "JOIN pk ON pk.image_id = c.image_digest), 'count', (SELECT count(*) FROM c), "
+		   "JOIN pk ON pk.image_id = c.img), 'count', (SELECT count(*) FROM c), "
 		   "'limit', ");
 	qb_param_int(&q, limit);
 	qb_sql(&q, "::bigint)::text END");

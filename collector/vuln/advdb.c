@@ -230,6 +230,12 @@ static const char *const MERGE_SQL[] = {
 	" summary = EXCLUDED.summary, severity = EXCLUDED.severity,"
 	" content_sha256 = EXCLUDED.content_sha256, raw_size = EXCLUDED.raw_size,"
 	" source = EXCLUDED.source, changed_at = now()",
+	/* the aliases the exposure answers look up (schema/0013_vuln_speed.sql) */
+	"DELETE FROM advisory_aliases x USING advisory_class c"
+	" WHERE x.advisory_id = c.id AND c.what = 'changed'",
+	"INSERT INTO advisory_aliases (alias, advisory_id)"
+	" SELECT DISTINCT x.alias, p.id FROM advisory_pick p JOIN advisory_class c USING (id)"
+	" CROSS JOIN LATERAL unnest(p.aliases) AS x(alias) WHERE c.what <> 'unchanged'",
 	/* the matcher takes them from here (schema/0010_images.sql) */
 	"INSERT INTO vuln_advisory_queue (advisory_id) SELECT id FROM advisory_class"
 	" WHERE what <> 'unchanged' ON CONFLICT DO NOTHING",
@@ -293,7 +299,7 @@ int advdb_commit(advdb_t *db, advdb_counts_t *counts, char *err, size_t errlen)
 	/* the matcher's joins need fresh statistics after a large import; the
 	 * autovacuum daemon would get there, a minute or so later */
 	if (counts->fresh + counts->changed >= 1000)
-		PQclear(PQexec(db->pg, "ANALYZE advisories, advisory_affected"));
+		PQclear(PQexec(db->pg, "ANALYZE advisories, advisory_affected, advisory_aliases"));
 	return 0;
 }
 
@@ -342,7 +348,9 @@ advdb_t *advdb_match_open(const char *conninfo, int listen, char *err, size_t er
 		return NULL;
 	}
 	PQsetNoticeProcessor(db->pg, quiet, NULL);
-	if (listen && exec(db, "LISTEN vigil_vuln", err, errlen) != 0) {
+	/* a pass sorts and hashes some 100,000 candidate rows: in memory */
+	if (exec(db, "SET work_mem = '64MB'", err, errlen) != 0 ||
+	    (listen && exec(db, "LISTEN vigil_vuln", err, errlen) != 0)) {
 		advdb_free(db);
 		return NULL;
 	}
@@ -421,6 +429,28 @@ static int pass_commit(advdb_t *db, char *err, size_t errlen)
 	" JOIN advisory_affected f ON f.distro = i.distro AND f.release = i.release"       \
 	" AND f.package = p.source_name"                                                   \
 	" JOIN advisories a ON a.id = f.advisory_id AND a.withdrawn IS NULL WHERE " where  \
+	" ORDER BY p.image_id, p.name, p.version, f.advisory_id"
+
+/* The candidates of the advisories in $1 (text[]) on the images already
+ * matched, the same columns and order. The package rows of all their
+ * source packages are read at once (a bitmap scan visits each page of
+ * image_packages once), then hashed with the ranges and the images:
+ * reading them package by package, or probing every image of a release
+ * for each package, visits pages a hundred thousand times. The pass plans
+ * it so (enable_nestloop off): the row estimates of an array of ids are
+ * guesses. */
+#define ADVISORY_CANDIDATES_SQL                                                                 \
+	"WITH f AS MATERIALIZED (SELECT * FROM (SELECT f.advisory_id, f.distro, f.release,"     \
+	" f.package, f.introduced, f.fixed, f.last_affected, (SELECT CASE WHEN f.severity > 0"  \
+	" THEN f.severity ELSE a.severity END FROM advisories a WHERE a.id = f.advisory_id"     \
+	" AND a.withdrawn IS NULL) AS severity FROM advisory_affected f"                        \
+	" WHERE f.advisory_id = ANY($1::text[])) x WHERE severity IS NOT NULL),"                \
+	" p AS MATERIALIZED (SELECT image_id, name, source_name, version, source_version"       \
+	" FROM image_packages WHERE source_name = ANY (ARRAY(SELECT DISTINCT package FROM f)))" \
+	" SELECT p.image_id, p.name, p.source_name, p.version, p.source_version, i.distro,"     \
+	" f.advisory_id, f.introduced, f.fixed, f.last_affected, f.severity"                    \
+	" FROM p JOIN f ON f.package = p.source_name JOIN images i ON i.image_id = p.image_id"  \
+	" AND i.distro = f.distro AND i.release = f.release WHERE i.matched_at IS NOT NULL"     \
 	" ORDER BY p.image_id, p.name, p.version, f.advisory_id"
 
 /* Test each candidate of r and COPY the matches into table. */
@@ -532,14 +562,32 @@ static const char *const ADVISORY_SQL[] = {
 	" ON COMMIT DELETE ROWS",
 	"CREATE TEMP TABLE IF NOT EXISTS vuln_delta (image_id text, severity smallint,"
 	" n bigint) ON COMMIT DELETE ROWS",
+	"SET LOCAL enable_nestloop = off",
 };
 
-/* After the stage is filled: move it into vuln_matches and apply the
- * deltas (deleted minus, written plus) to the images' counts. */
+/* A match of vuln_stage s and one of vuln_matches m are the same row. */
+#define SAME_MATCH                                                                            \
+	"s.advisory_id = m.advisory_id AND s.image_id = m.image_id AND s.package = m.package" \
+	" AND s.version = m.version AND s.source_name = m.source_name"                        \
+	" AND s.fixed IS NOT DISTINCT FROM m.fixed AND s.severity = m.severity"
+
+/* After the stage is filled with what the advisories in $1 match now:
+ * write only the difference to vuln_matches (the matches they no longer
+ * have out, the new ones in; a match that stays is not touched) and apply
+ * it to the images' counts. The first statement returns the rows removed
+ * by image and severity. */
+static const char *const ADVISORY_REMOVE_SQL =
+	"WITH d AS (DELETE FROM vuln_matches m WHERE m.advisory_id = ANY($1::text[])"
+	" AND NOT EXISTS (SELECT 1 FROM vuln_stage s WHERE " SAME_MATCH ")"
+	" RETURNING m.image_id, m.severity) INSERT INTO vuln_delta"
+	" SELECT image_id, severity, -count(*) FROM d GROUP BY 1, 2 RETURNING -n";
+
 static const char *const ADVISORY_APPLY_SQL[] = {
-	"INSERT INTO vuln_matches (image_id, package, source_name, version, advisory_id, fixed,"
-	" severity) SELECT * FROM vuln_stage",
-	"INSERT INTO vuln_delta SELECT image_id, severity, count(*) FROM vuln_stage GROUP BY 1, 2",
+	"ANALYZE vuln_stage",
+	"WITH w AS (INSERT INTO vuln_matches (image_id, package, source_name, version,"
+	" advisory_id, fixed, severity) SELECT * FROM vuln_stage s WHERE NOT EXISTS"
+	" (SELECT 1 FROM vuln_matches m WHERE " SAME_MATCH ") RETURNING image_id, severity)"
+	" INSERT INTO vuln_delta SELECT image_id, severity, count(*) FROM w GROUP BY 1, 2",
 	"UPDATE images i SET vuln_counts = ARRAY[i.vuln_counts[1] + d.n0, i.vuln_counts[2] + d.n1,"
 	" i.vuln_counts[3] + d.n2, i.vuln_counts[4] + d.n3, i.vuln_counts[5] + d.n4,"
 	" i.vuln_counts[6] + d.n5] FROM (SELECT image_id,"
@@ -549,7 +597,8 @@ static const char *const ADVISORY_APPLY_SQL[] = {
 	" coalesce(sum(n) FILTER (WHERE severity = 3), 0) AS n3,"
 	" coalesce(sum(n) FILTER (WHERE severity = 4), 0) AS n4,"
 	" coalesce(sum(n) FILTER (WHERE severity = 5), 0) AS n5"
-	" FROM vuln_delta GROUP BY image_id) d WHERE i.image_id = d.image_id",
+	" FROM vuln_delta GROUP BY image_id HAVING bool_or(n <> 0)) d"
+	" WHERE i.image_id = d.image_id",
 };
 
 int advdb_match_advisories(advdb_t *db, int max, advdb_match_counts_t *c, char *err, size_t errlen)
@@ -565,28 +614,26 @@ int advdb_match_advisories(advdb_t *db, int max, advdb_match_counts_t *c, char *
 	for (size_t i = 0; n > 0 && i < sizeof(ADVISORY_SQL) / sizeof(ADVISORY_SQL[0]); i++)
 		if (exec(db, ADVISORY_SQL[i], err, errlen) != 0)
 			n = -1;
-	if (n > 0 &&
-	    (r = query(db,
-		       "WITH d AS (DELETE FROM vuln_matches WHERE advisory_id = ANY($1::text[])"
-		       " RETURNING image_id, severity) INSERT INTO vuln_delta"
-		       " SELECT image_id, severity, -count(*) FROM d GROUP BY 1, 2"
-		       " RETURNING -n",
-		       1, vals, PGRES_TUPLES_OK, err, errlen))) {
-		for (int i = 0; i < PQntuples(r); i++)
-			c->removed += atoll(PQgetvalue(r, i, 0));
-		PQclear(r);
-		r = query(db,
-			  CANDIDATES_SQL(
-				  "f.advisory_id = ANY($1::text[]) AND i.matched_at IS NOT NULL"),
-			  1, vals, PGRES_TUPLES_OK, err, errlen);
+	if (n > 0) {
+		r = query(db, ADVISORY_CANDIDATES_SQL, 1, vals, PGRES_TUPLES_OK, err, errlen);
 		if (!r || write_matches(db, r, "vuln_stage", c, err, errlen) != 0)
 			n = -1;
 		PQclear(r);
 		r = NULL;
-	} else if (n > 0) {
-		n = -1;
 	}
-	for (size_t i = 0; n > 0 && i < sizeof(ADVISORY_APPLY_SQL) / sizeof(ADVISORY_APPLY_SQL[0]);
+	if (n > 0 && (exec(db, "SET LOCAL enable_nestloop = on", err, errlen) != 0 ||
+		      exec(db, ADVISORY_APPLY_SQL[0], err, errlen) != 0))
+		n = -1;
+	if (n > 0) {
+		r = query(db, ADVISORY_REMOVE_SQL, 1, vals, PGRES_TUPLES_OK, err, errlen);
+		for (int i = 0; r && i < PQntuples(r); i++)
+			c->removed += atoll(PQgetvalue(r, i, 0));
+		if (!r)
+			n = -1;
+		PQclear(r);
+		r = NULL;
+	}
+	for (size_t i = 1; n > 0 && i < sizeof(ADVISORY_APPLY_SQL) / sizeof(ADVISORY_APPLY_SQL[0]);
 	     i++)
 		if (exec(db, ADVISORY_APPLY_SQL[i], err, errlen) != 0)
 			n = -1;
@@ -601,6 +648,11 @@ int advdb_match_advisories(advdb_t *db, int max, advdb_match_counts_t *c, char *
 	}
 	c->advisories += n;
 	return n;
+}
+
+int advdb_match_analyze(advdb_t *db, char *err, size_t errlen)
+{
+	return exec(db, "ANALYZE images, vuln_matches", err, errlen);
 }
 
 long long advdb_vuln_findings(advdb_t *db, int min_severity, const char *rule, char *err,

@@ -51,7 +51,7 @@ typedef struct {
 	long long advisories; /* queued advisories matched again */
 	long long candidates; /* (package, affected range) pairs tested */
 	long long matches;    /* matches written */
-	long long removed;    /* matches of re-matched advisories deleted */
+	long long removed;    /* matches re-matched advisories no longer have */
 	long long bad;	      /* pairs passed over: a version does not parse */
 } advdb_match_counts_t;
 
@@ -70,9 +70,15 @@ int advdb_match_images(advdb_t *db, int max, advdb_match_counts_t *c, char *err,
 	__attribute__((warn_unused_result));
 
 /* Match up to max queued advisories (vuln_advisory_queue) again against
- * every matched image. Return the number taken (0: none left), or -1. */
+ * every matched image; only what changed is written. Return the number
+ * taken (0: none left), or -1. */
 int advdb_match_advisories(advdb_t *db, int max, advdb_match_counts_t *c, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+
+/* Refresh the statistics of images and vuln_matches, after many images
+ * were matched: the advisory passes' plans count on them. Return 0, or -1
+ * with err set. */
+int advdb_match_analyze(advdb_t *db, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Bring the "vulnerable image running" findings (rule) in line with what
  * runs: vigil_vuln_findings(). Return the findings written, or -1. */

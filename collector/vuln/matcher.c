@@ -16,9 +16,12 @@
 int vuln_match_queued(advdb_t *db, advdb_match_counts_t *c, char *err, size_t errlen)
 {
 	int n;
+	long long before = c->images;
 	while ((n = advdb_match_images(db, VULN_IMAGES_PER_PASS, c, err, errlen)) > 0)
 		;
 	if (n < 0)
+		return -1;
+	if (c->images - before >= VULN_ANALYZE_IMAGES && advdb_match_analyze(db, err, errlen) != 0)
 		return -1;
 	while ((n = advdb_match_advisories(db, VULN_ADVISORIES_PER_PASS, c, err, errlen)) > 0)
 		;

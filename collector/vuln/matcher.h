@@ -31,6 +31,10 @@
 #define VULN_IMAGES_PER_PASS 32
 #define VULN_ADVISORIES_PER_PASS 256
 
+/* New images matched in one go after which the statistics are refreshed
+ * (the autovacuum daemon would get there, a minute or so later). */
+#define VULN_ANALYZE_IMAGES 1000
+
 /* Match everything queued, in passes. Return 0, or -1 with err set. */
 int vuln_match_queued(advdb_t *db, advdb_match_counts_t *c, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -448,3 +448,55 @@ def test_changed_and_withdrawn(env, first_import):
     assert d["containers"][0]["packages"][0]["fixed"] == "3.0.12-1"
     # the image that arrived late was matched again too
     assert [m[4] for m in matches(db, "sha256:" + "f0" * 32)] == ["DSA-9009-1", "DSA-9009-1"]
+
+
+# ---- containers without an image digest ---------------------------------------------------------
+
+DIGEST_R = "rootfs:sha256:" + "d7" * 32
+CID_R = "7" * 64
+RUNC_PKGS = [("libexpat1", "2.5.0-4", "amd64", "expat", "2.5.0-4"),
+             ("libssl3", "3.0.11-1~deb12u1", "amd64", "openssl", "3.0.11-1~deb12u1")]
+
+
+def test_container_without_digest(env, first_import):
+    """A runc container has no image digest: the agent names its image by
+    what its root holds (rootfs:sha256:...) in an inventory that names the
+    container. That link is what the exposure answers follow."""
+    db = env["db"]
+    with agent_conn(env, "vuln-node-6") as a:
+        a.hello()
+        c = vt.container_started_event(CID_R, "runc-app", image="")
+        c.container_started.container.runtime = vt.pb()[0].RUNTIME_RUNC
+        c.container_started.container.image_digest = ""
+        a.batch(1, [c, vt.image_inventory_event(DIGEST_R, RUNC_PKGS, image="",
+                                                container_id=CID_R)])
+    wait_matched(db)
+    assert db.scalar("SELECT coalesce(image_digest, '') FROM containers WHERE id = %s",
+                     (CID_R,)) == ""
+    assert env["api"].get("/api/v1/vulnerabilities/CVE-2099-0010").status == 404
+    out = import_docs(env, "runc", [
+        osv("DSA-9010-1", [aff("Debian:12", "expat", ("introduced", "0"),
+                               ("fixed", "2.5.0-4+deb12u1"), urgency="high")],
+            aliases=["CVE-2099-0010"]),
+        osv("DSA-9011-1", [aff("Debian:12", "openssl", ("introduced", "0"),
+                               ("fixed", "3.0.11-1~deb12u3"), urgency="medium")],
+            aliases=["CVE-2099-0011"])])
+    assert "2 new" in out, out
+    d = exposure(env, "CVE-2099-0010")
+    assert d["count"] == 1
+    assert [(c["agent"], c["container_id"]) for c in d["containers"]] == \
+        [("vuln-node-6", CID_R)]
+    assert d["containers"][0]["packages"] == [
+        {"package": "libexpat1", "source": "expat", "installed": "2.5.0-4",
+         "fixed": "2.5.0-4+deb12u1", "advisory": "DSA-9010-1", "severity": "high"}]
+    assert d["images"] == [{"image_id": DIGEST_R, "names": [], "containers": 1}]
+    assert d["nodes"] == [{"agent": "vuln-node-6", "hostname": "itest-host", "containers": 1}]
+    # over a window as well; an advisory on a package it shares with image
+    # A lists both kinds of container
+    d = exposure(env, "CVE-2099-0010", **{"from": "%d" % (time.time() - 3600)})
+    assert [c["container_id"] for c in d["containers"]] == [CID_R]
+    d = exposure(env, "CVE-2099-0011")
+    got = {c["container_id"]: c for c in d["containers"]}
+    assert CID_A in got and CID_R in got
+    assert [p["package"] for p in got[CID_R]["packages"]] == ["libssl3"]
+    assert [p["package"] for p in got[CID_A]["packages"]] == ["libssl3", "openssl"]
