@@ -19,7 +19,7 @@
 #
 # Environment: AGENTS, EVENTS, EVENT_BYTES (sizes); BATCH_EVENTS (500);
 # DB_WRITERS (2); LOADGEN_THREADS (1); WARM_EVENTS (EVENTS); LAT_SECONDS (20);
-# IDLE_AGENTS (10000); IDLE_RAMP (1 s per 1000 agents); IDLE_SECONDS (60);
+# IDLE_AGENTS (10000); IDLE_RAMP (1 s per 1000 agents); IDLE_SECONDS (120);
 # IDLE_LOADGEN_THREADS (2); SOURCE_ADDRS (1); STORM_SECONDS (180); STORM_WATCH
 # (30); BUILD_DIR (build); SKIP_DEPS=1,
 # SKIP_BUILD=1; KEEP=1 keeps the work directory (PKI, database, logs).
@@ -35,7 +35,7 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 WARM_EVENTS=${WARM_EVENTS:-$EVENTS}
 LAT_SECONDS=${LAT_SECONDS:-20}
 IDLE_AGENTS=${IDLE_AGENTS:-10000}
-IDLE_SECONDS=${IDLE_SECONDS:-60}
+IDLE_SECONDS=${IDLE_SECONDS:-120}
 IDLE_RAMP=${IDLE_RAMP:-$(((IDLE_AGENTS + 999) / 1000))}
 IDLE_LOADGEN_THREADS=${IDLE_LOADGEN_THREADS:-2}
 SOURCE_ADDRS=${SOURCE_ADDRS:-1}
@@ -189,6 +189,16 @@ pg_ticks() {
       else if (a[2] == pm) t += a[12] + a[13] }
     END { print t + 0 }'
 }
+# truncate_events: TRUNCATE events, again if it lost a deadlock (the
+# collector's background index builds take locks on the partitions too).
+truncate_events() {
+  local i
+  for i in 1 2 3 4 5; do
+    psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events"
+}
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # run_loadgen OUTFILE ARGS...: run vigil-loadgen (stderr to OUTFILE.err),
@@ -223,7 +233,8 @@ if [ "$WARM_EVENTS" -gt 0 ]; then
   R0=$(run_loadgen "$WORK/run0.out" --agents "$AGENTS" --events "$WARM_EVENTS" \
     --agent-prefix bench- --timeout $((300 + WARM_EVENTS / 2000))) || rc=$?
   [ "$rc" -eq 0 ] || BROKEN+=("warm-up run exit $rc")
-  psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" -c "VACUUM (ANALYZE)" >/dev/null
+  truncate_events
+  psql_ -c "VACUUM (ANALYZE)" >/dev/null
 fi
 psql_ -c "CHECKPOINT"
 
@@ -268,7 +279,8 @@ say "2. binary COPY of the same $STORED rows by $DB_WRITERS sessions"
 for k in $(seq 0 $((DB_WRITERS - 1))); do
   psql_ -c "\\copy (SELECT * FROM events WHERE agent_id % $DB_WRITERS = $k) TO '$WORK/copy$k.bin' WITH (FORMAT binary)"
 done
-psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" -c "CHECKPOINT"
+truncate_events
+psql_ -c "CHECKPOINT"
 t0=$(date +%s.%N)
 pids=()
 for k in $(seq 0 $((DB_WRITERS - 1))); do
@@ -317,7 +329,8 @@ esac
 # containers known, recycled WAL), with the rule engine switched off: what
 # judging every container state and exec, and writing the findings, costs.
 say "4. flat out with rules off: $AGENTS agents, $EVENTS events"
-psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" -c "VACUUM (ANALYZE)" \
+truncate_events
+psql_ -c "VACUUM (ANALYZE)" \
   -c "CHECKPOINT" >/dev/null
 FINDINGS=$(psql_ -tA -c "SELECT count(*) FROM findings")
 stop_collector
