@@ -72,8 +72,10 @@ admit_verdict_t admit_add(admit_t *a, admit_entry_t *e, const struct sockaddr *s
 		admit_entry_t *p = a->oldest;
 		while (p && silent && !silent(p))
 			p = p->newer;
-		*victim = p ? p : a->oldest;
-		unlink_entry(a, *victim);
+		if (!p)
+			return ADMIT_REFUSED_FULL;
+		*victim = p;
+		unlink_entry(a, p);
 		v = ADMIT_OK_DROPPED;
 	}
 	e->older = a->newest;

@@ -4,13 +4,14 @@
  * connections get a budget of their own, so that silent sockets cannot use
  * up the places of connections that work, and a cap per client address (an
  * IPv4 address, an IPv6 /64), so that one host cannot use up the budget.
- * When the budget is full, a pending connection is dropped to make room
- * for the newcomer (an early drop, as front ends such as OpenSSH's
- * MaxStartups do): the oldest that has sent nothing yet, else the oldest.
- * A real client sends its first bytes at once and finishes its handshake
- * in milliseconds, while a silent socket only grows older; preferring the
- * silent ones keeps a client mid-handshake from being dropped by a flood
- * of new silent sockets.
+ * When the budget is full, the oldest pending connection that has sent
+ * nothing yet is dropped to make room for the newcomer (an early drop, as
+ * front ends such as OpenSSH's MaxStartups do): a real client sends its
+ * first bytes at once and finishes its handshake in milliseconds, while a
+ * silent socket only grows older. When every pending connection is
+ * making progress (a fleet reconnecting at once), the newcomer is refused
+ * instead: dropping a handshake under way would throw its work away and
+ * only make the storm last longer, while a refused client backs off.
  *
  * Pure bookkeeping: the entries live in the caller's connection objects and
  * the caller closes what admit_add names. Not thread-safe; one list per
@@ -39,9 +40,10 @@ typedef struct {
 } admit_t;
 
 typedef enum {
-	ADMIT_OK,	   /* listed as pending */
-	ADMIT_OK_DROPPED,  /* listed; *victim, the oldest, was unlisted: close it */
-	ADMIT_REFUSED_ADDR /* the address has its cap of pending connections: close e's */
+	ADMIT_OK,	    /* listed as pending */
+	ADMIT_OK_DROPPED,   /* listed; *victim, the oldest, was unlisted: close it */
+	ADMIT_REFUSED_ADDR, /* the address has its cap of pending connections: close e's */
+	ADMIT_REFUSED_FULL  /* the budget is full and none is silent: close e's */
 } admit_verdict_t;
 
 /* The key of an address: IPv4 (and IPv4-mapped IPv6) by address, other
@@ -56,7 +58,7 @@ typedef bool (*admit_silent_fn)(admit_entry_t *e);
 
 /* List e (not listed) as the newest pending connection from sa, within
  * max_pending in all and max_per_addr per key (both at least 1). silent
- * (may be NULL: all are) tells which connections to drop first. */
+ * (may be NULL: all are) tells which connections may be dropped. */
 admit_verdict_t admit_add(admit_t *a, admit_entry_t *e, const struct sockaddr *sa, size_t salen,
 			  size_t max_pending, size_t max_per_addr, admit_silent_fn silent,
 			  admit_entry_t **victim);

@@ -2,6 +2,7 @@
 #include "tls.h"
 
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <string.h>
 
@@ -149,6 +150,15 @@ SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host)
 		}
 	}
 	return ssl;
+}
+
+bool tls_peer_silent(SSL *ssl, int fd)
+{
+	BIO *rbio = ssl ? SSL_get_rbio(ssl) : NULL;
+	if (rbio && BIO_number_read(rbio) > 0)
+		return false;
+	int waiting = 0;
+	return fd < 0 || ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0;
 }
 
 int64_t tls_peer_not_after_ns(SSL *ssl)

@@ -6,6 +6,7 @@
 #ifndef VIGIL_TLS_H
 #define VIGIL_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ SSL *tls_ssl_new(SSL_CTX *ctx, const char *verify_host);
  * printable UTF-8.
  * Return 0, or -1 if there is no verified peer certificate. */
 int tls_peer_identity(SSL *ssl, char *out, size_t outlen);
+
+/* True if the peer of ssl (on socket fd, -1 if none yet) has sent nothing:
+ * no byte read through its BIO and none waiting in the socket. */
+bool tls_peer_silent(SSL *ssl, int fd);
 
 /* The end of the validity of the peer's certificate (Unix ns), or 0. */
 int64_t tls_peer_not_after_ns(SSL *ssl);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -502,12 +501,7 @@ static hconn_t *pending_conn(admit_entry_t *e)
 static bool pending_silent(admit_entry_t *e)
 {
 	struct bufferevent *bev = pending_conn(e)->bev;
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	if (ssl && !SSL_in_before(ssl))
-		return false;
-	int waiting = 0;
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	return fd < 0 || ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0;
+	return tls_peer_silent(bufferevent_openssl_get_ssl(bev), bufferevent_getfd(bev));
 }
 
 /* Admit c, or refuse it. Return true if it stays (its deadline armed again),
@@ -533,12 +527,16 @@ static bool admission(hconn_t *c)
 			      (size_t)SETTING(h->col, http_max_pending_connections),
 			      (size_t)SETTING(h->col, http_max_pending_per_address), pending_silent,
 			      &victim);
-		if (v == ADMIT_REFUSED_ADDR) {
+		if (v == ADMIT_REFUSED_ADDR || v == ADMIT_REFUSED_FULL) {
 			h->conns_refused++;
-			admission_log(h,
-				      "http_max_pending_per_address reached; closing new "
-				      "connections from this address",
-				      c->pend.key);
+			admission_log(
+				h,
+				v == ADMIT_REFUSED_ADDR
+					? "http_max_pending_per_address reached; closing new "
+					  "connections from this address"
+					: "http_max_pending_connections reached, every pending "
+					  "connection making progress; closing new connections",
+				c->pend.key);
 		}
 	}
 	if (victim) {
@@ -550,7 +548,7 @@ static bool admission(hconn_t *c)
 			      victim->key);
 		arm_deadline(old, 0);
 	}
-	if (v == ADMIT_REFUSED_ADDR)
+	if (v == ADMIT_REFUSED_ADDR || v == ADMIT_REFUSED_FULL)
 		return false; /* deadline_cb goes on to close it */
 	arm_deadline(c, SETTING(h->col, http_request_timeout_ms));
 	return true;

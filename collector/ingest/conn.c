@@ -5,6 +5,7 @@
  * and is freed by the worker after the loop pass.
  */
 #include "ingest/conn.h"
+#include "ingest/conn_int.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -30,44 +30,6 @@
 
 #define CLOSE_FLUSH_NS (INT64_C(5) * 1000000000)
 #define READ_HIGH_WATER (256 * 1024)
-
-struct conn {
-	conn_t *next, *prev; /* the worker's list */
-	worker_t *w;
-	collector_t *col;
-	uint64_t id;
-	conn_state_t state;
-	struct bufferevent *bev;
-	int refs;	       /* jobs that point here */
-	char peer[64];	       /* address:port */
-	char prefix[64 + 160]; /* "[peer agent]" for logs */
-	char agent[256];       /* identity from the certificate */
-	bool registered;
-	int32_t agent_id;
-	uint64_t last_seq;	/* highest batch seq on this connection */
-	uint64_t committed_seq; /* the agent's, from Welcome, raised by each ack */
-	uint64_t refused_seq;	/* the batch an ERROR_CODE_BATCH_REFUSED names */
-	int inflight;		/* batches with the writer */
-	bool hello_pending;
-	bool paused_inflight;
-	bool paused_queue;
-	bool draining;
-	int64_t created_ns;
-	int64_t ready_ns;   /* handshake done */
-	int64_t last_rx_ns; /* last whole frame */
-	int64_t last_tx_ns;
-	int64_t frame_start_ns; /* first byte of an unfinished frame, or 0 */
-	int64_t closing_ns;
-	job_t *jobs;		    /* its jobs with the writer (job_t.conn_next) */
-	size_t reserved;	    /* queue bytes held for the frame being read */
-	budget_scan_t scan;	    /* of the frame being handled */
-	rules_subjects_t *subjects; /* its containers, for rule exceptions */
-	admit_entry_t pend;	    /* in its worker's pending list until Hello */
-	bool established;	    /* past Hello: counted in col->n_established */
-	int64_t cert_not_after_ns;  /* the agent certificate's end (Unix ns), or 0 */
-	uint64_t tls_gen_at_accept; /* col->tls_generation when its SSL was made */
-	uint64_t tls_generation;    /* the collector's TLS context it was verified with */
-};
 
 const char *conn_state_str(conn_state_t st)
 {
@@ -132,14 +94,7 @@ static void send_msg(conn_t *c, const Vigil__V1__CollectorMessage *m)
 	c->last_tx_ns = vtime_mono_ns();
 }
 
-/* Leave: log why (once), send an Error if code != 0 and TLS is up, then
- * close once it is flushed. */
-static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void pending_leave(conn_t *c);
-
-static void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
+void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
 {
 	if (c->state == CONN_ST_CLOSING)
 		return;
@@ -606,97 +561,6 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		   pending ? " in the middle of a frame; the partial frame is discarded" : "");
 }
 
-/* ---- admission --------------------------------------------------------
- *
- * A connection is pending from its accept until its Hello (or its close).
- * Each worker keeps its pending connections within its share of
- * max_pending_connections and of max_pending_per_address (admit.h): the
- * listener hands sockets round-robin, so a host's connections spread over
- * the workers as the budget does. max_connections counts the others. */
-
-static conn_t *pending_conn(admit_entry_t *e)
-{
-	return (conn_t *)((char *)e - offsetof(conn_t, pend));
-}
-
-/* No byte of the TLS handshake has come from it: none read, none waiting. */
-static bool pending_silent(admit_entry_t *e)
-{
-	conn_t *c = pending_conn(e);
-	if (!c->bev)
-		return true;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	if (ssl && !SSL_in_before(ssl))
-		return false;
-	int waiting = 0;
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	return fd < 0 || ioctl(fd, FIONREAD, &waiting) != 0 || waiting == 0;
-}
-
-static void pending_leave(conn_t *c)
-{
-	if (!c->pend.listed)
-		return;
-	int64_t *log_ns;
-	admit_remove(worker_pending(c->w, &log_ns), &c->pend);
-	atomic_fetch_sub(&c->col->n_pending, 1);
-}
-
-static void admission_log(collector_t *col, int64_t *log_ns, const char *what, const uint8_t *key)
-{
-	int64_t now = vtime_mono_ns();
-	if (now - *log_ns < INT64_C(10) * 1000000000)
-		return;
-	*log_ns = now;
-	char addr[64];
-	admit_key_str(key, addr, sizeof(addr));
-	log_warn("[%s] %s (so far: %llu refused at accept, %llu pending dropped; logged at most "
-		 "every 10 s per worker)",
-		 addr, what, (unsigned long long)atomic_load(&col->counters.conns_refused),
-		 (unsigned long long)atomic_load(&col->counters.pending_dropped));
-}
-
-static size_t share(int64_t total, int n_workers)
-{
-	int64_t n = n_workers > 0 ? n_workers : 1;
-	return (size_t)((total + n - 1) / n);
-}
-
-/* List c as pending on its worker. Return false if its address has its
- * share of pending connections (the caller closes it). */
-static bool admission(conn_t *c, const struct sockaddr *sa, socklen_t len)
-{
-	collector_t *col = c->col;
-	int64_t *log_ns;
-	admit_t *a = worker_pending(c->w, &log_ns);
-	admit_entry_t *victim = NULL;
-	admit_verdict_t v = admit_add(a, &c->pend, sa, len,
-				      share(SETTING(col, max_pending_connections), col->n_workers),
-				      share(SETTING(col, max_pending_per_address), col->n_workers),
-				      pending_silent, &victim);
-	if (v == ADMIT_REFUSED_ADDR) {
-		atomic_fetch_add(&col->counters.conns_refused, 1);
-		admission_log(col, log_ns,
-			      "max_pending_per_address reached; closing new connections "
-			      "from this address",
-			      c->pend.key);
-		return false;
-	}
-	atomic_fetch_add(&col->n_pending, 1);
-	if (victim) {
-		conn_t *old = pending_conn(victim);
-		atomic_fetch_sub(&col->n_pending, 1); /* admit_add unlisted it */
-		atomic_fetch_add(&col->counters.pending_dropped, 1);
-		admission_log(col, log_ns,
-			      "max_pending_connections reached; dropping the oldest "
-			      "pending connection",
-			      victim->key);
-		conn_close(old, LOG_LVL_DEBUG, 0,
-			   "dropped for a newer connection (max_pending_connections)");
-	}
-	return true;
-}
-
 /* ---- public ---------------------------------------------------------- */
 
 conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *sa, socklen_t len,
@@ -709,7 +573,7 @@ conn_t *conn_new(worker_t *w, collector_t *col, int fd, const struct sockaddr *s
 	}
 	c->w = w;
 	c->col = col;
-	if (!admission(c, sa, len)) {
+	if (!conn_admission(c, sa, len)) {
 		free(c);
 		evutil_closesocket(fd);
 		return NULL;

@@ -96,6 +96,12 @@ static bool silent_unless_talking(admit_entry_t *e)
 	return e != talking;
 }
 
+static bool none_silent(admit_entry_t *e)
+{
+	(void)e;
+	return false;
+}
+
 static void test_budget_drops_oldest_silent(void **state)
 {
 	(void)state;
@@ -115,18 +121,20 @@ static void test_budget_drops_oldest_silent(void **state)
 	assert_int_equal(add(&a, &e[4], "10.0.0.5", 3, 8, silent_unless_talking, &victim),
 			 ADMIT_OK_DROPPED);
 	assert_ptr_equal(victim, &e[2]);
-	/* none silent: the oldest after all */
-	talking = NULL;
+	/* listed now: e[1] (talking), e[3], e[4]. Without a predicate every
+	 * one counts as silent: the oldest goes. */
 	admit_remove(&a, &e[3]);
-	admit_remove(&a, &e[4]);
-	assert_int_equal(add(&a, &e[5], "10.0.0.6", 2, 8, NULL, &victim), ADMIT_OK);
-	talking = &e[1];
-	assert_int_equal(add(&a, &e[6], "10.0.0.7", 2, 8, silent_unless_talking, &victim),
-			 ADMIT_OK_DROPPED);
-	assert_ptr_equal(victim, &e[5]);
+	assert_int_equal(add(&a, &e[5], "10.0.0.6", 2, 8, NULL, &victim), ADMIT_OK_DROPPED);
+	assert_ptr_equal(victim, &e[1]);
+	/* every pending one making progress (a fleet reconnecting at once):
+	 * the newcomer is refused, no handshake under way is thrown away */
+	assert_int_equal(add(&a, &e[6], "10.0.0.7", 2, 8, none_silent, &victim),
+			 ADMIT_REFUSED_FULL);
+	assert_null(victim);
+	assert_false(e[6].listed);
 	assert_int_equal(a.n, 2);
-	assert_ptr_equal(a.oldest, &e[1]);
-	assert_ptr_equal(a.newest, &e[6]);
+	assert_ptr_equal(a.oldest, &e[4]);
+	assert_ptr_equal(a.newest, &e[5]);
 }
 
 int main(void)
