@@ -14,6 +14,10 @@
  * keeps a generic plan only when it costs no more; a query on the
  * partitioned events table keeps custom plans (a generic plan cannot prune
  * partitions when it is planned, so it is costed over all of them).
+ * Listings are not prepared: each is planned for its own window and
+ * search text (a generic plan of an argv= search would read today's
+ * partition backwards through the ts index instead of its trigram index),
+ * and planning is a small part of what a listing costs.
  */
 #include "http/apidb.h"
 
@@ -354,6 +358,15 @@ void apidb_run(apidb_conn_t *c, apidb_job_t *j)
 		return;
 	}
 	c->deadline_ns = vtime_mono_ns() + (c->timeout_ms + 2000) * 1000000;
+	if (j->listing) {
+		if (!PQsendQueryParams(c->pg, j->sql, j->n_params, NULL,
+				       (const char *const *)j->params, NULL, NULL, 0) ||
+		    flush_out(c) != 0 || collect(c, j, true) != 0)
+			goto lost;
+		if (j->status == APIDB_ERR_CONN)
+			conn_drop(c);
+		return;
+	}
 	int i = statement(c, j);
 	if (i == -2)
 		goto lost;
