@@ -339,3 +339,63 @@ def test_findings_panel(env, browser):
     logs = d.get_log("browser")
     csp = [e for e in logs if "Content Security Policy" in e.get("message", "")]
     assert not csp, csp
+
+
+HOSTILE_IMAGE = "registry.test/<img src=x onerror=alert(4)>\u202egnp.exe:1"
+VULN_DIGEST = "sha256:" + "d4" * 32
+VULN_CID = "d4" * 32
+
+
+def test_vulnerable_images_panel(env, browser, pki, module_db, collector_bin, workdir):
+    """The vulnerable images panel: an image running a package an imported
+    advisory names is listed with its worst severity and running
+    containers; its hostile name shows as text, isolated, its RLO visible."""
+    import json
+    import subprocess
+    d, api, coll = browser, env["api"], env["coll"]
+    cert, key = pki.agent("vuln-node")
+    with vt.RawAgent(coll.port, vt.client_context(pki, cert, key)).connect() as a:
+        a.hello()
+        e = vt.container_started_event(VULN_CID, "vuln-web", image=HOSTILE_IMAGE)
+        e.container_started.container.image_digest = VULN_DIGEST
+        inv = vt.image_inventory_event(
+            VULN_DIGEST, [("libssl3", "3.0.11-1~deb12u1", "amd64", "openssl",
+                           "3.0.11-1~deb12u1")], image=HOSTILE_IMAGE, container_id=VULN_CID)
+        a.batch(1, [e, inv])
+    path = os.path.join(workdir, "browser-osv", "DSA-9901-1.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"schema_version": "1.6.0", "id": "DSA-9901-1",
+                   "modified": "2024-01-15T10:00:00Z", "aliases": ["CVE-2099-9901"],
+                   "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"},
+                                 "ranges": [{"type": "ECOSYSTEM", "events": [
+                                     {"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}]}],
+                                 "ecosystem_specific": {"urgency": "high"}}]}, f)
+    r = subprocess.run([collector_bin, "advisories", "import", path, "--db", module_db.conninfo,
+                        "--log-level", "warn"], capture_output=True, text=True, timeout=120,
+                       env=vt.sanitizer_env())
+    assert r.returncode == 0, r.stderr
+
+    def listed():
+        top = api.ok("/api/v1/vulnerabilities", {"limit": 10}).get("top_images") or []
+        return [i for i in top if i["image_id"] == VULN_DIGEST]
+    vt.wait_for(listed, 30, interval=0.5, what="the image matched")
+    d.get(env["url"])
+    if d.find_elements(By.ID, "signin-form"):
+        d.find_element(By.ID, "token").send_keys(env["token"])
+        d.find_element(By.ID, "signin-form").submit()
+    wait(d, 30).until(
+        lambda x: x.execute_script("return document.body.dataset.loaded") == "1")
+    wait(d, 30).until(lambda x: any(r[0] == shown(HOSTILE_IMAGE)
+                                    for r in cell_texts(x, "vuln-images")))
+    row = next(r for r in cell_texts(d, "vuln-images") if r[0] == shown(HOSTILE_IMAGE))
+    assert row[1] == "high" and int(row[2]) >= 1 and row[4] == "1", row
+    assert "[U+202E]" in row[0] and "\u202e" not in row[0]
+    iso = d.execute_script(
+        "for (const td of document.querySelectorAll('#vuln-images tbody td'))"
+        "  if (td.textContent.includes('gnp.exe')) return getComputedStyle(td.firstChild)"
+        "    .unicodeBidi;")
+    assert iso == "isolate", iso
+    assert "images with known vulnerabilities" in d.find_element(By.ID, "vuln-summary").text
+    no_alert(d)
+    assert d.execute_script("return document.querySelectorAll('img').length") == 0
