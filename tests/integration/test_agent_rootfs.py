@@ -176,7 +176,7 @@ def debian_rootfs():
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=900)
     if r.returncode != 0:
-        pytest.skip("debootstrap failed:\n" + r.stdout[-2000:])
+        pytest.fail("debootstrap failed:\n" + r.stdout[-2000:])
     os.rename(tmp, DEBIAN_CACHE)
     return DEBIAN_CACHE
 
