@@ -101,28 +101,43 @@ typedef struct {
 	span_t epoch, upstream, revision;
 } dpkg_ver_t;
 
-static const char *dpkg_parse(const char *v, dpkg_ver_t *out)
+/* Split [epoch:]main[-rest] (dpkg and rpm share the form: the epoch ends
+ * at the first colon, the rest starts after the last hyphen). *hyphen
+ * tells whether there was one (a rest may then not be empty). Return NULL,
+ * or why v is refused (length, epoch). */
+static const char *split_evr(const char *v, span_t *epoch, span_t *main_part, span_t *rest,
+			     bool *hyphen)
 {
 	const char *why = NULL;
 	size_t n = checked_len(v, &why);
 	if (why)
 		return why;
-	const char *end = v + n, *up = v;
+	const char *end = v + n, *start = v;
 	const char *colon = memchr(v, ':', n);
-	out->epoch = (span_t){v, 0};
+	*epoch = (span_t){v, 0};
 	if (colon) {
-		out->epoch.n = (size_t)(colon - v);
-		if ((why = check_epoch(out->epoch)))
+		epoch->n = (size_t)(colon - v);
+		if ((why = check_epoch(*epoch)))
 			return why;
-		up = colon + 1;
+		start = colon + 1;
 	}
-	const char *hyphen = NULL;
-	for (const char *p = up; p < end; p++)
+	const char *last = NULL;
+	for (const char *p = start; p < end; p++)
 		if (*p == '-')
-			hyphen = p;
-	out->upstream = (span_t){up, (size_t)((hyphen ? hyphen : end) - up)};
-	out->revision =
-		hyphen ? (span_t){hyphen + 1, (size_t)(end - hyphen - 1)} : (span_t){end, 0};
+			last = p;
+	*main_part = (span_t){start, (size_t)((last ? last : end) - start)};
+	*rest = last ? (span_t){last + 1, (size_t)(end - last - 1)} : (span_t){end, 0};
+	*hyphen = last != NULL;
+	return NULL;
+}
+
+static const char *dpkg_parse(const char *v, dpkg_ver_t *out)
+{
+	bool hyphen;
+	const char *why = split_evr(v, &out->epoch, &out->upstream, &out->revision, &hyphen);
+	if (why)
+		return why;
+	const char *up = out->upstream.p;
 	if (out->upstream.n == 0)
 		return "upstream version is empty";
 	if (hyphen && out->revision.n == 0)
@@ -352,25 +367,10 @@ static bool rpm_char_ok(char c)
 
 static const char *rpm_parse(const char *v, rpm_ver_t *out)
 {
-	const char *why = NULL;
-	size_t n = checked_len(v, &why);
+	bool hyphen;
+	const char *why = split_evr(v, &out->epoch, &out->version, &out->release, &hyphen);
 	if (why)
 		return why;
-	const char *end = v + n, *ver = v;
-	const char *colon = memchr(v, ':', n);
-	out->epoch = (span_t){v, 0};
-	if (colon) {
-		out->epoch.n = (size_t)(colon - v);
-		if ((why = check_epoch(out->epoch)))
-			return why;
-		ver = colon + 1;
-	}
-	const char *hyphen = NULL;
-	for (const char *p = ver; p < end; p++)
-		if (*p == '-')
-			hyphen = p;
-	out->version = (span_t){ver, (size_t)((hyphen ? hyphen : end) - ver)};
-	out->release = hyphen ? (span_t){hyphen + 1, (size_t)(end - hyphen - 1)} : (span_t){end, 0};
 	if (out->version.n == 0)
 		return "version is empty";
 	if (hyphen && out->release.n == 0)
