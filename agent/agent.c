@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The agent's object graph and timers (see agent.h). */
 #include "agent.h"
 

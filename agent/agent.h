@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The agent's object graph on one event loop: sources (/proc walk, process
  * connector, Docker API, OCI state) -> inventory and exec events ->

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Events -> batches (see batcher.h). */
 #include "batcher.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Events -> batches. Events are packed (protobuf) as they come and
  * collected into the body of a vigil.v1.Batch; a batch is closed when it

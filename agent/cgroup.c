@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* /proc/PID/cgroup -> container id and runtime (see cgroup.h). */
 #include "cgroup.h"
 

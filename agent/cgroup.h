@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Map a process to its container from the text of /proc/PID/cgroup
  * (cgroup v1 and v2 layouts; systemd scope names docker-ID.scope,

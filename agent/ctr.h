@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * One container as the agent knows it: the fields of vigil.v1.Container,
  * owned strings, and which of them a source actually knew (have bits), so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Docker-Engine-API source (see docker_api.h). One request at a time on a
  * fresh connection ("Connection: close"), plus the long-lived /events

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The Docker-Engine-API source (Docker, or Podman's `podman system
  * service`): HTTP/1.1 over a unix socket, non-blocking on the agent's

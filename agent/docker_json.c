@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The Docker-Engine API's JSON (see docker_api.h): container inspect and
  * list, image inspect, and the /events stream's objects, into container

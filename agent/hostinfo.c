@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Node facts (see hostinfo.h). */
 #include "hostinfo.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Facts about the node: host name, OS, kernel, boot id, agent version. */
 #ifndef VIGIL_AGENT_HOSTINFO_H
 #define VIGIL_AGENT_HOSTINFO_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Incremental HTTP/1.1 response parser (see httpc.h). */
 #include "httpc.h"
 

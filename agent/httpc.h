@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * An incremental parser of one HTTP/1.1 response (status line, headers,
  * then a body framed by Content-Length, chunked transfer coding, or the

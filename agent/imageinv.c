@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Image inventories read from containers' roots on a worker thread, cached
  * per image (see imageinv.h). */
 #include "imageinv.h"

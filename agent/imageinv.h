@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The package inventory of each distinct image among the running
  * containers, read from a container's root file system through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The node's image inventories sent once per image (see images.h). */
 #include "images.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The package inventories of the node's images, as the collector gets
  * them: for each distinct image among the running containers, read once

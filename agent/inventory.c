@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The container inventory (see inventory.h). */
 #include "inventory.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The node's containers: merge what each source knows (/proc and cgroups,
  * the Docker-Engine API, OCI runtime state and bundles) into one

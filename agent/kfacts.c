@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Kernel facts of a container's init (see kfacts.h). */
 #include "kfacts.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The kernel's view of a container's security facts, read from its init
  * process: no_new_privs, seccomp mode and filters (/proc/PID/status), the

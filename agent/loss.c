@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Loss accounting (see loss.h). */
 #include "loss.h"
 

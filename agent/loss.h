@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Loss accounting: what the agent could not observe or keep (process
  * events the kernel dropped, execs gone before they were read, events too

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * vigil-agent: command line, configuration, signals (SIGTERM flushes the
  * spool and exits, SIGHUP reloads) and the single event loop.

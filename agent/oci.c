@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* OCI state and bundles (see oci.h). */
 #include "oci.h"
 

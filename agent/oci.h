@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * OCI runtime state and bundles: runc/crun state.json (id, init pid,
  * creation time, bundle path) and the bundle's config.json (the OCI

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The pid map (see pidmap.h). */
 #include "pidmap.h"
 

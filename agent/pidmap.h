@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The pid map: which container each known process runs in, with what the
  * agent learned of it at its exec (real and effective uid, exec-session

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* An image's package inventory; os-release, dpkg and apk parsers (see
  * pkgdb.h). Pure: buffers in, no I/O. */
 #include "pkgdb.h"

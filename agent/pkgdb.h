@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * An image's package inventory and the parsers of the files it comes from:
  * os-release, the dpkg status file (and distroless status.d/ files, same

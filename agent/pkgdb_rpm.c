@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* RPM header blobs as rpmdb.sqlite stores them, parsed with strict bounds
  * checks (see pkgdb.h). Pure: buffers in, no I/O. */
 #include <stdio.h>

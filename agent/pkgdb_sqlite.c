@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpmdb.sqlite from a copy in memory (see pkgdb_sqlite.h). */
 #include "pkgdb_sqlite.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * RPM's sqlite package database (rpmdb.sqlite), read from a copy in memory:
  * the file is never opened by path, so nothing is written next to it and

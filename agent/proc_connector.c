@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Process connector (see proc_connector.h). */
 #include "proc_connector.h"
 

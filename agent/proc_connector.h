@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The Linux process connector (netlink NETLINK_CONNECTOR, CN_IDX_PROC):
  * fork, exec and exit of every process on the node, in real time. It

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* /proc parsers and readers (see procfs.h). */
 #include "procfs.h"
 

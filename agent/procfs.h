@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * /proc: pure parsers for the files the agent reads (status, cmdline,
  * stat, namespace links) and the thin readers that fetch them for one

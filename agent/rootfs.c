@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Files inside a container's root, resolved and opened safely (see
  * rootfs.h). */
 #include "rootfs.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Reading files from a container's root file system, which its processes
  * control and may have made hostile. Every path is resolved inside the

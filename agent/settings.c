@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* vigil-agent's settings table (see settings.h). */
 #include "settings.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Bounded disk spool (see spool.h for the format and the fsync policy). */
 #include "spool.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The agent's bounded disk spool. Every batch is written here before it is
  * sent and deleted once the collector acknowledged it, so nothing is lost

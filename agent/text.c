@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Capped, repaired strings (see text.h). */
 #include "text.h"
 

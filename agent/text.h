@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Strings that come from containers are attacker-controlled: cap their
  * length (with a visible truncation marker) and repair what is not valid

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Agent -> collector connection (see uplink.h). */
 #include "uplink.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The agent's connection to a collector: mutual TLS with host-name
  * verification, Hello -> Welcome{committed_seq} -> Batches read from the

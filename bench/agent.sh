@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Footprint and latency of vigil-agent with real runc containers, a real
 # collector and a real PostgreSQL, on a fresh machine (Debian 12, root):
 #   bash bench/agent.sh [CONTAINERS] [BURST_EXECS] [STORM_PROCESSES]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Query API benchmark: a throwaway PostgreSQL filled with EVENTS generated
 # events (INSERT ... SELECT of generated rows, in parallel sessions), AGENTS
 # agents with 8 containers each, a collector serving the HTTPS API, then:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Measurements for bench/api.sh (not a test): latency of the two incident
 queries and of the newest-first listings through the real HTTPS API,
 export throughput, small reads while exports run, and the status page's

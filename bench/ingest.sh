@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Ingest benchmark: vigil-collector + a throwaway PostgreSQL + vigil-loadgen,
 # all on this machine. Run as root on Debian 12 from anywhere:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Vulnerable-images benchmark, the collector side: a throwaway PostgreSQL
 # with IMAGES images of PACKAGES packages each (Debian 11/12, Ubuntu
 # 20.04/22.04, Alpine 3.18/3.19; written with SQL, as the ingest path would

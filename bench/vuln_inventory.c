@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * vigil-vuln-inventory: the agent's image inventory reader on its own.
  *

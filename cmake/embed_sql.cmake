@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Turns schema/NNNN_name.sql files into a C table of migrations.
 # Invoked as: cmake -DOUT=file.c -DSQL_FILES="a;b" -P embed_sql.cmake
 set(body "/* Generated from the schema directory; do not edit. */\n#include \"ingest/migrations.h\"\n\n")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Shared collector state: TLS context and agent registry (see collector.h). */
 #include "collector.h"
 

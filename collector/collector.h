@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * State shared by the collector's threads: settings, the current TLS
  * context, the registry of connected agents, counters, and the drain flag.

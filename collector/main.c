@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * vigil-collector: command line, configuration, start-up (schema,
  * partitions, threads), signals (SIGTERM drains, SIGHUP reloads) and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The collector's settings table (see settings.h). */
 #include "settings.h"
 

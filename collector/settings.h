@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The collector's one settings table: every setting has a config-file key, a
  * --flag, a default and a help line (see common/config.h). Each subsystem

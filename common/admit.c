@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Admission of pending connections (see admit.h). */
 #include "admit.h"
 

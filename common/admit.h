@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Admission of connections that have proven nothing yet: still in the TLS
  * handshake, or before their first request (HTTPS) or Hello (agents). Such

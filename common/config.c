@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Settings tables (see config.h). */
 #include "config.h"
 

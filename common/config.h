@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Settings tables: each binary describes its settings once (name, type,
  * default as text, reloadable or not, bounds, help) and gets defaults,

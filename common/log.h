@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Leveled logging to stderr, one line per call, with an optional prefix
  * naming the connection (peer address, agent identity). Thread-safe.

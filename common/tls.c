@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* TLS contexts and peer identity (see tls.h). */
 #include "tls.h"
 

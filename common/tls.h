@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * TLS contexts and peer identity for mutual TLS between agents and
  * collectors. The only module that configures OpenSSL; connection code

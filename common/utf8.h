@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* UTF-8 validation and repair for strings that come from outside. */
 #ifndef VIGIL_UTF8_H
 #define VIGIL_UTF8_H

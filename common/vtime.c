@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Clocks (see vtime.h). */
 #include "vtime.h"
 

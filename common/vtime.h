@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Clocks in the units the protocol uses. */
 #ifndef VIGIL_VTIME_H
 #define VIGIL_VTIME_H

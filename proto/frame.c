@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Frame codec: length prefix and limits (see frame.h). */
 #include "frame.h"
 

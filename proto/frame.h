@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Frame codec for the agent <-> collector stream: a 4-byte big-endian
  * length N, then N bytes of one protobuf message. Pure functions over

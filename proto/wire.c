@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Protobuf unpack/pack with framing (see wire.h). */
 #include "wire.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The one place that turns frame payloads into protobuf-c messages and
  * back. Everything unpacked here is freed here.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vigil schema, version 1: agents, containers, events (partitioned by
 -- day), dead letters. Applied by the collector under an advisory lock.
 

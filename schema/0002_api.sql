@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vigil schema, version 2: API tokens, the audit log of API reads, and the
 -- indexes the query API's filters use.
 

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Findings: what the rule engine judged, one row per (rule, container,
 -- key), written in the transaction of the batch that holds the evidence.
 

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Alert forwarding: an outbox of findings to deliver to each receiver
 -- (webhook, syslog), filled by a trigger in the transaction that writes the
 -- finding, emptied by the collectors' senders (collector/alert/).

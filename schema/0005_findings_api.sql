@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Indexes of the findings API (/api/v1/findings, the status page's
 -- findings panel and the containers' open findings).
 

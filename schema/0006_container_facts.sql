@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- The agent's newer container facts and its uid-change events.
 --
 -- A container object (rows_container_json) carries, besides the columns of

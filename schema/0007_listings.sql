@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vigil schema, version 7: the newest-first event listings of the API and
 -- the status page (no filter, by kind, by severity, argv= search, keyset
 -- pages and NDJSON/CSV exports) at millions of events.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vigil schema, version 8: the status page's sessions.
 --
 -- Signing in with an API token starts a session; the cookie carries the

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vulnerability advisories imported from OSV files (`vigil-collector
 -- advisories import`, collector/vuln/): Debian, Ubuntu and Alpine.
 --

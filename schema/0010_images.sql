@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vulnerable images, the fleet side: the package inventory of each image
 -- (ImageInventory events, kind 9), the matches of its packages against the
 -- advisories of 0009_advisories.sql, and the "vulnerable image running"

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Dead letters within bounds: a quota per agent and a retention, enforced
 -- where they are written (cheap: the (agent_id, received_at) index), and
 -- a sweep for agents that stopped sending.

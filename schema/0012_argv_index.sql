@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vigil schema, version 12: the command line as one text, for the
 -- trigram indexes that serve argv= (collector/ingest/argvindex.c).
 --

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Vulnerable images, faster answers and containers without an image digest.
 --
 -- Aliases. "Who is exposed to CVE-X" looked CVE-X up through the GIN index

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Check that the project's own C sources follow .clang-format.
 #
 #   scripts/check-format.sh            check every .c/.h file; list the ones

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Check the module layering that HACKING.md states, on direct #includes.
 #
 # 1. Allow-lists. Every folder of the daemons' sources (proto, common,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The size budget (HACKING.md): a .c file over FILE_MAX lines or a function
 # over FUNC_MAX lines needs an entry in scripts/size-exceptions.txt, which
 # also caps it at the size written there, so a listed file cannot keep

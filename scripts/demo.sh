@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Everything needed to see Vigil run on one machine (Quick start, command 1):
 # installs missing Debian packages, builds, makes a development PKI in
 # var/pki, starts a throwaway PostgreSQL in var/pg, the collector, Podman's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Install every Debian package that Vigil's build, tests, demo and benchmarks
 # use. Idempotent: a fast no-op when everything is already installed; runs
 # `apt-get update` only when something is missing.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Development PKI for Vigil, made with the openssl CLI.
 #
 #   scripts/dev-pki.sh DIR [AGENT_NAME...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Build the libFuzzer targets with clang (in build-fuzz/) and run each for
 # FUZZ_SECONDS (default 20) from its seed corpus. Exits non-zero if a
 # target crashes, leaks or trips a sanitizer; the input that did it is

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Throwaway PostgreSQL 15 cluster for development and tests.
 #
 #   scripts/pg.sh start DIR PORT     initdb (first time), start, create db vigil

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite, as CI runs it (Quick start, command 2):
 #   1. install missing Debian packages (scripts/deps.sh)
-#   2. static checks: formatting, module layering
+#   2. static checks: formatting, module layering, size, license lines
 #   3. normal build + every test (unit, integration against a real
 #      PostgreSQL and the real binaries)
 #   4. AddressSanitizer + UndefinedBehaviorSanitizer build + every test
@@ -27,6 +28,7 @@ stage "static checks"
 bash scripts/check-format.sh
 bash scripts/check-layering.sh
 bash scripts/check-size.sh
+bash scripts/check-license.sh
 
 run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
   local name=$1 dir=$2

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Vigil status page: renders what the query API returns. The collector
  * serves this page only to a signed-in browser (the session cookie, which

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * A simulated agent's connection and protocol state (see lg_agent.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * One simulated agent: a mutual-TLS connection to the collector with the
  * agent's own certificate, Hello/Welcome, a window of unacknowledged

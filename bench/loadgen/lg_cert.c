@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* In-memory client certificates for simulated agents (see lg_cert.h). */
 #include "lg_cert.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Client identities of the simulated agents: either issued in memory by a
  * CA given on the command line (one fresh EC P-256 key and certificate per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Synthetic events and frames (see lg_gen.h). */
 #include "lg_gen.h"
 

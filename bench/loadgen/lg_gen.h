@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Deterministic synthetic events and the frames that carry them. The
  * content of event idx of batch seq of agent a depends only on (a, seq,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Log-linear latency histogram (see lg_hist.h). */
 #include "lg_hist.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Latency histogram with log-linear buckets (about 3% relative precision,
  * 1 µs to days). One per worker thread; merged at the end. Not thread-safe.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * What every worker thread of a load-generator run shares: the parameters
  * (read-only once the threads start) and the per-thread counters that the

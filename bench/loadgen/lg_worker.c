@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Worker threads of the load generator (see lg_worker.h). */
 #include "lg_worker.h"
 

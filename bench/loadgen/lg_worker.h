@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * One worker thread: an event loop that runs a share of the simulated
  * agents (agent i belongs to worker i % threads), its timers (overall

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * vigil-loadgen: simulates many agents, each with its own client
  * certificate, sending real protobuf batches to a collector over mutual

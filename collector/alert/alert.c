@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Alert senders: one thread per receiver claims due outbox rows, delivers
  * them at a bounded rate and settles them; a failure backs the receiver
  * off exponentially (see alert.h). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Alert forwarding: findings at or above alert_min_severity reach each
  * configured receiver (an HTTPS webhook with OCSF JSON, syslog over TLS)

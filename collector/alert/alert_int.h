@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Inside collector/alert/: a receiver and how each kind delivers. */
 #ifndef VIGIL_ALERT_INT_H
 #define VIGIL_ALERT_INT_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Delivering one alert: an HTTPS POST to the webhook (a 2xx answer is a
  * delivery; a redirect is never followed), or an RFC 5425 frame on the
  * syslog connection (see alert_int.h). */

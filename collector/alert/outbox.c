@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The alert outbox seen from one sender thread (see outbox.h). */
 #include "alert/outbox.h"
 

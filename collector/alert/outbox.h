@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The alert outbox in PostgreSQL (schema/0004_alerts.sql), seen from one
  * sender: the receivers in force, claiming due rows with FOR UPDATE SKIP

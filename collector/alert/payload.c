@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Alert payloads: OCSF JSON, RFC 5424/5425 syslog frames, and the parsers
  * of webhook URLs, host:port and HTTP status lines (see payload.h). */
 #include "alert/payload.h"

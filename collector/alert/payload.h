@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * What an alert says, in each receiver's format: an OCSF 1.1 Detection
  * Finding (class 2004) as JSON for the webhook, an RFC 5424 message in

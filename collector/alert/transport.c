@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* TLS client connections to alert receivers, blocking with deadlines on a
  * sender thread (see transport.h). */
 #include "alert/transport.h"

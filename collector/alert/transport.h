@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The senders' connections to receivers: TCP plus TLS with the receiver's
  * certificate verified against a configured CA and the host name (or IP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The query API's handlers (see api.h): parameters are checked here (a bad
  * one is a 400 that names it), turned into one parameterized statement,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Between the HTTP server (http.c and the files beside it: reply.c,
  * dispatch.c, files.c) and the API handlers (api.c). A request (hreq_t) is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * What the query API's handler files (api.c, api_findings.c) share: the
  * checks of common parameters (a bad one is a 400 that names it), the

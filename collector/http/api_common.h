@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Shared by the query API's handler files (api.c, api_findings.c): checks
  * of common parameters, list answers and CSV lines, statement helpers.

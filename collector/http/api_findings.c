@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The findings API. GET /api/v1/findings serves the findings table (one
  * row per rule, container and key, with its lifecycle), newest last_seen

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Parsers and text builders of the query API (see api_util.h). */
 #include "http/api_util.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Pieces of the query API that parse untrusted bytes or build text: query
  * strings, times, numbers, cursors, URL paths, CSV cells, the length of

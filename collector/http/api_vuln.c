@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The vulnerable-images API (see api_vuln.h). Each answer is one JSON
  * document that PostgreSQL renders from vuln_matches, images, containers

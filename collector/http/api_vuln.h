@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The vulnerable-images API (schema/0010_images.sql): who is exposed to an
  * advisory or a CVE now, at a time or over a window; the advisories of one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The query API's PostgreSQL pool (see apidb.h). Each thread owns one
  * connection in non-blocking mode and runs one job at a time under a

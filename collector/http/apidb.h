@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * PostgreSQL access for the query API: a small pool of threads, each with
  * its own connection, that run jobs (one parameterized statement each) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The SQL query builder of the API (see apidb_query.h).
  */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The SQL query builder of the API: a statement's text and its parameters,
  * built piece by piece by the handlers and run on the apidb pool

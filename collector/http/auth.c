@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* API credentials (see auth.h). */
 #include "http/auth.h"
 

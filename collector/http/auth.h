@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * API credentials: tokens and session ids (generated here, stored as their
  * SHA-256), the places they arrive in (the Authorization header and the

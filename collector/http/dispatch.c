@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Dispatch on the HTTPS server (see http_int.h): a request from its arrival
  * (method, rate limit, /healthz, the session, authentication) to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The status page's files (see http_int.h): read once from web_root (two
  * levels of subdirectories, regular files only, no symbolic links) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The HTTPS server (see http.h): evhttp over bufferevent_openssl on its own
  * thread. This file holds the server's life cycle, its TLS context and the

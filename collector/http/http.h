@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The HTTPS server of the query API and the status page: its own port,
  * thread and event_base (libevent evhttp over TLS). Agents never reach it;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Private to the HTTPS server's files, shared among them and seen by no
  * other: the bodies of the server (http_t) and of a request (hreq_t), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The rate limit of the HTTPS server (see http_int.h and ratelimit.h): a
  * token bucket per client (http_rate_limit per second, http_rate_burst at

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The HTTPS server's rate limit as pure code: which bucket a client
  * address falls into, and the fixed table of token buckets. No I/O and no

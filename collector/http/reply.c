@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Replies of the HTTPS server (see http_int.h): the headers every answer
  * carries (a strict CSP and the security headers), JSON errors, database

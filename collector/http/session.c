@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Authentication on the HTTPS server (see http_int.h), in this order: an
  * operator client certificate, a bearer token, or the session cookie that

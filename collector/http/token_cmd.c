@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* API token subcommands (see token_cmd.h). The token is printed once and
  * only its SHA-256 is stored. Revoking a token ends its status page
  * sessions in the same statement. */

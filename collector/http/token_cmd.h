@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The operator subcommands for API tokens:
  *   vigil-collector token create --name NAME --role viewer|admin [--expires 30d]

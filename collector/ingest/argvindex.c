@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The trigram indexes of argv= searches (see argvindex.h): the thread, its
  * connection and the passes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The trigram indexes of argv= searches (schema/0012_argv_index.sql).
  *

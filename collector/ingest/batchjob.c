@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* From an unpacked Batch to a writer job (see batchjob.h). */
 #include "ingest/batchjob.h"
 

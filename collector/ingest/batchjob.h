@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * A Batch becomes a writer job: the collector's field caps applied, its
  * events encoded as rows, those that cannot be stored kept as dead letters

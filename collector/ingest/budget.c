@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Frame budgets, the Batch scan and the field caps (see budget.h). */
 #include "ingest/budget.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * What one agent frame may cost the collector, decided from its bytes
  * rather than trusted from the agent: a scan of a Batch payload before it

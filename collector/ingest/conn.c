@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * An agent connection's lifecycle (see conn.h). State changes go through
  * set_state; a connection leaves through conn_close, which records why

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * One agent connection: TLS handshake, identity, framing, the
  * Hello/Welcome/Batch/Ack conversation, timeouts and backpressure. Lives on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Admission of agent connections before their Hello (see conn_int.h). */
 #include "ingest/conn_int.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Private to conn.c and conn_admit.c: the body of an agent connection and
  * what the two files share. Other files see conn.h.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Binary COPY encoder (see copyenc.h). */
 #include "ingest/copyenc.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Encoder for PostgreSQL's binary COPY format: a growable buffer and one
  * function per column type. Pure code: no libpq, no I/O.

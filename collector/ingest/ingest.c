@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Writer threads and their queues (see ingest.h). Each writer owns one
  * PostgreSQL connection and a FIFO of jobs; it takes as many queued jobs as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Jobs between connections and the PostgreSQL writers. A connection (on a
  * worker thread) submits a job; the writer that owns the agent commits it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * A commit group that PostgreSQL refused, committed again job by job in one
  * transaction (see storeops.h): refused rows are found by halving and kept

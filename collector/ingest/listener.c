@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Accepting agent connections (see listener.h). */
 #include "ingest/listener.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The agents' listening socket: accepts on the main thread, refuses
  * connections above max_connections, and hands the rest to the workers in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Schema migrations embedded at build time from schema/NNNN_name.sql. */
 #ifndef VIGIL_MIGRATIONS_H
 #define VIGIL_MIGRATIONS_H

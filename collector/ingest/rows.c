@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Batch -> events rows (see rows.h). */
 #include "ingest/rows.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Turns one agent Batch into rows of the events table (binary COPY tuples)
  * and the container state changes it implies. Pure code: the caller owns

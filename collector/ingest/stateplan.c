@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Container state changes of a commit group, collapsed into a plan of
  * set-based statements (see stateplan.h).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Container state changes of a whole commit group, planned for a few
  * set-based statements instead of one statement per change.

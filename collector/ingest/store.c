@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * PostgreSQL access (see store.h). libpq runs in non-blocking mode under a
  * deadline (db_timeout), so a hung server is noticed and the connection

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * PostgreSQL access: the only module that includes libpq-fe.h. A store is
  * one connection, used by one thread (a writer, or main at start-up).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Inside the store (store.h): what store.c and isolate.c, which commits a
  * group that PostgreSQL refused job by job, share. No other file includes

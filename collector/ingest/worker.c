@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Worker threads (see worker.h): each runs an event_base with the
  * connections handed to it, a once-a-second tick for timeouts and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * A worker: one thread with its own event_base serving the agent
  * connections the listener hands it. Other threads talk to a worker only

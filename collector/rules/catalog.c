@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The built-in rules: what each judges, why it matters, how to fix it, and
  * the control it implements (CIS Docker Benchmark v1.6.0 for posture,

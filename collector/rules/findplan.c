@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The findings plan of a commit group (rules_plan_build, see rules.h): the
  * posture, runtime and full-inventory ops of every batch, reduced to

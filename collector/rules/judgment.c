@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The judgment being built for one container, and shared string helpers
  * (see rules_int.h). */
 #include "rules/rules_int.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Posture rules: judge one container's settings. Every rule first asks
  * whether its input is known (the agent lists what no source established

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The rule engine: judges every container state and every exec that the
  * collector stores, on the worker thread that encodes the batch, so a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* `vigil-collector rules list` and `rules check FILE` (see rules_cmd.h). */
 #include "rules/rules_cmd.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* `vigil-collector rules ...`: the operator's view of the rules. */
 #ifndef VIGIL_RULES_CMD_H
 #define VIGIL_RULES_CMD_H

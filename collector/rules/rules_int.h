@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Private to rules/: the judgment being built for one event, and the small
  * string helpers the rules share.

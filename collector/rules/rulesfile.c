@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The rules file (rules_file): YAML read with libyaml's document loader,
  * which keeps the line and column of every node, so every error names

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Runtime rules: judge one exec (or uid change) in a container. A process
  * is known by two names, the base names of its argv[0] and of its

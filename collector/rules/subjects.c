@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Who a finding is about, for exceptions: a container's name, image,
  * digests and labels; the cache of them per agent connection (an exec

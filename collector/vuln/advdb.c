@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Advisory and match storage (see advdb.h): the one file of
  * collector/vuln/ that speaks libpq. Rows are staged in COPY text format, one staging table for

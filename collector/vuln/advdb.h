@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Storing advisories (schema/0009_advisories.sql) and matches
  * (schema/0010_images.sql). One import is one transaction. Advisories are staged with COPY into a temporary table as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* `vigil-collector advisories import` (see advisories_cmd.h): read each
  * path, parse each document, stage what can be matched, then merge and
  * commit once, and print what was loaded and what was skipped and why.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The operator subcommand that loads advisories:
  *   vigil-collector advisories import PATH...

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Advisory documents from files, directories and zip archives (see
  * advsrc.h). Files are opened without blocking and must be regular; sizes

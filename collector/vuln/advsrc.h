@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Reading advisory documents for an import: a JSON file, a directory
  * (recursively, its *.json files in name order) or an all.zip archive as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The matcher's version test (see match.h). */
 #include "vuln/match.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The version test of the matcher: does an installed package version fall
  * in an advisory's affected interval? Pure code on strings (vuln/version.h

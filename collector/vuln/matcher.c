@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The matcher thread and its passes (see matcher.h). */
 #include "vuln/matcher.h"
 

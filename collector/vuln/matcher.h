@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The matcher: keeps vuln_matches (schema/0010_images.sql) in line with
  * the images and the advisories, incrementally, without asking any node

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * OSV advisory parser (see osv.h). The strings of an advisory point into
  * its JSON document, which it keeps, or into strings it owns; osv_free

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * The OSV advisory parser (https://ossf.github.io/osv-schema/), for the
  * ecosystems Vigil matches: Debian ("Debian:12"), Ubuntu

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Version comparison by ecosystem (see version.h), written from each
  * ecosystem's published rules:

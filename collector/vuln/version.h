@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Package version comparison by each ecosystem's own rules: dpkg (Debian,
  * Ubuntu), apk (Alpine) and rpm. Pure code on strings: no I/O, no

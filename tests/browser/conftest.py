@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of the browser tests: the integration tests' fixtures (throwaway
 PostgreSQL, PKI, collector processes; see tests/integration/conftest.py),
 plus helpers of tests/integration (vigiltest, apitest)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The status page in headless Chromium, against a real collector and
 PostgreSQL holding known data (sent through the real ingest path): the page
 is the sign-in form until a token is posted to it, which sets the session

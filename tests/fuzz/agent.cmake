@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # libFuzzer targets of vigil-agent (included from tests/fuzz/CMakeLists.txt
 # after vigil_fuzz is defined). Each compiles the agent code it exercises.
 set(AGENT_DIR ${CMAKE_SOURCE_DIR}/agent)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # libFuzzer target of the collector's query API parsers (included from
 # tests/fuzz/CMakeLists.txt after vigil_fuzz is defined).
 vigil_fuzz(fuzz_api_query

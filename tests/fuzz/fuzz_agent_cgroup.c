@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: /proc/PID/cgroup text, /proc status, stat and cmdline
  * text, and process connector datagrams, through the agent's pure parsers.

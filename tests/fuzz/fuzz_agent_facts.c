@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: the parsers behind the agent's security facts
  * (/proc/PID/mountinfo into a container record, cgroup paths and limit

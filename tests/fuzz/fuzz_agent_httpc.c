@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: HTTP/1.1 responses from a Docker-API socket through
  * the agent's incremental parser, fed in pieces whose sizes come from the

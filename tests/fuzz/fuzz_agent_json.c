@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: the JSON the agent takes from runtimes — runc/crun
  * state.json, OCI config.json, Docker-API inspect, list and event

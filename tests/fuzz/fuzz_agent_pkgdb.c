@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: the parsers of image package databases (dpkg status
  * and status.d paragraphs, apk's installed database, os-release, an RPM

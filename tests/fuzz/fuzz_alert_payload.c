@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* libFuzzer target: alert payloads and the parsers of alert forwarding
  * (collector/alert/payload.c). The input is split at NUL bytes into the
  * strings of an alert (container name, labels, summary...) and also read

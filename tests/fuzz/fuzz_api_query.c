@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: the query API's parsers of untrusted bytes. The input
  * is one query string; every value also goes through the time, integer,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: config-file text through cfg_parse_text with a small
  * settings table that has one setting of each type.

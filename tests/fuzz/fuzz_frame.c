@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: a stream from an agent. frame_check on arbitrary
  * bytes; a whole frame's payload goes through wire_agent_unpack (and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: the request-head scanner (api_head_feed) that the
  * HTTPS server runs on every byte of a head before evhttp parses it. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* libFuzzer target: the OSV advisory parser (collector/vuln/osv.c) and the
  * matcher's version test (collector/vuln/match.c) on what it keeps. Any
  * bytes: a document parses into an advisory or is refused with a message;

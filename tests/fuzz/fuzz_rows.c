@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: a Batch as an agent could send it, through
  * rows_encode_batch. Checks that rows tile the buffer, that each is one

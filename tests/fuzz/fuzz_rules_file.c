@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * libFuzzer target: rules-file text through rules_parse (libyaml's loader
  * and the checks of every key). A file is either refused with an error

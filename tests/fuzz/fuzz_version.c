@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* libFuzzer target: version comparison by ecosystem
  * (collector/vuln/version.c). The first byte picks the ecosystem; the rest
  * is split at NUL bytes into three versions a, b, c. Checks that parsing

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regenerate the seed corpora in tests/fuzz/corpus/ from the protobuf text
 # below (needs protoc from Debian's protobuf-compiler). The seeds are
 # committed; run this only after changing the messages or the seeds.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures and helpers of the vigil-agent integration tests: a busybox
 root file system and image built locally (no registry), runc containers
 from bundles made with `runc spec`, Podman containers (--runtime runc),

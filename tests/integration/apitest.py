@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the query API tests: an HTTPS client that trusts the test CA
 (bearer tokens, the sign-in form, the session cookie), token creation
 through the real `vigil-collector token` subcommand, raw TLS connections for

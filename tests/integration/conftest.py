@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures of Vigil's integration tests.
 
 Session: a work directory, Python modules generated from proto/ with

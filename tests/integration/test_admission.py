@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Admission on the agent port: connections still in the TLS handshake or
 before their Hello have a budget of their own (max_pending_connections)
 and a cap per address (max_pending_per_address), so silent sockets, held

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`vigil-collector advisories import` against a real PostgreSQL: OSV
 advisories of Debian, Ubuntu and Alpine written by the test as files, a
 directory tree and an all.zip archive; the rows they become; a second

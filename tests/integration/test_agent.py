@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """vigil-agent end to end: real containers (runc, and Podman with runc),
 the real agent, the real collector and PostgreSQL; the rows tell."""
 

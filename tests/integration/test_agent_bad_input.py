@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What containers do to confuse the agent: exec from a file deleted before
 the exec, a process that clears its command line at once, and many
 containers created at the same moment. The agent keeps running, reports

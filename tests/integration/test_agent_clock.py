@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An event whose time falls outside the partitions is stored at its
 receive time, and the agent's own time is kept with it (details
 agent_time_ns), so a wrong clock on a node loses nothing."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """vigil-agent's security facts, read from its spool (no collector: what
 the agent would send is what it wrote): the kernel's facts of a
 container's init, cgroup limits, devices, propagation, published ports,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent's new facts as the collector stores them: tri-state facts as
 JSON null, the new container facts, the exec facts, uid-change events and
 the agent-status losses."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """vigil-agent under faults: the collector away while containers churn, a
 full spool, a missing or silent Docker API socket, hostile strings."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Image inventories from the real vigil-agent to the real collector: runc
 containers of busybox roots with a dpkg status file written by the test,
 Podman containers of one image, hostile roots (a FIFO, a symlink to the

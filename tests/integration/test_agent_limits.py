@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent obeys the collector's limits (issue 11, item 6): batches spooled
 while the collector was away, larger than its --max-batch-events or
 --max-frame-bytes, are cut to fit before they are sent, every event stored

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent's image inventory reader on real containers: runc containers of
 busybox root file systems written by the test (a dpkg status file and a
 distroless status.d directory, an Alpine installed database, hostile

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Alert forwarding end to end: findings at or above alert_min_severity reach
 an HTTPS webhook (OCSF JSON) and a syslog-over-TLS receiver (RFC 5425
 framing) run by the test, at least once and, outside a crash window, once:

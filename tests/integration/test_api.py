@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The query API against a real collector and PostgreSQL holding known data
 (sent through the real ingest path): authentication and roles, signing in
 to the status page (form, session cookie, sign-out), every endpoint and its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """argv= with the trigram indexes of ended days (schema/0012_argv_index.sql,
 collector/ingest/argvindex.c) against a real collector and PostgreSQL:
 the index is built on yesterday's events partition only, never on today's;

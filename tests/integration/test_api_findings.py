@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The findings API against a real collector and PostgreSQL: findings raised
 by the rule engine from data sent through the real ingest path (a scripted
 agent), then /api/v1/findings (every filter, keyset pages, the counts by

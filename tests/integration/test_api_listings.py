@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The newest-first event listings of the query API against a real collector
 and PostgreSQL (schema/0007_listings.sql, collector/http/apidb.c): keyset
 pages that are complete and ordered, with or without a kind, severity or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The query API's prepared statements (collector/apidb.c), with one API
 database connection so that every request goes through the same cache:
 more SQL shapes than the cache holds (it is then dropped and refilled),

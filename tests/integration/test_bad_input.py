@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile and broken clients, one test each. After every one the collector
 must still be running and serve a good agent, and nothing the bad
 connection sent may be stored."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The collector's configuration surface: the shipped example file parses,
 flags win over the file, and bad values are refused with a clear error."""
 

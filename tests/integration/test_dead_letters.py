@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events that PostgreSQL refuses (invalid UTF-8 in argv) go to
 dead_letters; the rest of their batch is stored, and every batch is
 acknowledged."""

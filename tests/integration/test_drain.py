@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGTERM under load: the collector commits and acknowledges what it has
 queued and exits 0; everything any agent saw acknowledged is stored; a new
 collector on the same port lets the agents finish with nothing lost or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Two connections with the same agent certificate (--duplicate-policy)."""
 
 import vigiltest as vt

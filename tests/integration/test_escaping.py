@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No byte from outside reaches a terminal or a spreadsheet raw: control
 bytes, ESC and a lone CR from an agent or an HTTPS request are escaped
 (\\xNN, C1 controls \\u00NN) in the collector's log and in CSV exports, so

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exactly-once storage under faults: while a load generator runs, the
 collector is killed with SIGKILL and started again on the same port,
 PostgreSQL is restarted under the running collector, and the collector is

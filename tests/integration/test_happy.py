@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A well-behaved agent: Hello/Welcome, batches and acks, the rows they
 become, replays after a reconnect, and container state."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Admission on the HTTPS port: connections still in the TLS handshake or
 before their first request have a budget of their own
 (http_max_pending_connections) and a cap per address

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The HTTPS rate limit against a real collector: clients are bucketed by
 IPv4 address, by IPv6 /64 (two addresses of one /64 share a bucket, another
 /64 has its own), and IPv4 clients of a dual-stack listener (IPv4-mapped

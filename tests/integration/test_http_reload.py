@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGHUP while the HTTPS side authenticates operator certificates: the
 settings it reads (the operator CA, the admin CNs, every string) are a
 snapshot that a reload replaces, never frees under a reader. Run under

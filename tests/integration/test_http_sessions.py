@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The status page's sessions against a real collector and PostgreSQL: the
 cookie carries a random session id (never the API token), stored only as
 its SHA-256 with an expiry, an idle timeout and the token it came from;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request smuggling and malformed heads against the real collector over
 TLS: a head that parsers could read differently (a NUL or other control
 byte, bare LF or CR line ends, obs-fold, blanks before a header's colon,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS on the HTTPS port: TLS 1.3 by default, 1.2 only when configured and
 then with ECDHE and AEAD ciphers only, and no session resumption (a resumed
 connection would skip the certificate checks of a full handshake)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ingest path under a hostile or faulty agent (issue 11, items 2, 3, 5
 and 7), each attack performed against the real collector and PostgreSQL:
 

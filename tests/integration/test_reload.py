@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SIGHUP reloads the collector's certificate: new connections see the new
 one, established connections go on, and a broken file does not take the
 collector down."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The rule engine end to end, with a scripted agent: posture and runtime
 findings written with their evidence in the batch's transaction, their
 lifecycle (opened, counted, fixed, stopped, reopened, removed), the finding

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The rule engine against real containers and the real agent: Podman
 containers (with Podman's Docker-compatible API) and a runc container with
 risky settings raise each posture rule class; execs into them raise each

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Batch sequence numbers: a seq above 2^63-1, or more than max_seq_gap
 above what the agent has committed, is refused with an Error, never
 acknowledged; one such batch cannot poison the identity, whose real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS policy on the agent port and in the agent: with tls_min_version =
 1.2, ECDHE with AEAD ciphers only; a live agent connection is closed when
 its certificate expires or no longer chains to the agent CA after a

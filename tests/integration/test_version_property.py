@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Property test of the dpkg version comparison (collector/vuln/version.c)
 against dpkg itself: thousands of random pairs of realistic Debian and
 Ubuntu versions (epochs, ~, +, ., -, letters, digits, leading zeros), most

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Vulnerable images on the collector, against a real PostgreSQL and the
 real collector: ImageInventory events through the real ingest path (rows in
 images and image_packages, sizes and UTF-8 checked, an image stored once),

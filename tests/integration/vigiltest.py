@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for Vigil's integration tests: the throwaway PostgreSQL, the test
 PKI, the collector and load generator processes, and a raw agent client that
 speaks the wire protocol (TLS + 4-byte big-endian length + protobuf).

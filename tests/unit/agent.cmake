@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Unit tests of vigil-agent (included from tests/unit/CMakeLists.txt after
 # vigil_test is defined). The agent's modules are in vigil_agent_core.
 if(TARGET vigil_agent_core)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Unit tests of the collector's query API parsers (included from
 # tests/unit/CMakeLists.txt after vigil_test is defined).
 vigil_test(test_api_util vigil_http)

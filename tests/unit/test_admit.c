@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Admission of pending connections (common/admit.c): keys by address and
  * /64, the per-address cap, the budget and which connection it drops. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for agent/cgroup.c and agent/text.c: /proc/PID/cgroup lines ->
  * container id and runtime, for cgroup v1, v2 and hybrid layouts and every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the parsers behind the agent's security facts: the
  * security lines of /proc/PID/status, stat's tty, mountinfo (propagation,

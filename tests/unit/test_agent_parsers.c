@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the agent's parsers of untrusted bytes: OCI state.json and
  * config.json, Docker-API inspect/list/events JSON, HTTP responses (framed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the package database parsers behind image inventories:
  * os-release quoting, dpkg status paragraphs (Source with a version,

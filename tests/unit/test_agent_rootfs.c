@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Tests of reading a hostile root file system (rootfs.c) and of image
  * inventories read from it (imageinv.c), on real directory trees made here

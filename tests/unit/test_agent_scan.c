@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The agent's /proc scan against a made-up proc tree: processes that
  * vanish in the middle of the scan and entries that cannot be read are
  * skipped, the rest is found. */

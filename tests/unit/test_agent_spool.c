@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for agent/spool.c and agent/batcher.c: records survive a
  * restart with their sequence numbers, acknowledged ones go, torn or

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Unit tests of the alert payloads and parsers (collector/alert/payload.c):
  * OCSF JSON, RFC 5424/5425 frames, escaping, URLs, HTTP status lines. */
 #include <setjmp.h>

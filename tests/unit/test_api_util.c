@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/api_util.c and collector/auth.c: the query API's
  * parsers of untrusted bytes (query strings, times, cursors, path segments,

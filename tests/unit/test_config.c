@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the settings tables (common/config.c): defaults, value
  * parsing per type, bounds, config-file text, reload and --flags. Uses a

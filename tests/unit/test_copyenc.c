@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the binary COPY encoder (collector/copyenc.c): every
  * column type against bytes computed by hand from PostgreSQL's binary

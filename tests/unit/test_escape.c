@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* utf8_escape_controls (common/utf8.c): what keeps control bytes from outside
  * out of log lines and CSV cells. */
 #include <setjmp.h>

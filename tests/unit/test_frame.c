@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for the frame codec (proto/frame.c): frame_check on a table of
  * byte streams, and the header writer.

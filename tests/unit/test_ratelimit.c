@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/http/ratelimit.c: the bucket key of a client
  * address (IPv4, IPv4-mapped IPv6, IPv6 by /64) and the table of buckets

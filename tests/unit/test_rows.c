@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/rows.c: batches built here are encoded into
  * events rows, which the tests read back column by column (a small

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/rules/: posture and runtime judgments (table
  * driven), unknown inputs, exceptions, the findings plan of a commit group,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/stateplan.c: ops of several batches collapse to
  * at most one row write per statement, in an order that gives the same

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for common/utf8.c: validation and in-place repair of strings
  * that come from agents and containers. Table-driven.

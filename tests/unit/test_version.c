@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for collector/vuln/version.c: known pairs per ecosystem (each
  * checked both ways and against itself), ordered chains whose every pair

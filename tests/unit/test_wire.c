@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Unit tests for proto/wire.c: framing and unpacking of AgentMessage and
  * CollectorMessage, and refusal of bytes that are not a usable message.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * vigil-vercmp: compare versions with collector/vuln/version.c, for the
  * property test against dpkg --compare-versions

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Unit tests of collector/vuln/ (included from tests/unit/CMakeLists.txt
 # after vigil_test is defined), and vigil-vercmp, which the property test
 # against dpkg --compare-versions runs (tests/integration/).
