@@ -14,6 +14,7 @@
 
 #include <event2/http.h>
 
+#include "ratelimit.h"
 #include "vtime.h"
 
 collector_t *hreq_col(hreq_t *r)
@@ -175,4 +176,15 @@ void dispatch_request(struct evhttp_request *req, void *arg)
 	r->page = strncmp(r->path, "/api/", 5) != 0 && strcmp(r->path, "/metrics") != 0 &&
 		  strcmp(r->path, "/readyz") != 0;
 	session_authenticate(r);
+}
+
+bool ratelimit_take(http_t *h, const char *peer)
+{
+	double rate = (double)SETTING(h->col, http_rate_limit);
+	double burst = (double)SETTING(h->col, http_rate_burst);
+	if (rate <= 0)
+		return true;
+	char key[RATELIMIT_KEY_LEN];
+	ratelimit_key(peer, key);
+	return ratelimit_take_key(h->rate, key, rate, burst, vtime_mono_ns());
 }

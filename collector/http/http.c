@@ -7,7 +7,7 @@
  * header and body limits (413) and malformed or ambiguous heads (400, see
  * "request heads"). The rest of the
  * server is beside it (http_int.h): replies and the sign-in page
- * (reply.c), dispatch (dispatch.c), the rate limit (ratelimit.c),
+ * (reply.c), dispatch and the rate limit (dispatch.c),
  * authentication and sessions (session.c), and the status page's files
  * (files.c). Handlers live in api.c; database work runs on the apidb pool
  * and comes back to this loop. The only file of the server that touches

@@ -9,7 +9,7 @@
  *   reply.c      replies: security headers, errors, streams, the 413 and
  *                the 400 for a bad head written by hand, the sign-in page
  *   files.c      the status page's files, served from memory
- *   ratelimit.c  a token bucket per socket peer
+ *   (common/ratelimit.c: a token bucket per socket peer)
  *   session.c    authentication, the token cache, signing in and out
  *   dispatch.c   a request from its arrival to its handler, and the
  *                database jobs of handlers
@@ -27,6 +27,7 @@
 #include "admit.h"
 #include "http/api.h"
 #include "http/http.h"
+#include "ratelimit.h"
 
 #define SAMPLES_MAX 360 /* one hour */
 #define WEB_MAX_FILES 256
@@ -47,7 +48,6 @@ typedef enum {
 	REPLY_SIGNIN, /* the sign-in page */
 } reply_kind_t;
 
-typedef struct rate_slot rate_slot_t;
 typedef struct token_slot token_slot_t;
 
 typedef struct {
@@ -188,9 +188,7 @@ void files_serve(hreq_t *r);
 /* Free the files loaded. */
 void files_free(http_t *h);
 
-/* ---- ratelimit.c ---- */
-/* A table of buckets, or NULL when out of memory. Free with free(). */
-rate_slot_t *ratelimit_new(void);
+/* ---- dispatch.c: the rate limit (common/ratelimit.h) ---- */
 /* Take one token from peer's bucket. Return false if it is empty. */
 bool ratelimit_take(http_t *h, const char *peer);
 

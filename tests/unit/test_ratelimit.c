@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Unit tests for collector/http/ratelimit.c: the bucket key of a client
+ * Unit tests for common/ratelimit.c: the bucket key of a client
  * address (IPv4, IPv4-mapped IPv6, IPv6 by /64) and the table of buckets
  * (refill, sharing a /64, and a flood of new clients that neither evicts a
  * throttled client's bucket nor gets a fresh burst of its own).
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "http/ratelimit.h"
+#include "ratelimit.h"
 
 #define SEC INT64_C(1000000000)
 #define T0 (INT64_C(1000) * SEC)

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The rate limit of the HTTPS server (see http_int.h and ratelimit.h): a
- * token bucket per client (http_rate_limit per second, http_rate_burst at
- * most), the client being the socket peer's IPv4 address or IPv6 /64.
- * X-Forwarded-For is never read. A request refused is a 429.
+ * Token buckets per client address (see ratelimit.h), used by the HTTPS
+ * server (a token bucket per client, http_rate_limit per second,
+ * http_rate_burst at most; X-Forwarded-For is never read; a request
+ * refused is a 429) and by enrollment on the agent port. The client is
+ * the socket peer's IPv4 address or IPv6 /64.
  *
  * The buckets are a fixed table: a client's bucket is in one of
  * RATELIMIT_PROBES slots from the hash of its key. A newcomer takes a slot
@@ -16,14 +17,13 @@
  * on one bucket shared by all such newcomers (the last slot), so a flood
  * of new addresses is throttled as one client until slots free up.
  */
-#include "http/ratelimit.h"
+#include "ratelimit.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_int.h"
 #include "vtime.h"
 
 struct rate_slot {
@@ -63,6 +63,15 @@ rate_slot_t *ratelimit_new(void)
 }
 
 /* The tokens of s at now, refilled but not above burst. */
+/* FNV-1a of the key: where its bucket's probes start. */
+static uint32_t key_hash(const char *s)
+{
+	uint32_t x = 2166136261u;
+	for (; *s; s++)
+		x = (x ^ (uint8_t)*s) * 16777619u;
+	return x;
+}
+
 static double level(const rate_slot_t *s, double rate, double burst, int64_t now)
 {
 	double t = s->tokens + (double)(now - s->last_ns) / 1e9 * rate;
@@ -72,7 +81,7 @@ static double level(const rate_slot_t *s, double rate, double burst, int64_t now
 bool ratelimit_take_key(rate_slot_t *table, const char *key, double rate, double burst,
 			int64_t now_ns)
 {
-	uint32_t b = http_fnv(key);
+	uint32_t b = key_hash(key);
 	rate_slot_t *slot = NULL, *vacant = NULL;
 	for (uint32_t i = 0; i < RATELIMIT_PROBES; i++) {
 		rate_slot_t *s = &table[(b + i) % RATELIMIT_SLOTS];
@@ -103,15 +112,4 @@ bool ratelimit_take_key(rate_slot_t *table, const char *key, double rate, double
 		return false;
 	slot->tokens -= 1.0;
 	return true;
-}
-
-bool ratelimit_take(http_t *h, const char *peer)
-{
-	double rate = (double)SETTING(h->col, http_rate_limit);
-	double burst = (double)SETTING(h->col, http_rate_burst);
-	if (rate <= 0)
-		return true;
-	char key[RATELIMIT_KEY_LEN];
-	ratelimit_key(peer, key);
-	return ratelimit_take_key(h->rate, key, rate, burst, vtime_mono_ns());
 }

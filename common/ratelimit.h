@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The HTTPS server's rate limit as pure code: which bucket a client
- * address falls into, and the fixed table of token buckets. No I/O and no
- * clock (the caller passes the time), so unit tests drive it directly.
- * The server's use of it (ratelimit_new, ratelimit_take) is in
- * http_int.h.
+ * Rate limits per client address as pure code: which bucket a client
+ * address falls into, and the fixed table of token buckets. No I/O, no
+ * clock (the caller passes the time) and no lock (the caller holds one if
+ * several threads share a table), so unit tests drive it directly. Used by
+ * the HTTPS server (ratelimit_take in http_int.h) and by enrollment.
  */
 #ifndef VIGIL_RATELIMIT_H
 #define VIGIL_RATELIMIT_H
