@@ -9,6 +9,10 @@
 #                                          and the collector's certificate
 #   DIR/collector.crt, DIR/collector.key   serverAuth; SAN localhost,
 #                                          127.0.0.1, ::1 and this host name
+#   DIR/issuer.crt, DIR/issuer.key         issuing CA below the dev CA: the
+#                                          collector signs enrolled agents'
+#                                          certificates with it
+#                                          (agent_issuer_cert/_key)
 #   DIR/agents/NAME.crt, NAME.key          CN=NAME, clientAuth
 # Keys are EC P-256, mode 0600. For development and tests only.
 set -euo pipefail
@@ -58,7 +62,7 @@ prompt = no
 O = Vigil dev
 CN = Vigil dev CA
 [v3_ca]
-basicConstraints = critical, CA:TRUE, pathlen:0
+basicConstraints = critical, CA:TRUE, pathlen:1
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 EOT
@@ -88,6 +92,25 @@ EOT
   created+=("$dir/collector.crt")
 fi
 
+# The issuing CA needs a root that may have a CA below it (a dev CA made
+# before enrollment existed has pathlen:0: remove DIR to make a new one).
+if [ ! -s "$dir/issuer.crt" ] || [ ! -s "$dir/issuer.key" ]; then
+  if openssl x509 -in "$dir/ca.crt" -noout -ext basicConstraints 2>/dev/null | grep -q 'pathlen:0'; then
+    echo "dev-pki: $dir/ca.crt cannot sign an issuing CA (pathlen:0); no issuer made" >&2
+  else
+    new_key "$dir/issuer.key"
+    cat > "$tmp/issuer.ext" <<EOT
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOT
+    sign "$dir/issuer" "/O=Vigil dev/CN=Vigil dev agent issuer" "$tmp/issuer.ext"
+    created+=("$dir/issuer.crt")
+  fi
+fi
+
 cat > "$tmp/client.ext" <<EOT
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -110,6 +133,7 @@ done
 
 echo "dev-pki: CA             $dir/ca.crt (key $dir/ca.key)"
 echo "dev-pki: collector      $dir/collector.crt (key $dir/collector.key)"
+[ -s "$dir/issuer.crt" ] && echo "dev-pki: agent issuer   $dir/issuer.crt (key $dir/issuer.key)"
 echo "dev-pki: agents         $dir/agents/"
 if [ ${#created[@]} -gt 0 ]; then
   echo "dev-pki: created        ${created[*]}"
