@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "enroll.h"
 #include "log.h"
 #include "settings.h"
 
@@ -32,6 +33,7 @@ typedef struct {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: vigil-agent [run] [options]\n"
+		     "       vigil-agent enroll --collector HOST:PORT --ca CA.pem ... (enroll -h)\n"
 		     "\n"
 		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
 		     "      --print-config           print the effective settings and exit\n"
@@ -154,6 +156,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
 	log_set_program("vigil-agent");
+	if (argc > 1 && strcmp(argv[1], "enroll") == 0)
+		return enroll_main(argc - 1, argv + 1);
 	cli_t cli = {0};
 	int rc = parse_cli(argc, argv, &cli);
 	if (rc != 0) {

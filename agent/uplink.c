@@ -21,13 +21,18 @@
 #include <openssl/err.h>
 
 #include "batcher.h"
+#include "certfile.h"
 #include "frame.h"
 #include "log.h"
+#include "renew.h"
 #include "vtime.h"
 #include "wire.h"
 
 #define OUT_HIGH_BYTES (4u * 1024 * 1024)
 #define LIVENESS_MIN_MS 30000
+/* After a refused or failed renewal: first wait, doubled up to the last */
+#define RENEW_BACKOFF_MIN_MS 10000
+#define RENEW_BACKOFF_MAX_MS 3600000
 
 struct uplink {
 	struct event_base *base;
@@ -39,9 +44,10 @@ struct uplink {
 	void *arg;
 	uplink_state_t state;
 	struct bufferevent *bev;
-	struct event *timer; /* next attempt (WAIT) or connect/Welcome deadline */
-	struct event *hb;    /* heartbeat and liveness, while READY */
-	size_t addr_idx;     /* address being tried / used */
+	struct event *timer;	/* next attempt (WAIT) or connect/Welcome deadline */
+	struct event *hb;	/* heartbeat and liveness, while READY */
+	struct event *renew_ev; /* the certificate's renewal is due, while READY */
+	size_t addr_idx;	/* address being tried / used */
 	size_t n_addrs;
 	bool round_failed; /* every address failed since the last Welcome */
 	int64_t backoff_ms;
@@ -61,6 +67,14 @@ struct uplink {
 	int64_t hb_ms;
 	int64_t last_tx_ns, last_rx_ns;
 	uint64_t rng;
+	/* certificate renewal (renew.h) */
+	bool renew_sent;	   /* a RenewRequest went out on this connection */
+	bool renew_reconnect;	   /* renewed: reconnect once nothing is in flight */
+	bool renew_waiting;	   /* ... and not answered yet */
+	uint32_t renew_unanswered; /* connections lost while waiting, in a row */
+	int64_t renew_retry_ns;	   /* no request before this (Unix ns) */
+	int64_t renew_backoff_ms;
+	int64_t renewed_ns; /* last renewal (Unix ns), 0 if none */
 };
 
 const char *uplink_state_str(uplink_state_t st)
@@ -167,12 +181,15 @@ static void drop_bev(uplink_t *u)
 	tls_clear_errors();
 	evtimer_del(u->hb);
 	evtimer_del(u->timer);
+	evtimer_del(u->renew_ev);
 }
 
 /* Leave the connection (once), log why, and schedule the next attempt:
  * the next address at once, or after a jittered backoff once every
  * address failed in a row. */
 static void uplink_fail(uplink_t *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void renew_later(uplink_t *u);
 
 static void uplink_fail(uplink_t *u, const char *fmt, ...)
 {
@@ -182,6 +199,11 @@ static void uplink_fail(uplink_t *u, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	bool was_ready = u->state == UPLINK_ST_READY;
+	/* a renewal request lost with its connection is sent again on the
+	 * next one; lost twice in a row (a collector that drops it?), later */
+	if (u->renew_waiting && ++u->renew_unanswered >= 2)
+		renew_later(u);
+	u->renew_waiting = false;
 	drop_bev(u);
 	if (u->state == UPLINK_ST_STOPPED)
 		return;
@@ -280,7 +302,7 @@ static int replace(uplink_t *u, const spool_rec_t *r)
 /* Send spooled batches after sent_seq while the window allows. */
 static void pump(uplink_t *u)
 {
-	while (u->state == UPLINK_ST_READY &&
+	while (u->state == UPLINK_ST_READY && !u->renew_reconnect &&
 	       u->sent_seq - u->committed < (uint64_t)u->s->max_inflight_batches &&
 	       evbuffer_get_length(bufferevent_get_output(u->bev)) < OUT_HIGH_BYTES) {
 		spool_rec_t r;
@@ -310,6 +332,123 @@ static void pump(uplink_t *u)
 		u->sent_seq = r.seq;
 		u->last_tx_ns = vtime_mono_ns();
 	}
+}
+
+/* ---- certificate renewal ---------------------------------------------------- */
+
+/* Once per connection, when the certificate in use is at two thirds of
+ * its lifetime: ask for a new one for the same key. */
+static void renew_maybe(uplink_t *u)
+{
+	int64_t nb = 0, na = 0, now = vtime_now_ns();
+	if (u->state != UPLINK_ST_READY || u->renew_sent || u->renew_reconnect ||
+	    renew_cert_validity(u->ctx, &nb, &na) != 0 || na <= nb)
+		return;
+	if (now < u->renew_retry_ns || !certfile_renew_due(nb, na, now)) {
+		/* come back when it is due: the point at two thirds, or the end
+		 * of a backoff */
+		int64_t when = na - (int64_t)(((uint64_t)na - (uint64_t)nb) / 3);
+		if (when < u->renew_retry_ns)
+			when = u->renew_retry_ns;
+		struct timeval tv = tv_ms((when - now) / 1000000 + 1);
+		evtimer_add(u->renew_ev, &tv);
+		return;
+	}
+	uint8_t *csr = NULL;
+	size_t len = 0;
+	char err[400], until[64];
+	if (renew_csr(u->ctx, u->host->hostname, &csr, &len, err, sizeof(err)) != 0) {
+		log_msg(LOG_LVL_ERROR, u->prefix, "cannot make a renewal request: %s", err);
+		u->renew_retry_ns = now + u->renew_backoff_ms * 1000000;
+		return;
+	}
+	Vigil__V1__RenewRequest r = VIGIL__V1__RENEW_REQUEST__INIT;
+	r.csr_der = (ProtobufCBinaryData){len, csr};
+	Vigil__V1__AgentMessage m = VIGIL__V1__AGENT_MESSAGE__INIT;
+	m.msg_case = VIGIL__V1__AGENT_MESSAGE__MSG_RENEW;
+	m.renew = &r;
+	int rc = send_msg(u, &m);
+	free(csr);
+	u->renew_sent = true; /* once per connection, sent or not */
+	u->renew_waiting = rc == 0;
+	certfile_time_str(na, until, sizeof(until));
+	if (rc == 0)
+		log_msg(LOG_LVL_INFO, u->prefix,
+			"certificate valid until %s: asking the collector to renew it", until);
+}
+
+static void renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	renew_maybe(arg);
+}
+
+/* Renewed: reconnect (with the new certificate) once every batch sent is
+ * acknowledged. */
+static void renew_switch(uplink_t *u)
+{
+	if (!u->renew_reconnect || u->state != UPLINK_ST_READY || u->sent_seq != u->committed)
+		return;
+	u->renew_reconnect = false;
+	log_msg(LOG_LVL_INFO, u->prefix, "reconnecting with the renewed certificate");
+	drop_bev(u);
+	set_state(u, UPLINK_ST_WAIT);
+	struct timeval tv = {0, 0};
+	evtimer_add(u->timer, &tv);
+}
+
+static void renew_later(uplink_t *u)
+{
+	u->renew_retry_ns = vtime_now_ns() + u->renew_backoff_ms * 1000000;
+	u->renew_backoff_ms = u->renew_backoff_ms * 2 > RENEW_BACKOFF_MAX_MS
+				      ? RENEW_BACKOFF_MAX_MS
+				      : u->renew_backoff_ms * 2;
+}
+
+static void on_renew_refused(uplink_t *u, const char *msg)
+{
+	u->renew_waiting = false;
+	u->renew_unanswered = 0;
+	log_msg(LOG_LVL_WARN, u->prefix,
+		"the collector refused to renew the certificate: %.200s; asking again in %" PRId64
+		" s, on a later connection",
+		msg ? msg : "", u->renew_backoff_ms / 1000);
+	renew_later(u);
+}
+
+static void on_renewed(uplink_t *u, const Vigil__V1__RenewResponse *r)
+{
+	if (!u->renew_waiting) {
+		log_msg(LOG_LVL_WARN, u->prefix, "RenewResponse not asked for; ignored");
+		return;
+	}
+	u->renew_waiting = false;
+	u->renew_unanswered = 0;
+	char err[600], until[64];
+	int64_t na = 0, now = vtime_now_ns();
+	SSL_CTX *ctx = NULL;
+	if (renew_save(u->s, u->ctx, r, &na, err, sizeof(err)) != 0 ||
+	    !(ctx = renew_load_ctx(u->s, err, sizeof(err)))) {
+		log_msg(LOG_LVL_ERROR, u->prefix,
+			"renewed certificate not used: %s; keeping the current one", err);
+		renew_later(u);
+		return;
+	}
+	uplink_set_tls(u, ctx);
+	tls_ctx_unref(ctx);
+	u->renewed_ns = now;
+	u->renew_backoff_ms = RENEW_BACKOFF_MIN_MS;
+	/* A certificate backdated by the collector may be at two thirds of its
+	 * life at once: the next renewal waits a quarter of what is left. */
+	u->renew_retry_ns = na > now ? now + (na - now) / 4 : now;
+	u->renew_reconnect = true;
+	certfile_time_str(na, until, sizeof(until));
+	log_msg(LOG_LVL_INFO, u->prefix,
+		"certificate renewed, valid until %s, written to %s; used from the next "
+		"connection (after %" PRIu64 " batches in flight are acknowledged)",
+		until, u->s->tls_cert, u->sent_seq - u->committed);
+	renew_switch(u);
 }
 
 static void hb_arm(uplink_t *u)
@@ -370,8 +509,12 @@ static void on_welcome(uplink_t *u, const Vigil__V1__Welcome *w)
 	u->fails_in_row = 0;
 	u->round_failed = false;
 	u->backoff_ms = u->s->backoff_min_ms;
+	u->renew_sent = false;
+	u->renew_reconnect = false;
+	u->renew_waiting = false;
 	set_state(u, UPLINK_ST_READY);
 	hb_arm(u);
+	renew_maybe(u);
 	if (u->cbs.on_ready)
 		u->cbs.on_ready(u->arg, w->committed_seq, w->known_image_ids, w->n_known_image_ids);
 	pump(u);
@@ -390,6 +533,7 @@ static void on_ack(uplink_t *u, uint64_t seq)
 	u->committed = seq;
 	spool_ack(u->sp, seq);
 	pump(u);
+	renew_switch(u);
 }
 
 static const char *error_code_name(int code)
@@ -437,7 +581,19 @@ static int on_message(uplink_t *u, const Vigil__V1__CollectorMessage *m)
 		return u->state == UPLINK_ST_READY ? 0 : -1;
 	case VIGIL__V1__COLLECTOR_MESSAGE__MSG_HEARTBEAT:
 		return 0;
+	case VIGIL__V1__COLLECTOR_MESSAGE__MSG_RENEWED:
+		if (u->state != UPLINK_ST_READY) {
+			uplink_fail(u, "protocol: RenewResponse before Welcome");
+			return -1;
+		}
+		on_renewed(u, m->renewed);
+		return u->state == UPLINK_ST_READY ? 0 : -1;
 	case VIGIL__V1__COLLECTOR_MESSAGE__MSG_ERROR:
+		if (m->error->code == VIGIL__V1__ERROR_CODE__ERROR_CODE_RENEW_REFUSED &&
+		    u->state == UPLINK_ST_READY) {
+			on_renew_refused(u, m->error->message);
+			return 0;
+		}
 		if (m->error->code == VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED)
 			drop_refused(u, m->error->seq);
 		uplink_fail(u, "collector error %s: %.200s", error_code_name(m->error->code),
@@ -663,14 +819,16 @@ uplink_t *uplink_new(struct event_base *base, const settings_t *s, spool_t *sp,
 		u->cbs = *cbs;
 	u->arg = arg;
 	u->backoff_ms = s->backoff_min_ms;
+	u->renew_backoff_ms = RENEW_BACKOFF_MIN_MS;
 	u->hb_ms = s->heartbeat_interval_ms;
 	u->max_events = SIZE_MAX;
 	u->max_body = batch_body_max(FRAME_DEFAULT_MAX_BYTES);
 	u->rng = (uint64_t)vtime_mono_ns() | 1;
 	u->timer = evtimer_new(base, timer_cb, u);
 	u->hb = evtimer_new(base, hb_cb, u);
+	u->renew_ev = evtimer_new(base, renew_cb, u);
 	snprintf(u->prefix, sizeof(u->prefix), "[collector]");
-	if (!u->timer || !u->hb) {
+	if (!u->timer || !u->hb || !u->renew_ev) {
 		uplink_free(u);
 		return NULL;
 	}
@@ -687,12 +845,23 @@ void uplink_free(uplink_t *u)
 		event_free(u->timer);
 	if (u->hb)
 		event_free(u->hb);
+	if (u->renew_ev)
+		event_free(u->renew_ev);
 	tls_ctx_unref(u->ctx);
 	free(u);
 }
 
 void uplink_start(uplink_t *u)
 {
+	int64_t nb = 0, na = 0;
+	if (renew_cert_validity(u->ctx, &nb, &na) == 0 && na > nb) {
+		char until[64], from[64];
+		certfile_time_str(na, until, sizeof(until));
+		certfile_time_str(na - (int64_t)(((uint64_t)na - (uint64_t)nb) / 3), from,
+				  sizeof(from));
+		log_info("certificate valid until %s; renewed over the uplink from %s", until,
+			 from);
+	}
 	set_state(u, UPLINK_ST_WAIT);
 	struct timeval tv = {0, 0};
 	evtimer_add(u->timer, &tv);
@@ -758,4 +927,15 @@ uint64_t uplink_events_refused(const uplink_t *u)
 uint64_t uplink_reconnects(const uplink_t *u)
 {
 	return u->reconnects;
+}
+
+int64_t uplink_cert_not_after_ns(const uplink_t *u)
+{
+	int64_t nb = 0, na = 0;
+	return renew_cert_validity(u->ctx, &nb, &na) == 0 ? na : 0;
+}
+
+int64_t uplink_renewed_ns(const uplink_t *u)
+{
+	return u->renewed_ns;
 }

@@ -74,6 +74,16 @@ uint64_t uplink_events_too_large(const uplink_t *u);
  * dropped from the spool since start. */
 uint64_t uplink_events_refused(const uplink_t *u);
 
+/* The end of validity (Unix ns) of the certificate the next connection
+ * presents, or 0; when it was last renewed over the uplink (0: not since
+ * start). Renewal: at two thirds of the certificate's lifetime the uplink
+ * sends a RenewRequest (a CSR of the key in use) once per connection,
+ * writes the renewed chain over tls_cert and reconnects with it once the
+ * batches in flight are acknowledged; a refusal is retried later with a
+ * backoff. */
+int64_t uplink_cert_not_after_ns(const uplink_t *u);
+int64_t uplink_renewed_ns(const uplink_t *u);
+
 /* Split "host:port" or "[v6]:port" into host and port. Pure.
  * Return 0, or -1 if it does not parse. */
 int uplink_parse_address(const char *s, char *host, size_t hostlen, char *port, size_t portlen);

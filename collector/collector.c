@@ -14,6 +14,7 @@
 #define REVOKED_FILE_MAX_BYTES (16 * 1024 * 1024)
 
 static void free_list(char **list, size_t n);
+static void kick_revoked(collector_t *col);
 
 collector_t *collector_new(settings_t *s)
 {
@@ -38,6 +39,7 @@ void collector_free(collector_t *col)
 		return;
 	collector_set_tls_ctx(col, NULL);
 	collector_registry_clear(col); /* and the revoked list */
+	collector_revset_free(col->revoked_db);
 	settings_snap_drop(col->snap);
 	pthread_mutex_destroy(&col->snap_lock);
 	pthread_mutex_destroy(&col->tls_lock);
@@ -112,6 +114,7 @@ struct registry_entry {
 	struct registry_entry *next;
 	uint64_t conn_id;
 	int worker;
+	char serial[TLS_SERIAL_HEX_MAX]; /* of its certificate, "" until noted */
 	char name[];
 };
 
@@ -160,6 +163,7 @@ reg_result_t collector_register(collector_t *col, const char *name, int worker_i
 			*old_conn_id = e->conn_id;
 			e->worker = worker_idx;
 			e->conn_id = conn_id;
+			e->serial[0] = '\0';
 			r = REG_REPLACED;
 		}
 	} else {
@@ -167,6 +171,7 @@ reg_result_t collector_register(collector_t *col, const char *name, int worker_i
 		e = malloc(sizeof(*e) + n);
 		if (e) {
 			memcpy(e->name, name, n);
+			e->serial[0] = '\0';
 			e->worker = worker_idx;
 			e->conn_id = conn_id;
 			e->next = col->registry[b];
@@ -296,17 +301,33 @@ static int read_revoked(const char *path, char ***out, size_t *n_out)
 		free_list(list, n);
 		return -1;
 	}
-	qsort(list, n, sizeof(*list), cmp_str);
+	if (n) /* an empty file: list is NULL */
+		qsort(list, n, sizeof(*list), cmp_str);
 	*out = list;
 	*n_out = n;
 	return 0;
 }
 
+static bool in_list(char *const *list, size_t n, const char *s)
+{
+	return n && s && bsearch(&s, list, n, sizeof(char *), cmp_str) != NULL;
+}
+
+static bool revset_has(const collector_revset_t *set, revoke_kind_t kind, const char *value);
+
+/* With revoked_lock held: is the agent name, or its serial (may be NULL or
+ * ""), revoked? */
+static bool agent_revoked_locked(collector_t *col, const char *name, const char *serial)
+{
+	return in_list(col->revoked, col->n_revoked, name) ||
+	       revset_has(col->revoked_db, REVOKE_AGENT_NAME, name) ||
+	       (serial && serial[0] && revset_has(col->revoked_db, REVOKE_AGENT_SERIAL, serial));
+}
+
 bool collector_is_revoked(collector_t *col, const char *name)
 {
 	pthread_mutex_lock(&col->revoked_lock);
-	bool r = col->n_revoked &&
-		 bsearch(&name, col->revoked, col->n_revoked, sizeof(char *), cmp_str) != NULL;
+	bool r = agent_revoked_locked(col, name, NULL);
 	pthread_mutex_unlock(&col->revoked_lock);
 	return r;
 }
@@ -326,19 +347,198 @@ int collector_load_revoked(collector_t *col, const char *path)
 	free_list(old, n_old);
 	if (n)
 		log_info("revoked_agents: %zu revoked identit%s", n, n == 1 ? "y" : "ies");
+	kick_revoked(col);
+	return 0;
+}
+
+/* Close the live connections of revoked agents (identity or serial). */
+static void kick_revoked(collector_t *col)
+{
 	if (!col->kick)
-		return 0;
-	/* Drop live connections of revoked agents. */
+		return;
 	pthread_mutex_lock(&col->reg_lock);
+	pthread_mutex_lock(&col->revoked_lock);
 	for (int b = 0; b < REGISTRY_BUCKETS; b++) {
 		for (struct registry_entry *e = col->registry[b]; e; e = e->next) {
-			const char *name = e->name;
-			if (n && bsearch(&name, list, n, sizeof(char *), cmp_str))
+			if (agent_revoked_locked(col, e->name, NULL))
 				col->kick(col, e->worker, e->conn_id,
 					  VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
 					  "agent certificate identity revoked");
+			else if (agent_revoked_locked(col, e->name, e->serial))
+				col->kick(col, e->worker, e->conn_id,
+					  VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+					  "agent certificate revoked");
+		}
+	}
+	pthread_mutex_unlock(&col->revoked_lock);
+	pthread_mutex_unlock(&col->reg_lock);
+}
+
+void collector_note_serial(collector_t *col, const char *name, uint64_t conn_id,
+			   const char *serial_hex)
+{
+	unsigned b = bucket(name);
+	pthread_mutex_lock(&col->reg_lock);
+	for (struct registry_entry *e = col->registry[b]; e; e = e->next) {
+		if (e->conn_id == conn_id && strcmp(e->name, name) == 0) {
+			snprintf(e->serial, sizeof(e->serial), "%s", serial_hex);
+			break;
 		}
 	}
 	pthread_mutex_unlock(&col->reg_lock);
+}
+
+bool collector_is_revoked_serial(collector_t *col, const char *serial_hex)
+{
+	pthread_mutex_lock(&col->revoked_lock);
+	bool r = revset_has(col->revoked_db, REVOKE_AGENT_SERIAL, serial_hex);
+	pthread_mutex_unlock(&col->revoked_lock);
+	return r;
+}
+
+bool collector_is_revoked_operator(collector_t *col, const char *cn, const char *serial_hex)
+{
+	pthread_mutex_lock(&col->revoked_lock);
+	bool r = revset_has(col->revoked_db, REVOKE_OPERATOR_NAME, cn) ||
+		 revset_has(col->revoked_db, REVOKE_OPERATOR_SERIAL, serial_hex);
+	pthread_mutex_unlock(&col->revoked_lock);
+	return r;
+}
+
+/* ---- revocations read from the database ---- */
+
+/* Immutable once published: sorted, without duplicates. */
+struct collector_revset {
+	char **v[REVOKE_KINDS];
+	size_t n[REVOKE_KINDS];
+	size_t cap[REVOKE_KINDS];
+};
+
+collector_revset_t *collector_revset_new(void)
+{
+	return calloc(1, sizeof(collector_revset_t));
+}
+
+void collector_revset_free(collector_revset_t *set)
+{
+	if (!set)
+		return;
+	for (int k = 0; k < REVOKE_KINDS; k++)
+		free_list(set->v[k], set->n[k]);
+	free(set);
+}
+
+int collector_serial_normalize(const char *in, char *out, size_t outlen)
+{
+	if (!in || outlen < 2)
+		return -1;
+	if (in[0] == '0' && (in[1] == 'x' || in[1] == 'X'))
+		in += 2;
+	size_t o = 0;
+	bool any = false;
+	for (; *in; in++) {
+		char ch = *in;
+		if (ch == ':' && any && in[1] && in[1] != ':')
+			continue;
+		if (ch >= 'A' && ch <= 'F')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+			return -1;
+		any = true;
+		if (o == 0 && ch == '0')
+			continue;
+		if (o + 1 >= outlen)
+			return -1;
+		out[o++] = ch;
+	}
+	if (!any)
+		return -1;
+	if (o == 0)
+		out[o++] = '0';
+	out[o] = '\0';
 	return 0;
+}
+
+int collector_revset_add(collector_revset_t *set, revoke_kind_t kind, const char *value)
+{
+	char serial[TLS_SERIAL_HEX_MAX];
+	if (kind == REVOKE_AGENT_SERIAL || kind == REVOKE_OPERATOR_SERIAL) {
+		if (collector_serial_normalize(value, serial, sizeof(serial)) != 0)
+			return -1;
+		value = serial;
+	}
+	if (set->n[kind] == set->cap[kind]) {
+		size_t nc = set->cap[kind] ? set->cap[kind] * 2 : 16;
+		char **nv = realloc(set->v[kind], nc * sizeof(*nv));
+		if (!nv)
+			return -1;
+		set->v[kind] = nv;
+		set->cap[kind] = nc;
+	}
+	char *copy = strdup(value);
+	if (!copy)
+		return -1;
+	set->v[kind][set->n[kind]++] = copy;
+	return 0;
+}
+
+static bool revset_has(const collector_revset_t *set, revoke_kind_t kind, const char *value)
+{
+	return set && in_list(set->v[kind], set->n[kind], value);
+}
+
+/* Sort each list and drop repeated values. */
+static void revset_seal(collector_revset_t *set)
+{
+	for (int k = 0; k < REVOKE_KINDS; k++) {
+		char **v = set->v[k];
+		size_t n = set->n[k], out = 0;
+		if (n)
+			qsort(v, n, sizeof(*v), cmp_str);
+		for (size_t i = 0; i < n; i++) {
+			if (out && strcmp(v[out - 1], v[i]) == 0)
+				free(v[i]);
+			else
+				v[out++] = v[i];
+		}
+		set->n[k] = out;
+	}
+}
+
+static bool revset_equal(const collector_revset_t *a, const collector_revset_t *b)
+{
+	if (!a || !b)
+		return a == b;
+	for (int k = 0; k < REVOKE_KINDS; k++) {
+		if (a->n[k] != b->n[k])
+			return false;
+		for (size_t i = 0; i < a->n[k]; i++)
+			if (strcmp(a->v[k][i], b->v[k][i]) != 0)
+				return false;
+	}
+	return true;
+}
+
+bool collector_set_db_revoked(collector_t *col, collector_revset_t *set)
+{
+	revset_seal(set);
+	size_t n[REVOKE_KINDS];
+	memcpy(n, set->n, sizeof(n));
+	pthread_mutex_lock(&col->revoked_lock);
+	collector_revset_t *old = col->revoked_db;
+	bool changed = !revset_equal(old, set);
+	if (changed) {
+		col->revoked_db = set;
+		set = old;
+	}
+	pthread_mutex_unlock(&col->revoked_lock);
+	collector_revset_free(set); /* the one not in use */
+	if (!changed)
+		return false;
+	log_info("revocations: the database revokes %zu agent identit%s, %zu agent "
+		 "certificate(s), %zu operator name(s) and %zu operator certificate(s)",
+		 n[REVOKE_AGENT_NAME], n[REVOKE_AGENT_NAME] == 1 ? "y" : "ies",
+		 n[REVOKE_AGENT_SERIAL], n[REVOKE_OPERATOR_NAME], n[REVOKE_OPERATOR_SERIAL]);
+	kick_revoked(col);
+	return true;
 }

@@ -49,6 +49,7 @@ typedef struct {
 
 struct registry_entry;
 struct collector;
+struct collector_revset;
 
 /* Close connection conn_id of worker worker_idx with an Error (any thread). */
 typedef void (*collector_kick_fn)(struct collector *col, int worker_idx, uint64_t conn_id,
@@ -71,8 +72,9 @@ typedef struct collector {
 	struct ingest *ingest;
 	struct worker **workers;
 	int n_workers;
-	collector_kick_fn kick;	  /* set once the workers run; NULL before */
-	struct rules_slot *rules; /* the rules in force (rules/rules.h) */
+	collector_kick_fn kick;	       /* set once the workers run; NULL before */
+	struct rules_slot *rules;      /* the rules in force (rules/rules.h) */
+	struct enroll_service *enroll; /* NULL when enrollment is off (enroll/service.h) */
 
 	pthread_mutex_t tls_lock; /* guards tls_ctx */
 	SSL_CTX *tls_ctx;
@@ -81,15 +83,17 @@ typedef struct collector {
 	pthread_mutex_t reg_lock; /* guards registry */
 	struct registry_entry *registry[REGISTRY_BUCKETS];
 
-	pthread_mutex_t revoked_lock; /* guards revoked */
-	char **revoked;		      /* sorted identities */
+	pthread_mutex_t revoked_lock; /* guards revoked, revoked_db */
+	char **revoked;		      /* sorted identities of the revoked_agents file */
 	size_t n_revoked;
+	struct collector_revset *revoked_db; /* read from PostgreSQL (enroll/revocations.h) */
 
 	atomic_int n_conns;
 	atomic_int n_pending;	  /* of n_conns: before their Hello (ingest/conn.c) */
 	atomic_int n_established; /* of n_conns: past their Hello, not closing */
 	atomic_bool draining;
-	atomic_llong range_lo_ns; /* event times the partitions take */
+	atomic_int db_writers_down; /* writers that cannot reach PostgreSQL (ingest/ingest.c) */
+	atomic_llong range_lo_ns;   /* event times the partitions take */
 	atomic_llong range_hi_ns;
 	counters_t counters;
 } collector_t;
@@ -135,8 +139,50 @@ void collector_unregister(collector_t *col, const char *name, uint64_t conn_id);
  * close live connections of newly revoked agents. Return 0, or -1 with the
  * previous list kept. */
 int collector_load_revoked(collector_t *col, const char *path);
-/* True if the identity is revoked. */
+/* True if the identity is revoked (by the file or the database). */
 bool collector_is_revoked(collector_t *col, const char *name);
+
+/* What a revocation names. Serials are hex as collector_serial_normalize
+ * writes them. */
+typedef enum {
+	REVOKE_AGENT_NAME,	/* an agent identity (certificate CN) */
+	REVOKE_AGENT_SERIAL,	/* one agent certificate */
+	REVOKE_OPERATOR_NAME,	/* an operator client certificate CN (HTTPS port) */
+	REVOKE_OPERATOR_SERIAL, /* one operator client certificate */
+	REVOKE_KINDS,
+} revoke_kind_t;
+
+typedef struct collector_revset collector_revset_t;
+
+/* An empty set of revocations, or NULL when out of memory. */
+collector_revset_t *collector_revset_new(void);
+/* Add value (copied; a serial is normalized first) to set. Return 0, or -1
+ * when out of memory or a serial is not hex. */
+int collector_revset_add(collector_revset_t *set, revoke_kind_t kind, const char *value)
+	__attribute__((warn_unused_result));
+/* Free set (NULL is fine). */
+void collector_revset_free(collector_revset_t *set);
+/* Make set (taken) the revocations read from the database. If it differs
+ * from the previous one, log its size and close live connections of agents
+ * whose identity or certificate serial is now revoked. Return true if it
+ * changed. Any thread. */
+bool collector_set_db_revoked(collector_t *col, collector_revset_t *set);
+/* Write serial in (hex, upper or lower case, with optional "0x" and ':'
+ * between bytes) into out as lower-case hex without leading zeros, "0" for
+ * zero. Return 0, or -1 if it is not hex or does not fit outlen. */
+int collector_serial_normalize(const char *in, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
+
+/* Record the certificate serial (tls_peer_serial_hex) of the connection
+ * conn_id registered for name, so that a revocation of that serial closes
+ * it. Call it before checking collector_is_revoked_serial. */
+void collector_note_serial(collector_t *col, const char *name, uint64_t conn_id,
+			   const char *serial_hex);
+/* True if the agent certificate with this serial is revoked. */
+bool collector_is_revoked_serial(collector_t *col, const char *serial_hex);
+/* True if the operator certificate with this CN or serial (either may be
+ * NULL) is revoked. */
+bool collector_is_revoked_operator(collector_t *col, const char *cn, const char *serial_hex);
 
 /* Number of agents with a live connection to this collector. */
 int collector_connected_count(collector_t *col);

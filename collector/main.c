@@ -30,6 +30,10 @@
 #include "http/token_cmd.h"
 #include "vuln/advisories_cmd.h"
 #include "vuln/matcher.h"
+#include "enroll/service.h"
+#include "enroll/revocations.h"
+#include "enroll/revoke_cmd.h"
+#include "enroll/enroll_cmd.h"
 #include "tls.h"
 #include "vtime.h"
 #include "ingest/worker.h"
@@ -41,6 +45,10 @@ typedef struct {
 	token_opts_t token; /* token subcommand options */
 	int cmd_argc;	    /* arguments after "token" */
 	char **cmd_argv;
+	/* enroll-token create options */
+	enroll_token_opts_t enroll_token;
+	/* agent / operator subcommand options */
+	revoke_opts_t revoke;
 } cli_t;
 
 typedef struct {
@@ -52,6 +60,7 @@ typedef struct {
 	alert_t *alert;
 	vuln_matcher_t *matcher;
 	argvindex_t *argvindex;
+	revocations_t *revocations;
 	struct event *drain_ev;
 	int64_t drain_deadline_ns;
 	bool drained;
@@ -105,6 +114,12 @@ static int offline_command(const cli_t *cli, const settings_t *s)
 	return -1;
 }
 
+/* `agent` and `operator` (enroll/revoke_cmd.h). */
+static bool is_revoke_command(const char *command)
+{
+	return command && (strcmp(command, "agent") == 0 || strcmp(command, "operator") == 0);
+}
+
 static void early_signal(int sig)
 {
 	(void)sig;
@@ -119,10 +134,17 @@ static void usage(FILE *out)
 		     "[--expires 30d] [options]\n"
 		     "       vigil-collector token list [options]\n"
 		     "       vigil-collector token revoke NAME [options]\n"
+		     "       vigil-collector enroll-token create [--uses N|--unlimited] "
+		     "[--expires 24h] [--labels k=v,...] [--name-pattern GLOB] [options]\n"
+		     "       vigil-collector enroll-token list|revoke ID [options]\n"
 		     "       vigil-collector rules list [options]  the rules in force\n"
 		     "       vigil-collector rules check FILE      validate a rules file\n"
 		     "       vigil-collector advisories import PATH... [options]  load OSV "
 		     "advisories\n"
+		     "       vigil-collector agent list|show NAME [options]\n"
+		     "       vigil-collector agent revoke NAME|--serial HEX [--reason TEXT]\n"
+		     "       vigil-collector operator list [options]\n"
+		     "       vigil-collector operator revoke CN|--serial HEX [--reason TEXT]\n"
 		     "\n"
 		     "  -c, --config FILE            read settings from FILE (name = value lines)\n"
 		     "      --print-config           print the effective settings and exit\n"
@@ -137,10 +159,20 @@ static void usage(FILE *out)
 static int parse_cli(int argc, char **argv, cli_t *cli)
 {
 	static const struct option extra[] = {
-		{"config", required_argument, NULL, 'c'},  {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},	   {"print-config", no_argument, NULL, 'P'},
-		{"name", required_argument, NULL, 'n'},	   {"role", required_argument, NULL, 'r'},
-		{"expires", required_argument, NULL, 'e'}, {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"print-config", no_argument, NULL, 'P'},
+		{"name", required_argument, NULL, 'n'},
+		{"role", required_argument, NULL, 'r'},
+		{"expires", required_argument, NULL, 'e'},
+		{"reason", required_argument, NULL, 'R'},
+		{"serial", required_argument, NULL, 'S'},
+		{"uses", required_argument, NULL, ENROLL_OPT_USES},
+		{"unlimited", no_argument, NULL, ENROLL_OPT_UNLIMITED},
+		{"labels", required_argument, NULL, ENROLL_OPT_LABELS},
+		{"name-pattern", required_argument, NULL, ENROLL_OPT_NAME_PATTERN},
+		{NULL, 0, NULL, 0},
 	};
 	struct option *opts = cfg_long_options(settings_table, extra);
 	if (!opts)
@@ -165,6 +197,13 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 			cli->token.role = optarg;
 		} else if (ch == 'e') {
 			cli->token.expires = optarg;
+			cli->enroll_token.expires = optarg; /* enroll-token create's too */
+		} else if (ch == 'R') {
+			cli->revoke.reason = optarg;
+		} else if (ch == 'S') {
+			cli->revoke.serial = optarg;
+		} else if (enroll_token_option(&cli->enroll_token, ch, optarg)) {
+			/* recorded */
 		} else if (ch >= CFG_OPT_BASE) {
 			if (cfg_cli_flag(&cli->cfg, ch, optarg) != 0) {
 				rc = -1;
@@ -177,16 +216,26 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
 		}
 	}
 	cfg_long_options_free(opts, extra);
-	bool token_opts = cli->token.name || cli->token.role || cli->token.expires;
-	if (rc == 0 && token_opts && (optind >= argc || strcmp(argv[optind], "token") != 0)) {
+	const char *next = optind < argc ? argv[optind] : "";
+	bool enroll_next = strcmp(next, "enroll-token") == 0; /* takes --expires too */
+	bool token_opts =
+		cli->token.name || cli->token.role || (cli->token.expires && !enroll_next);
+	if (rc == 0 && token_opts && strcmp(next, "token") != 0) {
 		fprintf(stderr, "vigil-collector: --name, --role and --expires go with "
 				"'token create'\n");
+		rc = -1;
+	}
+	if (rc == 0 && enroll_token_opts_set(&cli->enroll_token) && !enroll_next) {
+		fprintf(stderr, "vigil-collector: --uses, --unlimited, --labels and --name-pattern "
+				"go with 'enroll-token create'\n");
 		rc = -1;
 	}
 	if (rc == 0 && optind < argc) {
 		cli->command = argv[optind++];
 		if (strcmp(cli->command, "token") == 0 || strcmp(cli->command, "rules") == 0 ||
-		    strcmp(cli->command, "advisories") == 0) {
+		    strcmp(cli->command, "advisories") == 0 || strcmp(cli->command, "agent") == 0 ||
+		    strcmp(cli->command, "operator") == 0 ||
+		    strcmp(cli->command, "enroll-token") == 0) {
 			cli->cmd_argc = argc - optind;
 			cli->cmd_argv = argv + optind;
 			optind = argc;
@@ -232,6 +281,8 @@ static SSL_CTX *build_tls(const settings_t *s)
 	SSL_CTX *ctx = tls_server_ctx_new(&f, err, sizeof(err));
 	if (!ctx)
 		log_error("TLS: %s", err);
+	else if (s->agent_issuer_cert[0] && s->agent_issuer_key[0])
+		tls_server_ctx_allow_no_cert(ctx); /* such a connection may only enroll */
 	return ctx;
 }
 
@@ -331,6 +382,8 @@ static int start_matcher(app_t *app)
 	return 0;
 }
 
+static void stop_services(app_t *app);
+
 /* Start the HTTPS side and the alert senders, as set. Return 0, or -1
  * after logging why (nothing of them is left running). */
 static int start_services(app_t *app)
@@ -364,6 +417,11 @@ static int start_services(app_t *app)
 	}
 	if (app->col->settings->argv_index) /* without it (logged), argv= reads every event */
 		app->argvindex = argvindex_start(app->col);
+	if (!(app->revocations = revocations_start(app->col, err, sizeof(err)))) {
+		log_error("revocations: %s", err);
+		stop_services(app);
+		return -1;
+	}
 	return 0;
 }
 
@@ -375,6 +433,8 @@ static void stop_services(app_t *app)
 	alert_free(app->alert);
 	vuln_matcher_free(app->matcher);
 	argvindex_free(app->argvindex);
+	revocations_free(app->revocations);
+	app->revocations = NULL;
 }
 
 static void on_reload(app_t *app)
@@ -481,6 +541,54 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	event_add(app->drain_ev, &tv);
 }
 
+/* Whether command needs only the database (the schema is brought up to
+ * date first): migrate, token, advisories, enroll-token, agent, operator. */
+static bool is_db_command(const char *command)
+{
+	static const char *const db_only[] = {"migrate", "token", "advisories", "enroll-token"};
+	if (!command)
+		return false;
+	for (size_t i = 0; i < sizeof(db_only) / sizeof(db_only[0]); i++)
+		if (strcmp(command, db_only[i]) == 0)
+			return true;
+	return is_revoke_command(command);
+}
+
+/* Run an is_db_command command on the up-to-date database; its exit code. */
+static int run_db_command(cli_t *cli, const settings_t *s)
+{
+	if (strcmp(cli->command, "advisories") == 0)
+		return advisories_command(s->db, cli->cmd_argc, cli->cmd_argv);
+	if (strcmp(cli->command, "token") == 0)
+		return token_command(s, cli->cmd_argc, cli->cmd_argv, &cli->token);
+	if (strcmp(cli->command, "enroll-token") == 0)
+		return enroll_token_command(s, cli->cmd_argc, cli->cmd_argv, &cli->enroll_token);
+	if (is_revoke_command(cli->command))
+		return revoke_command(s, cli->command, cli->cmd_argc, cli->cmd_argv, &cli->revoke);
+	log_info("schema is up to date");
+	return 0;
+}
+
+/* The enrollment service, if an issuing CA is set (enroll/service.h).
+ * Return 0, or -1 after logging why. */
+static int start_enrollment(collector_t *col)
+{
+	char err[512];
+	col->enroll = enroll_service_new(col, err, sizeof(err));
+	if (!col->enroll && err[0]) {
+		log_error("enrollment: %s", err);
+		return -1;
+	}
+	if (col->enroll && enroll_service_start(col->enroll) != 0) {
+		log_error("enrollment: cannot start the thread");
+		return -1;
+	}
+	if (col->enroll)
+		log_info("enrollment: on (agent certificates for %lld s)",
+			 (long long)(col->settings->agent_cert_lifetime_ms / 1000));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	log_set_program("vigil-collector");
@@ -504,10 +612,7 @@ int main(int argc, char **argv)
 		cfg_cli_free(&cli.cfg);
 		return offline;
 	}
-	bool token_cmd = cli.command && strcmp(cli.command, "token") == 0;
-	bool advisories_cmd = cli.command && strcmp(cli.command, "advisories") == 0;
-	bool migrate_only =
-		(cli.command && strcmp(cli.command, "migrate") == 0) || token_cmd || advisories_cmd;
+	bool migrate_only = is_db_command(cli.command);
 	if (!migrate_only && settings_validate(&settings, err, sizeof(err)) != 0) {
 		fprintf(stderr, "vigil-collector: %s\n", err);
 		cfg_free(settings_table, &settings);
@@ -544,19 +649,12 @@ int main(int argc, char **argv)
 		exit_code = early_stop ? 0 : 1;
 		goto out_col;
 	}
-	if (advisories_cmd) {
-		exit_code = advisories_command(settings.db, cli.cmd_argc, cli.cmd_argv);
-		goto out_col;
-	}
-	if (token_cmd) {
-		exit_code = token_command(&settings, cli.cmd_argc, cli.cmd_argv, &cli.token);
-		goto out_col;
-	}
 	if (migrate_only) {
-		log_info("schema is up to date");
-		exit_code = 0;
+		exit_code = run_db_command(&cli, &settings);
 		goto out_col;
 	}
+	if (start_enrollment(col) != 0)
+		goto out_threads;
 
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	col->n_workers =
@@ -633,6 +731,8 @@ int main(int argc, char **argv)
 		 (unsigned long long)atomic_load(&col->counters.events_dead));
 
 out_threads:
+	enroll_service_free(col->enroll); /* answers what it holds, to live workers */
+	col->enroll = NULL;
 	ingest_free(col->ingest);
 	for (int i = 0; col->workers && i < col->n_workers; i++)
 		worker_free(col->workers[i]);

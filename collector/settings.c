@@ -23,6 +23,7 @@ const cfg_setting_t settings_table[] = {
 #include "rules/settings.inc"
 #include "alert/settings.inc"
 #include "vuln/settings.inc"
+#include "enroll/settings.inc"
 #undef VIGIL_SETTING
 	{NULL, 0, NULL, false, 0, 0, 0, NULL},
 };
@@ -31,6 +32,12 @@ int settings_validate(const settings_t *s, char *err, size_t errlen)
 {
 	if (!s->tls_cert[0] || !s->tls_key[0] || !s->agent_ca[0]) {
 		snprintf(err, errlen, "tls_cert, tls_key and agent_ca must be set");
+		return -1;
+	}
+	if (!s->agent_issuer_cert[0] != !s->agent_issuer_key[0]) {
+		snprintf(err, errlen,
+			 "agent_issuer_cert and agent_issuer_key go together "
+			 "(both set: enrollment on; neither: off)");
 		return -1;
 	}
 	if (s->queue_low_bytes >= s->queue_high_bytes) {

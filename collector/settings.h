@@ -30,6 +30,7 @@ typedef struct {
 #include "rules/settings.inc"
 #include "alert/settings.inc"
 #include "vuln/settings.inc"
+#include "enroll/settings.inc"
 #undef VIGIL_SETTING
 } settings_t;
 

@@ -82,6 +82,9 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
 					 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Idle connections give their record buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* no certificate: a client that enrolls (it has none yet) */
+	if (!f->cert_file)
+		goto ca;
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert_file) != 1) {
 		fill_err(err, errlen, "cannot load certificate");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->cert_file);
@@ -96,6 +99,7 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
 		fill_err(err, errlen, "private key does not match certificate");
 		goto fail;
 	}
+ca:
 	if (SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1) {
 		fill_err(err, errlen, "cannot load CA file");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->ca_file);
@@ -122,6 +126,11 @@ SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen)
 		SSL_CTX_set_client_CA_list(ctx, names);
 	ERR_clear_error();
 	return ctx;
+}
+
+void tls_server_ctx_allow_no_cert(SSL_CTX *ctx)
+{
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_client_auth);
 }
 
 SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen)
@@ -170,6 +179,32 @@ int64_t tls_peer_not_after_ns(SSL *ssl)
 		return 0;
 	time_t t = timegm(&tm);
 	return t > 0 ? (int64_t)t * 1000000000 : 0;
+}
+
+int tls_peer_serial_hex(SSL *ssl, char *out, size_t outlen)
+{
+	static const char hexdig[] = "0123456789abcdef";
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	const ASN1_INTEGER *sn = cert ? X509_get0_serialNumber(cert) : NULL;
+	if (!sn || ASN1_STRING_type(sn) == V_ASN1_NEG_INTEGER || outlen < 2)
+		return -1;
+	const unsigned char *b = ASN1_STRING_get0_data(sn);
+	int n = ASN1_STRING_length(sn);
+	size_t o = 0;
+	for (int i = 0; i < n; i++) {
+		const char d[2] = {hexdig[b[i] >> 4], hexdig[b[i] & 15]};
+		for (int k = 0; k < 2; k++) {
+			if (o == 0 && d[k] == '0')
+				continue; /* leading zeros */
+			if (o + 1 >= outlen)
+				return -1;
+			out[o++] = d[k];
+		}
+	}
+	if (o == 0)
+		out[o++] = '0';
+	out[o] = '\0';
+	return 0;
 }
 
 int tls_peer_still_trusted(SSL *ssl, SSL_CTX *ctx, char *why, size_t whylen)

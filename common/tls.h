@@ -29,13 +29,18 @@ int tls_set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen);
+/* Ask clients of ctx (a tls_server_ctx_new context) for a certificate
+ * without requiring one: a certificate that is sent must still verify.
+ * The caller decides what a connection without one may do. */
+void tls_server_ctx_allow_no_cert(SSL_CTX *ctx);
 
 /* OpenSSL verify callback: on top of the chain check, the leaf must carry
  * the clientAuth extended key usage. For SSL_CTX_set_verify. */
 int tls_verify_client_auth(int ok, X509_STORE_CTX *store);
 
-/* Build a client context that presents cert/key and verifies the server
- * against ca_file. Host names are checked per connection (tls_ssl_new). */
+/* Build a client context that presents cert/key (none if cert_file is
+ * NULL) and verifies the server against ca_file. Host names are checked
+ * per connection (tls_ssl_new). */
 SSL_CTX *tls_client_ctx_new(const tls_files_t *f, char *err, size_t errlen);
 
 /* Create an SSL for one connection. For a client, verify_host (may be NULL)
@@ -54,6 +59,16 @@ bool tls_peer_silent(SSL *ssl, int fd);
 
 /* The end of the validity of the peer's certificate (Unix ns), or 0. */
 int64_t tls_peer_not_after_ns(SSL *ssl);
+
+/* Room for a certificate serial in hex (RFC 5280 caps serials at 20 bytes;
+ * up to 64 are read) and its NUL. */
+#define TLS_SERIAL_HEX_MAX 129
+
+/* Write the serial number of the peer's certificate into out as lower-case
+ * hex without leading zeros ("0" for zero), the form revocations compare.
+ * Return 0, or -1 if there is no peer certificate, the serial is negative
+ * or it does not fit outlen. */
+int tls_peer_serial_hex(SSL *ssl, char *out, size_t outlen);
 
 /* Verify the peer's certificate and chain on ssl again, against the trust
  * store of ctx (a client certificate). Return 0, or -1 with why set. */

@@ -25,7 +25,8 @@
 set -euo pipefail
 
 LIBPQ_ALLOWED=(collector/ingest/store.c collector/http/apidb.c collector/alert/outbox.c
-	collector/vuln/advdb.c collector/ingest/argvindex.c)
+	collector/vuln/advdb.c collector/ingest/argvindex.c collector/enroll/revocations.c
+	collector/enroll/revoke_cmd.c collector/enroll/enrolldb.c)
 OPENSSL_SSL_ALLOWED=('common/*' 'bench/loadgen/*' collector/ingest/conn.c collector/http/http.c
 	collector/alert/transport.c)
 # Folders whose files must be covered by an allow-list (tests and benchmarks

@@ -93,13 +93,20 @@ cmake --build build -j "$(nproc)" --target vigil-collector vigil-loadgen vigil-a
 mkdir -p "$var"
 stop_all
 node=$(hostname)
-bash scripts/dev-pki.sh "$var/pki" "$node" >/dev/null
+bash scripts/dev-pki.sh "$var/pki" >/dev/null
+# A dev PKI made before enrollment existed has no issuing CA: make a new one.
+if [ ! -s "$var/pki/issuer.crt" ]; then
+  echo "demo: $var/pki has no issuing CA; making a new development PKI" >&2
+  rm -rf "$var/pki" "$var/agent"
+  bash scripts/dev-pki.sh "$var/pki" >/dev/null
+fi
 bash scripts/pg.sh start "$var/pg" "$pg_port" >/dev/null
 db="host=$var/pg/sock port=$pg_port dbname=vigil user=postgres"
 
 build/bin/vigil-collector --listen "127.0.0.1:$port" \
   --tls-cert "$var/pki/collector.crt" --tls-key "$var/pki/collector.key" \
   --agent-ca "$var/pki/ca.crt" --db "$db" \
+  --agent-issuer-cert "$var/pki/issuer.crt" --agent-issuer-key "$var/pki/issuer.key" \
   --http-listen "127.0.0.1:$http_port" --http-tls-cert "$var/pki/collector.crt" \
   --http-tls-key "$var/pki/collector.key" >"$var/collector.log" 2>&1 &
 echo $! >"$var/collector.pid"
@@ -122,10 +129,30 @@ token=$(build/bin/vigil-collector token create --name "demo-$(date +%s)" --role 
 # Podman's Docker-compatible API, for container names, images and labels.
 podman system service --time=0 "unix://$var/podman.sock" >"$var/podman.log" 2>&1 &
 echo $! >"$var/podman.pid"
-build/bin/vigil-agent --collectors "127.0.0.1:$port" --server-name localhost \
-  --tls-cert "$var/pki/agents/$node.crt" --tls-key "$var/pki/agents/$node.key" \
-  --ca "$var/pki/ca.crt" --spool-dir "$var/agent-spool" \
-  --docker-socket "$var/podman.sock" >"$var/agent.log" 2>&1 &
+# This node's agent enrolls as a real node would: a single-use join token,
+# a key made here (var/agent/agent.key, never sent), a certificate signed by
+# the collector's issuing CA. A certificate still valid is kept.
+mkdir -p "$var/agent"
+cat >"$var/agent/agent.conf" <<CONF
+collectors = 127.0.0.1:$port
+server_name = localhost
+tls_cert = $var/agent/agent.crt
+tls_key = $var/agent/agent.key
+ca = $var/agent/ca.crt
+spool_dir = $var/agent-spool
+docker_socket = $var/podman.sock
+CONF
+if ! openssl x509 -in "$var/agent/agent.crt" -noout -checkend 3600 >/dev/null 2>&1; then
+  build/bin/vigil-collector enroll-token create --db "$db" --uses 1 --expires 10m \
+    --labels demo=yes 2>>"$var/collector.log" | grep -o 'vgj_[0-9a-f]*_[A-Za-z0-9_-]*' \
+    >"$var/agent/join-token"
+  # --force: the throwaway database may know this host from an earlier run.
+  build/bin/vigil-agent enroll -c "$var/agent/agent.conf" --collector "127.0.0.1:$port" \
+    --ca "$var/pki/ca.crt" --token-file "$var/agent/join-token" --force >>"$var/agent.log" 2>&1 ||
+    { cat "$var/agent.log"; echo "demo: enrollment failed" >&2; stop_all; exit 1; }
+  rm -f "$var/agent/join-token"
+fi
+build/bin/vigil-agent -c "$var/agent/agent.conf" >>"$var/agent.log" 2>&1 &
 echo $! >"$var/agent.pid"
 start_demo_containers
 
@@ -139,12 +166,12 @@ cat <<INFO
 
 Vigil demo is running.
   collector (agents):  127.0.0.1:$port   log: var/collector.log
-  agent for this node: $node   log: var/agent.log   spool: var/agent-spool
+  agent for this node: $node (enrolled: var/agent/)   log: var/agent.log   spool: var/agent-spool
   containers judged:   ${demo_containers[*]}
                        (findings within a minute: the dashboard's findings panel)
   simulated agents:    $agents sending $rate events/s   log: var/loadgen.log
   PostgreSQL:          $db
-  development PKI:     var/pki (ca.crt, collector.crt, agents/)
+  development PKI:     var/pki (ca.crt, collector.crt, issuer.crt: signs enrolled agents)
   dashboard:           https://127.0.0.1:$http_port/   (certificate: var/pki/ca.crt)
   API token (admin):   $token
     curl --cacert var/pki/ca.crt -H "Authorization: Bearer $token" https://127.0.0.1:$http_port/api/v1/agents

@@ -14,14 +14,18 @@ PACKAGES=(
   # database for tests and the demo
   postgresql-15 postgresql-client-15
   # integration tests
-  python3 python3-pytest python3-protobuf protobuf-compiler
+  python3 python3-pytest python3-pytest-xdist python3-protobuf protobuf-compiler
   python3-cryptography python3-psycopg2
   # the agent's integration tests and benchmark: real containers
   podman runc busybox-static
   # image inventories read from a real Debian 12 root file system
   debootstrap
+  # several collectors behind a load balancer: its test and benchmark
+  haproxy
   # the status page's browser test and the API benchmark
   chromium chromium-driver python3-selenium wrk
+  # the Debian packages' test (scripts/test-packages.sh)
+  lintian
   # scripts, demo and benchmarks
   procps iproute2 curl ca-certificates
 )

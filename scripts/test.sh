@@ -9,9 +9,11 @@
 #   5. ThreadSanitizer build of the collector + the tests of threads that
 #      share what a reload replaces (TSAN_TESTS)
 #   6. libFuzzer targets, briefly (FUZZ_SECONDS each, default 15)
-# Build trees: build/, build-asan/ and build-tsan/ (override with
-# VIGIL_BUILD_ROOT). Set VIGIL_SKIP_ASAN=1, VIGIL_SKIP_TSAN=1 or
-# VIGIL_SKIP_FUZZ=1 to leave a stage out locally.
+# and, right after 3, the Debian packages: built, linted, installed,
+# upgraded and purged on this machine (scripts/test-packages.sh).
+# Build trees: build/, build-asan/, build-tsan/ and build-pkg/ (override
+# with VIGIL_BUILD_ROOT). Set VIGIL_SKIP_ASAN=1, VIGIL_SKIP_TSAN=1,
+# VIGIL_SKIP_FUZZ=1 or VIGIL_SKIP_PACKAGES=1 to leave a stage out locally.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +43,10 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 }
 
 run_suite "normal" "$root/build"
+if [ "${VIGIL_SKIP_PACKAGES:-0}" != 1 ]; then
+  stage "packages"
+  bash scripts/test-packages.sh
+fi
 if [ "${VIGIL_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \

@@ -96,6 +96,7 @@ struct lg_agent {
 
 	uint32_t backoff_ms;
 	uint32_t fails_in_row;
+	int64_t lost_ns; /* monotonic: a welcomed connection was lost, no Ack since; 0 = none */
 	uint64_t attempts;
 	uint32_t hb_ms;
 	uint32_t max_frame;
@@ -241,6 +242,8 @@ static void ag_finish(lg_agent_t *a, bool failed)
 static void ag_disconnect(lg_agent_t *a, const char *reason, unsigned flags)
 {
 	bool before_welcome = a->state != AG_ST_READY;
+	if (!before_welcome && !a->lost_ns)
+		a->lost_ns = vtime_mono_ns();
 	ag_drop_connection(a, false);
 	ag_set_state(a, AG_ST_WAIT);
 	if (before_welcome && !(flags & AG_DC_COUNTED))
@@ -484,6 +487,10 @@ static int ag_on_message(lg_agent_t *a, const Vigil__V1__CollectorMessage *m)
 		if (a->state != AG_ST_READY) {
 			ag_anomaly(a, "Ack before Welcome");
 			return -1;
+		}
+		if (a->lost_ns) { /* acknowledged again after losing a connection */
+			lg_hist_add(&a->st->outage_us, (vtime_mono_ns() - a->lost_ns) / 1000);
+			a->lost_ns = 0;
 		}
 		ag_ack_upto(a, m->ack->seq);
 		if (ag_is_done(a)) {

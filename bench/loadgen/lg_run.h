@@ -59,6 +59,7 @@ typedef struct {
 	_Atomic int64_t first_hello_ns; /* monotonic; 0 = none yet */
 	_Atomic int64_t last_ack_ns;	/* monotonic; 0 = none yet */
 	lg_hist_t ack_us;		/* owned by the worker until it stops */
+	lg_hist_t outage_us;		/* a welcomed connection lost to the next Ack; the same */
 } lg_stats_t;
 
 #endif

@@ -173,8 +173,10 @@ static void usage(FILE *out)
 		"\n"
 		"Last line on stdout: agents= events_sent= events_acked= batches_acked= "
 		"elapsed_s=\n"
-		"events_per_s= ack_p50_ms= ack_p99_ms= reconnects= errors=\n"
-		"(events_per_s = events_acked / time from the first Hello to the last ack).\n"
+		"events_per_s= ack_p50_ms= ack_p99_ms= reconnects= errors= outages=\n"
+		"outage_p95_ms= outage_max_ms=\n"
+		"(events_per_s = events_acked / time from the first Hello to the last ack;\n"
+		"outages: welcomed connections lost, each timed from the loss to the next Ack).\n"
 		"Exit status 0 if every sent event was acknowledged (with --idle: every agent was\n"
 		"welcomed), 1 otherwise, 2 for usage errors.\n",
 		DEFAULT_EVENTS);
@@ -459,6 +461,24 @@ static void sum_stats(lg_worker_t **w, uint32_t n, totals_t *t)
 	}
 }
 
+/* Write " outages=N outage_p95_ms=X outage_max_ms=Y" into out: how many
+ * welcomed connections the agents lost and then got an Ack again after
+ * (through another collector, say), and the time from the loss to that
+ * Ack. */
+static void outage_fields(lg_worker_t **w, uint32_t n, char *out, size_t outlen)
+{
+	lg_hist_t *h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(out, outlen, " outages=NA");
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		lg_hist_merge(h, &lg_worker_stats(w[i])->outage_us);
+	snprintf(out, outlen, " outages=%" PRIu64 " outage_p95_ms=%.3f outage_max_ms=%.3f",
+		 h->total, lg_hist_quantile_us(h, 0.95) / 1000.0, (double)h->max_us / 1000.0);
+	free(h);
+}
+
 static void progress(const lg_run_t *run, const totals_t *t, uint64_t *prev_acked, int64_t *prev_ns)
 {
 	int64_t now = vtime_mono_ns();
@@ -670,12 +690,14 @@ int main(int argc, char **argv)
 			 t.batches_sent, t.resent, t.batches_acked, t.bad_sent,
 			 (double)hist->max_us / 1000.0);
 	}
+	char outages[96];
+	outage_fields(workers, run.threads, outages, sizeof(outages));
 	printf("agents=%u events_sent=%" PRIu64 " events_acked=%" PRIu64 " batches_acked=%" PRIu64
 	       " elapsed_s=%.3f events_per_s=%.1f ack_p50_ms=%.3f"
-	       " ack_p99_ms=%.3f reconnects=%" PRIu64 " errors=%" PRIu64 "\n",
+	       " ack_p99_ms=%.3f reconnects=%" PRIu64 " errors=%" PRIu64 "%s\n",
 	       run.agents, t.events_sent, t.events_acked, t.batches_acked, elapsed, eps,
 	       lg_hist_quantile_us(hist, 0.50) / 1000.0, lg_hist_quantile_us(hist, 0.99) / 1000.0,
-	       t.reconnects, t.errors);
+	       t.reconnects, t.errors, outages);
 	fflush(stdout);
 
 	for (uint32_t i = 0; i < run.threads; i++)

@@ -729,6 +729,8 @@ static void h_metrics(hreq_t *r)
 	GAUGE("queue_bytes", "Batch bytes queued for PostgreSQL.",
 	      ingest_queued_bytes(col->ingest));
 	GAUGE("queue_jobs", "Jobs queued for PostgreSQL.", ingest_queued_jobs(col->ingest));
+	GAUGE("db_writers_down", "Ingest writers that cannot reach PostgreSQL (/readyz: 503).",
+	      atomic_load(&col->db_writers_down));
 	GAUGE("http_connections", "HTTPS connections open.", s.connections);
 	GAUGE("http_connections_pending", "HTTPS connections before their first request.",
 	      s.connections_pending);
@@ -769,8 +771,22 @@ static void ready_done(hreq_t *r, apidb_job_t *job)
 	apidb_job_free(job);
 }
 
+/* Ready: not draining, every writer reaches PostgreSQL (ingest/ingest.c
+ * keeps the count), and the API's database answers. A load balancer's
+ * health check stops sending agents to a collector that is not. */
 static void h_readyz(hreq_t *r)
 {
+	collector_t *col = hreq_col(r);
+	int down = atomic_load(&col->db_writers_down);
+	if (atomic_load(&col->draining)) {
+		hreq_error(r, 503, "not_ready", NULL, "the collector is draining");
+		return;
+	}
+	if (down > 0) {
+		hreq_error(r, 503, "not_ready", NULL,
+			   "%d of the ingest writers cannot reach the database", down);
+		return;
+	}
 	qb_t q;
 	qb_init(&q, false);
 	qb_sql(&q, "SELECT 1 WHERE to_regclass('api_tokens') IS NOT NULL");

@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "admit.h"
@@ -591,9 +592,20 @@ int http_conn_cert_identity(struct evhttp_connection *evcon, char *cn, size_t cn
 {
 	hconn_t *c = conn_of(evcon);
 	SSL *ssl = c ? bufferevent_openssl_get_ssl(c->bev) : NULL;
-	if (ssl && SSL_get0_peer_certificate(ssl) && tls_peer_identity(ssl, cn, cnlen) == 0)
-		return 0;
-	return -1;
+	if (!ssl || !SSL_get0_peer_certificate(ssl) || tls_peer_identity(ssl, cn, cnlen) != 0)
+		return -1;
+	STACK_OF(X509) *chain = c->h->agent_issuer ? SSL_get0_verified_chain(ssl) : NULL;
+	for (int i = 1; chain && i < sk_X509_num(chain); i++)
+		if (X509_cmp(sk_X509_value(chain, i), c->h->agent_issuer) == 0)
+			return -1;
+	return 0;
+}
+
+int http_conn_cert_serial(struct evhttp_connection *evcon, char *out, size_t outlen)
+{
+	hconn_t *c = conn_of(evcon);
+	SSL *ssl = c ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+	return ssl ? tls_peer_serial_hex(ssl, out, outlen) : -1;
 }
 
 /* ---- samples for stats ----------------------------------------------------------------------------- */
@@ -672,6 +684,17 @@ http_t *http_new(collector_t *col, char *err, size_t errlen)
 	h->ctx = build_ctx(s, err, errlen);
 	if (!h->ctx)
 		goto fail;
+	if (s->agent_issuer_cert[0]) {
+		FILE *f = fopen(s->agent_issuer_cert, "r");
+		h->agent_issuer = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		if (!h->agent_issuer) {
+			snprintf(err, errlen, "cannot read agent_issuer_cert %s",
+				 s->agent_issuer_cert);
+			goto fail;
+		}
+	}
 	h->rate = ratelimit_new();
 	h->tokens = session_cache_new();
 	h->base = event_base_new();
@@ -779,6 +802,7 @@ void http_free(http_t *h)
 		event_base_free(h->base);
 	files_free(h);
 	SSL_CTX_free(h->ctx);
+	X509_free(h->agent_issuer);
 	pthread_mutex_destroy(&h->tls_lock);
 	free(h->rate);
 	free(h->tokens);

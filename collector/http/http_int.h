@@ -102,6 +102,7 @@ struct hreq {
 
 struct http {
 	collector_t *col;
+	X509 *agent_issuer; /* enrollment's issuing CA: what it signed is no operator */
 	struct event_base *base;
 	struct evhttp *evhttp;
 	struct evhttp_bound_socket *bound;
@@ -149,8 +150,12 @@ void http_conn_request(struct evhttp_request *req);
 /* The answer is going out: give the connection the request deadline again. */
 void http_conn_rearm(struct evhttp_connection *evcon);
 /* The identity (CN) of the client certificate presented on evcon into cn.
- * Return 0, or -1 if there is none. */
+ * Return 0, or -1 if there is none, or if enrollment's issuing CA signed
+ * it (an agent's certificate is never an operator's, whatever its name). */
 int http_conn_cert_identity(struct evhttp_connection *evcon, char *cn, size_t cnlen);
+/* The serial of that certificate in hex (tls_peer_serial_hex) into out.
+ * Return 0, or -1 if there is none. */
+int http_conn_cert_serial(struct evhttp_connection *evcon, char *out, size_t outlen);
 
 /* ---- reply.c ---- */
 /* Count an answer by its status class. */

@@ -31,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "tls.h"
 #include "vtime.h"
 
 #define TOKEN_CACHE_SLOTS 1024
@@ -351,6 +352,14 @@ void session_authenticate(hreq_t *r)
 	if (r->cfg->http_operator_ca[0] && http_conn_cert_identity(r->evcon, cn, sizeof(cn)) == 0) {
 		r->cred = CRED_CERT;
 		snprintf(r->principal, sizeof(r->principal), "cert:%s", cn);
+		char serial[TLS_SERIAL_HEX_MAX];
+		if (collector_is_revoked_operator(
+			    r->h->col, cn,
+			    http_conn_cert_serial(r->evcon, serial, sizeof(serial)) == 0 ? serial
+											 : NULL)) {
+			unauthorized(r, "operator certificate revoked");
+			return;
+		}
 		r->role =
 			cn_listed(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN : AUTH_ROLE_VIEWER;
 		authenticated(r);

@@ -6,6 +6,7 @@
  * and is freed by the worker after the loop pass.
  */
 #include "ingest/conn.h"
+#include "enroll/service.h"
 #include "ingest/conn_int.h"
 
 #include <arpa/inet.h>
@@ -80,7 +81,7 @@ static void finalize(conn_t *c)
 	worker_schedule_reap(c->w);
 }
 
-static void send_msg(conn_t *c, const Vigil__V1__CollectorMessage *m)
+void conn_send(conn_t *c, const Vigil__V1__CollectorMessage *m)
 {
 	if (!c->bev)
 		return;
@@ -117,8 +118,11 @@ void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
 		    conn_state_str(c->state), why);
 	bool tls_up = c->state != CONN_ST_HANDSHAKE;
 	/* Nothing of its queued jobs was acknowledged: the writer skips them. */
-	for (job_t *j = c->jobs; j; j = j->conn_next)
+	for (job_t *j = c->jobs; j; j = j->conn_next) {
 		atomic_store(&j->dropped, true);
+		if (j->enroll)
+			atomic_store(&j->enroll->cancelled, true);
+	}
 	ingest_release(c->col->ingest, c->reserved);
 	c->reserved = 0;
 	if (c->registered) {
@@ -141,17 +145,14 @@ void conn_close(conn_t *c, log_level_t lvl, int code, const char *fmt, ...)
 		Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ERROR;
 		m.error = &err;
-		send_msg(c, &m);
+		conn_send(c, &m);
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		finalize(c);
 	/* else write_cb finalizes once the Error is out, or conn_tick gives up */
 }
 
-static void protocol_error(conn_t *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void protocol_error(conn_t *c, int code, const char *fmt, ...)
+void conn_protocol_error(conn_t *c, int code, const char *fmt, ...)
 {
 	char why[400];
 	va_list ap;
@@ -162,7 +163,7 @@ static void protocol_error(conn_t *c, int code, const char *fmt, ...)
 	conn_close(c, LOG_LVL_WARN, code, "protocol error: %s", why);
 }
 
-static void pause_reading(conn_t *c)
+void conn_pause_reading(conn_t *c)
 {
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
@@ -229,9 +230,10 @@ static char *hello_images(const Vigil__V1__Hello *h)
 static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 {
 	if (h->protocol_version != WIRE_PROTOCOL_VERSION) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_VERSION,
-			       "protocol version %u is not supported (this collector speaks %u)",
-			       h->protocol_version, WIRE_PROTOCOL_VERSION);
+		conn_protocol_error(
+			c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_VERSION,
+			"protocol version %u is not supported (this collector speaks %u)",
+			h->protocol_version, WIRE_PROTOCOL_VERSION);
 		return;
 	}
 	job_t *j = job_new(JOB_HELLO);
@@ -274,14 +276,14 @@ static void on_hello(conn_t *c, const Vigil__V1__Hello *h)
 static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payload, size_t len)
 {
 	if (b->seq == 0) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-			       "batch sequence numbers start at 1");
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+				    "batch sequence numbers start at 1");
 		return;
 	}
 	if (c->last_seq && b->seq <= c->last_seq) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_SEQ_BACKWARDS,
-			       "batch seq %" PRIu64 " after %" PRIu64 " on this connection", b->seq,
-			       c->last_seq);
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_SEQ_BACKWARDS,
+				    "batch seq %" PRIu64 " after %" PRIu64 " on this connection",
+				    b->seq, c->last_seq);
 		return;
 	}
 	/* One batch must not poison the identity: a seq that PostgreSQL's
@@ -290,22 +292,22 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	 * never acknowledged. An identity with nothing committed yet may start
 	 * anywhere (its agent may have lost its row, not its spool). */
 	if (b->seq > (uint64_t)INT64_MAX) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-			       "batch seq %" PRIu64 " is above 2^63-1", b->seq);
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+				    "batch seq %" PRIu64 " is above 2^63-1", b->seq);
 		return;
 	}
 	uint64_t gap = (uint64_t)SETTING(c->col, max_seq_gap);
 	if (c->committed_seq && b->seq > c->committed_seq && b->seq - c->committed_seq > gap) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-			       "batch seq %" PRIu64 " is more than max_seq_gap (%" PRIu64
-			       ") above the committed seq %" PRIu64,
-			       b->seq, gap, c->committed_seq);
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+				    "batch seq %" PRIu64 " is more than max_seq_gap (%" PRIu64
+				    ") above the committed seq %" PRIu64,
+				    b->seq, gap, c->committed_seq);
 		return;
 	}
 	if (b->n_events > (size_t)SETTING(c->col, max_batch_events)) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
-			       "batch of %zu events is above the limit of %lld", b->n_events,
-			       (long long)SETTING(c->col, max_batch_events));
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
+				    "batch of %zu events is above the limit of %lld", b->n_events,
+				    (long long)SETTING(c->col, max_batch_events));
 		return;
 	}
 	job_t *j = job_new(JOB_BATCH);
@@ -324,8 +326,8 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 		job_free(j);
 		if (rc == BATCHJOB_REFUSED) {
 			c->refused_seq = b->seq;
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED, "%s",
-				       why);
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED,
+					    "%s", why);
 		} else {
 			conn_close(c, LOG_LVL_ERROR, 0, "out of memory");
 		}
@@ -343,11 +345,11 @@ static void on_batch(conn_t *c, const Vigil__V1__Batch *b, const uint8_t *payloa
 	ingest_submit(c->col->ingest, j);
 	if (c->inflight >= SETTING(c->col, max_inflight_batches)) {
 		c->paused_inflight = true;
-		pause_reading(c);
+		conn_pause_reading(c);
 	}
 	if (ingest_queued_bytes(c->col->ingest) > (size_t)SETTING(c->col, queue_high_bytes)) {
 		c->paused_queue = true;
-		pause_reading(c);
+		conn_pause_reading(c);
 	}
 }
 
@@ -355,33 +357,54 @@ static void on_message(conn_t *c, const Vigil__V1__AgentMessage *msg, const uint
 		       size_t len)
 {
 	if (!msg) {
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-			       "%zu bytes that are not a valid AgentMessage", len);
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+				    "%zu bytes that are not a valid AgentMessage", len);
+		return;
+	}
+	if (c->enrolling && msg->msg_case != VIGIL__V1__AGENT_MESSAGE__MSG_ENROLL) {
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+				    "a connection without a client certificate may only enroll");
 		return;
 	}
 	switch (msg->msg_case) {
 	case VIGIL__V1__AGENT_MESSAGE__MSG_HEARTBEAT:
 		return;
+	case VIGIL__V1__AGENT_MESSAGE__MSG_ENROLL:
+		conn_on_enroll(c, msg->enroll);
+		return;
+	case VIGIL__V1__AGENT_MESSAGE__MSG_RENEW:
+		if (c->state != CONN_ST_READY) {
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+					    "RenewRequest before Welcome");
+			return;
+		}
+		if (!c->col->enroll) {
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_RENEW_REFUSED,
+					    "this collector does not issue certificates");
+			return;
+		}
+		conn_on_renew(c, msg->renew);
+		return;
 	case VIGIL__V1__AGENT_MESSAGE__MSG_HELLO:
 		if (c->state != CONN_ST_WAIT_HELLO) {
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
-				       "second Hello");
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+					    "second Hello");
 			return;
 		}
 		on_hello(c, msg->hello);
 		return;
 	case VIGIL__V1__AGENT_MESSAGE__MSG_BATCH:
 		if (c->state != CONN_ST_READY) {
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
-				       "Batch before %s",
-				       c->state == CONN_ST_WAIT_HELLO ? "Hello" : "Welcome");
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+					    "Batch before %s",
+					    c->state == CONN_ST_WAIT_HELLO ? "Hello" : "Welcome");
 			return;
 		}
 		on_batch(c, msg->batch, payload, len);
 		return;
 	default:
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-			       "unknown message type");
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+				    "unknown message type");
 		return;
 	}
 }
@@ -398,7 +421,7 @@ static bool admit_frame(conn_t *c, uint32_t n)
 		return true;
 	}
 	c->paused_queue = true;
-	pause_reading(c);
+	conn_pause_reading(c);
 	return false;
 }
 
@@ -422,13 +445,13 @@ static void process_input(conn_t *c)
 			st = frame_check(hdr, sizeof(hdr), max, &n);
 		}
 		if (st == FRAME_EMPTY) {
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_FRAME,
-				       "frame of length 0");
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BAD_FRAME,
+					    "frame of length 0");
 			return;
 		}
 		if (st == FRAME_TOO_LARGE) {
-			protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
-				       "frame of %u bytes is above the limit of %u", n, max);
+			conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE,
+					    "frame of %u bytes is above the limit of %u", n, max);
 			return;
 		}
 		if (have < FRAME_HEADER_BYTES || have - FRAME_HEADER_BYTES < n) {
@@ -460,7 +483,7 @@ static void process_input(conn_t *c)
 		c->last_rx_ns = vtime_mono_ns();
 		c->frame_start_ns = 0;
 		if (code)
-			protocol_error(c, code, "%s", why);
+			conn_protocol_error(c, code, "%s", why);
 		else
 			on_message(c, msg, frame + FRAME_HEADER_BYTES, n);
 		wire_arena_reset(arena);
@@ -494,12 +517,22 @@ static void on_handshake_done(conn_t *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	if (tls_peer_identity(ssl, c->agent, sizeof(c->agent)) != 0) {
+		if (c->col->enroll && !SSL_get0_peer_certificate(ssl)) {
+			conn_enroll_begin(c); /* stays pending, with Hello's deadline */
+			c->tls_generation = c->tls_gen_at_accept; /* no certificate to re-check */
+			c->ready_ns = c->last_rx_ns = vtime_mono_ns();
+			set_state(c, CONN_ST_WAIT_HELLO);
+			process_input(c);
+			return;
+		}
 		atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
 		conn_close(c, LOG_LVL_WARN, 0, "handshake refused: no verified client certificate");
 		return;
 	}
 	snprintf(c->prefix, sizeof(c->prefix), "[%s %.150s]", c->peer, c->agent);
 	c->cert_not_after_ns = tls_peer_not_after_ns(ssl);
+	if (tls_peer_serial_hex(ssl, c->serial, sizeof(c->serial)) != 0)
+		c->serial[0] = '\0';
 	c->tls_generation = c->tls_gen_at_accept;
 	c->ready_ns = c->last_rx_ns = vtime_mono_ns();
 	set_state(c, CONN_ST_WAIT_HELLO);
@@ -519,6 +552,15 @@ static void on_handshake_done(conn_t *c)
 		conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
 			   "handshake refused: agent identity is revoked");
 		return;
+	}
+	if (c->serial[0]) { /* noted first: a revocation then sees it or is seen */
+		collector_note_serial(c->col, c->agent, c->id, c->serial);
+		if (collector_is_revoked_serial(c->col, c->serial)) {
+			atomic_fetch_add(&c->col->counters.handshakes_failed, 1);
+			conn_close(c, LOG_LVL_WARN, VIGIL__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+				   "handshake refused: agent certificate %s is revoked", c->serial);
+			return;
+		}
 	}
 	if (r == REG_REPLACED) {
 		log_msg(LOG_LVL_INFO, c->prefix, "replaces the agent's older connection");
@@ -661,7 +703,7 @@ static void send_ack(conn_t *c, uint64_t seq)
 	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ACK;
 	m.ack = &ack;
-	send_msg(c, &m);
+	conn_send(c, &m);
 }
 
 /* Send the Welcome; known is the JSON array of the agent's images whose
@@ -687,7 +729,7 @@ static void send_welcome(conn_t *c, uint64_t committed, const char *known)
 	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_WELCOME;
 	m.welcome = &wl;
-	send_msg(c, &m);
+	conn_send(c, &m);
 	free(ids);
 	json_decref(kj);
 }
@@ -709,6 +751,10 @@ void conn_job_done(conn_t *c, job_t *j)
 {
 	job_unlink(&c->jobs, j);
 	c->refs--;
+	if (j->kind == JOB_ENROLL) {
+		conn_enroll_done(c, j);
+		return;
+	}
 	if (j->kind == JOB_HELLO)
 		c->hello_pending = false;
 	else
@@ -721,8 +767,8 @@ void conn_job_done(conn_t *c, job_t *j)
 	}
 	if (j->status == JOB_ST_REFUSED) {
 		c->refused_seq = j->seq;
-		protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED, "%s",
-			       j->refused);
+		conn_protocol_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_BATCH_REFUSED, "%s",
+				    j->refused);
 		job_free(j);
 		return;
 	}
@@ -769,7 +815,7 @@ static bool cert_still_good(conn_t *c)
 		return false;
 	}
 	uint64_t gen = atomic_load(&c->col->tls_generation);
-	if (c->tls_generation == gen || !c->bev)
+	if (c->tls_generation == gen || !c->bev || c->enrolling)
 		return true;
 	SSL_CTX *ctx = collector_tls_ctx(c->col);
 	char why[160];
@@ -803,7 +849,7 @@ void conn_tick(conn_t *c, int64_t now)
 		}
 		return;
 	case CONN_ST_WAIT_HELLO:
-		if (now - c->ready_ns > SETTING(col, hello_timeout_ms) * ms) {
+		if (!c->enroll_pending && now - c->ready_ns > SETTING(col, hello_timeout_ms) * ms) {
 			atomic_fetch_add(&col->counters.timeouts, 1);
 			conn_close(c, LOG_LVL_INFO, VIGIL__V1__ERROR_CODE__ERROR_CODE_TIMEOUT,
 				   "no Hello within %" PRId64 " ms",
@@ -841,7 +887,7 @@ void conn_tick(conn_t *c, int64_t now)
 		Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
 		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_HEARTBEAT;
 		m.heartbeat = &hb;
-		send_msg(c, &m);
+		conn_send(c, &m);
 	}
 }
 
@@ -860,7 +906,7 @@ void conn_drain(conn_t *c)
 			   "collector shutting down");
 		return;
 	}
-	pause_reading(c);
+	conn_pause_reading(c);
 	drain_check(c);
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "enroll/service.h"
 #include "ingest/conn.h"
 #include "log.h"
 #include "ingest/store.h"
@@ -36,6 +37,7 @@ typedef struct writer {
 	bool stop;
 	bool abandon;
 	store_t *st;
+	bool db_down; /* counted in col->db_writers_down */
 	int64_t next_maintenance_ns;
 } writer_t;
 
@@ -68,6 +70,7 @@ void job_free(job_t *j)
 	free(j->dead);
 	free(j->spans);
 	free(j->refused);
+	enroll_req_free(j->enroll);
 	free(j->subjects);
 	free(j->hello_images);
 	free(j->known_images);
@@ -208,6 +211,32 @@ static void maintain(writer_t *w)
 		w->next_maintenance_ns = vtime_mono_ns() + MAINTENANCE_INTERVAL_NS;
 }
 
+/* Record whether this writer reaches PostgreSQL: col->db_writers_down
+ * counts those that do not, and /readyz says not ready while any does not. */
+static void set_db_down(writer_t *w, bool down)
+{
+	if (w->db_down == down)
+		return;
+	w->db_down = down;
+	atomic_fetch_add(&w->in->col->db_writers_down, down ? 1 : -1);
+}
+
+/* Idle: check that PostgreSQL still answers, so that a lost server shows
+ * in /readyz with nothing to write, and keep the partitions. */
+static void probe(writer_t *w)
+{
+	store_rc_t rc = store_ping(w->st);
+	if (rc == STORE_CONN_ERROR && !w->db_down)
+		log_warn("writer %d: PostgreSQL is not reachable (%s)", w->idx,
+			 store_last_error(w->st));
+	else if (rc == STORE_OK && w->db_down)
+		log_info("writer %d: PostgreSQL is reachable again", w->idx);
+	if (rc != STORE_ERROR)
+		set_db_down(w, rc == STORE_CONN_ERROR);
+	if (rc == STORE_OK)
+		maintain(w);
+}
+
 /* Commit jobs, retrying until it works or the writer is told to abandon;
  * jobs of connections closed meanwhile are handed back and *n shrinks.
  * Return 0 if committed, -1 if abandoned. */
@@ -225,6 +254,8 @@ static int commit_with_retry(writer_t *w, job_t **jobs, size_t *np)
 			maintain(w);
 			rc = store_commit_group(w->st, jobs, n);
 		}
+		if (rc != STORE_ERROR)
+			set_db_down(w, rc == STORE_CONN_ERROR);
 		if (rc == STORE_OK) {
 			if (failing)
 				log_info("writer %d: PostgreSQL is back; group of %zu job(s) "
@@ -269,8 +300,7 @@ static void *writer_main(void *arg)
 			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 			if (!w->head && !w->hello_head && !w->stop && !w->abandon) {
 				pthread_mutex_unlock(&w->lock);
-				if (w->idx == 0 && store_connect(w->st) == STORE_OK)
-					maintain(w);
+				probe(w);
 				pthread_mutex_lock(&w->lock);
 			}
 		}

@@ -24,8 +24,9 @@ struct conn;
 #define HELLO_STRING_MAX 256
 
 typedef enum {
-	JOB_HELLO, /* register the agent, learn its committed_seq */
-	JOB_BATCH, /* store a batch exactly once */
+	JOB_HELLO,  /* register the agent, learn its committed_seq */
+	JOB_BATCH,  /* store a batch exactly once */
+	JOB_ENROLL, /* an enrollment or renewal, with the enrollment service */
 } job_kind_t;
 
 typedef struct {
@@ -44,7 +45,8 @@ typedef struct job {
 	int worker_idx;
 	size_t bytes; /* counted against the queue limits */
 	char agent_name[256];
-	int32_t agent_id; /* BATCH input; HELLO output */
+	int32_t agent_id;	   /* BATCH input; HELLO output */
+	struct enroll_req *enroll; /* ENROLL: the request (owned) */
 
 	/* HELLO input (sanitized, capped strings) */
 	struct {

@@ -310,6 +310,15 @@ res_t store_copy(store_t *st, const span_t *spans, size_t n_spans)
 	return collect(st, NULL);
 }
 
+store_rc_t store_ping(store_t *st)
+{
+	store_rc_t rc = store_connect(st);
+	if (rc != STORE_OK)
+		return rc;
+	res_t r = store_sql(st, "SELECT 1");
+	return r == R_OK ? STORE_OK : r == R_CONN ? STORE_CONN_ERROR : STORE_ERROR;
+}
+
 /* ---- migrations and partitions ------------------------------------------ */
 
 store_rc_t store_migrate(store_t *st)

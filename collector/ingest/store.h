@@ -28,6 +28,9 @@ void store_free(store_t *st);
 /* Connect if not connected. Return STORE_OK or STORE_CONN_ERROR. */
 store_rc_t store_connect(store_t *st) __attribute__((warn_unused_result));
 void store_disconnect(store_t *st);
+/* Connect if not connected and check that the server answers a query.
+ * Return STORE_OK, STORE_CONN_ERROR or STORE_ERROR. */
+store_rc_t store_ping(store_t *st) __attribute__((warn_unused_result));
 
 /* Apply the embedded migrations under an advisory lock. */
 store_rc_t store_migrate(store_t *st) __attribute__((warn_unused_result));

@@ -9,6 +9,8 @@ if(TARGET vigil_agent_core)
   vigil_test(test_agent_facts vigil_agent_core)
   vigil_test(test_agent_pkgdb vigil_agent_core)
   vigil_test(test_agent_rootfs vigil_agent_core)
+  vigil_test(test_agent_enroll vigil_agent_core)
   add_custom_target(agent-unit-tests DEPENDS test_agent_cgroup test_agent_spool
-    test_agent_parsers test_agent_scan test_agent_facts test_agent_pkgdb test_agent_rootfs)
+    test_agent_parsers test_agent_scan test_agent_facts test_agent_pkgdb test_agent_rootfs
+    test_agent_enroll)
 endif()
