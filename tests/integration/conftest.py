@@ -12,6 +12,16 @@ VIGIL_SOURCE_DIR (default ../..) the scripts and protos; VIGIL_IT_KEEP=1
 keeps the whole work directory under /tmp (after a failure its logs are kept
 anyway, and the path is printed); VIGIL_IT_FAULT_EVENTS scales the fault
 test.
+
+Parallel runs (pytest-xdist, what ctest does: see CMakeLists.txt):
+`pytest -n 3 -m "not serial"`, then `pytest -m serial`. Each worker has
+its own session: work directory, PKI and PostgreSQL cluster; free ports
+are claimed across processes (vigiltest.free_port). A test that needs the
+machine to itself (it measures time or memory, floods the loopback, uses a
+machine-wide resource: addresses on lo, the process connector, containers,
+podman images, caches outside the work directory) is marked
+@pytest.mark.serial (or `pytestmark = pytest.mark.serial` for a module);
+run by an xdist worker, it fails at setup.
 """
 
 import itertools
@@ -28,10 +38,24 @@ _active_logs = []  # (label, path) of processes whose logs help explain a failur
 _collectors = []  # collectors started and not yet torn down
 
 
+def _worker():
+    """The pytest-xdist worker id (gw0, gw1, ...), or None."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _xdist_controller(config):
+    """True in the process that runs pytest-xdist's workers (it runs no
+    test itself, so it needs no work directory)."""
+    return (_worker() is None and not hasattr(config, "workerinput")
+            and getattr(config.option, "dist", "no") != "no")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "fault: the exactly-once test under crashes and "
                             "PostgreSQL restarts (select alone with -m fault or -k fault)")
-    workdir = vt.make_tmpdir("vigil-it-")
+    if _xdist_controller(config):
+        return
+    workdir = vt.make_tmpdir("vigil-it-%s" % (_worker() + "-" if _worker() else ""))
     config._vigil_workdir = workdir
     py = os.path.join(workdir, "py")
     os.makedirs(py)
@@ -44,11 +68,59 @@ _ORDER = ["test_config", "test_happy", "test_bad_input", "test_duplicate", "test
           "test_faults"]
 
 
+# Tests that use the machine's containers and the real agent (the fixtures
+# of agent_fixtures.py): Podman's image store and the image tag they
+# import, runc, the kernel's process connector, mounts. A parallel run
+# gives them all to one worker, one after another (the xdist_group "host"),
+# beside the tests of the collector alone; a test that uses these things
+# without these fixtures says so with @pytest.mark.xdist_group("host").
+HOST_GROUP = "host"
+_HOST_FIXTURES = {"agent_factory", "agent_bin", "runc_factory", "rootfs", "podman",
+                  "podman_image", "podman_api"}
+
+# Work units of a parallel run (a module, or the host group), longest
+# first so that no long one starts last. pytest-xdist hands each worker
+# two units up front: the 4th (with the 1st, the longest) is a short one.
+_XDIST_ORDER = [HOST_GROUP, "test_alerts", "test_faults", "test_config", "test_ingest_abuse",
+                "test_api", "test_version_property", "test_http_sessions", "test_drain",
+                "test_tls_policy", "test_rules", "test_bad_input", "test_vuln_collector"]
+
+
+def _xdist_group(item):
+    mark = item.get_closest_marker("xdist_group")
+    if mark:
+        return mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(session, config, items):
+    if _worker() and config.getvalue("loadgroup"):
+        # loadgroup: a module is one unit (its module-scoped fixtures are
+        # made once), and so is the host group
+        for item in items:
+            if _xdist_group(item) is None:
+                host = _HOST_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                item.add_marker(pytest.mark.xdist_group(
+                    HOST_GROUP if host else item.module.__name__.rsplit(".", 1)[-1]))
+
+        def unit_rank(item):
+            g = _xdist_group(item)
+            return _XDIST_ORDER.index(g) if g in _XDIST_ORDER else len(_XDIST_ORDER)
+        items.sort(key=unit_rank)  # stable: keeps the order inside a module
+        return
+
     def rank(item):
         mod = item.module.__name__.rsplit(".", 1)[-1]
         return _ORDER.index(mod) if mod in _ORDER else len(_ORDER)
     items.sort(key=rank)  # stable: keeps the order inside a module
+
+
+def pytest_runtest_setup(item):
+    if _worker() and item.get_closest_marker("serial"):
+        pytest.fail("%s is marked serial: it must not run beside other tests; run the "
+                    "parallel pass with -m 'not serial' and this one in a pass of its own "
+                    "(-m serial, without -n)" % item.nodeid, pytrace=False)
 
 
 def pytest_unconfigure(config):
@@ -75,6 +147,10 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
+        workdir = getattr(item.config, "_vigil_workdir", None)
+        if workdir and _worker():
+            # a worker's own output is not shown: say where its logs are kept
+            rep.sections.append(("integration work directory (%s)" % _worker(), workdir))
         for label, path in list(_active_logs):
             try:
                 with open(path, errors="replace") as f:

@@ -6,6 +6,8 @@ open and re-opened as they are closed, lock no agent out."""
 
 import time
 
+import pytest
+
 import vigiltest as vt
 
 
@@ -26,6 +28,7 @@ def acked_within(agent, port, name, seconds, tries=1):
     raise AssertionError("agent %s got no ack in %d tries: %r" % (name, tries, last))
 
 
+@pytest.mark.serial
 def test_silent_sockets_from_one_address(collector_factory, db, agent):
     """10,000 silent sockets from 127.0.0.2, re-opened as they are closed,
     against max_connections 500: the address gets its share of pending
@@ -43,6 +46,7 @@ def test_silent_sockets_from_one_address(collector_factory, db, agent):
     assert "max_pending_per_address reached" in log and "127.0.0.2" in log
 
 
+@pytest.mark.serial
 def test_silent_sockets_from_many_addresses(collector_factory, db, agent):
     """4,000 silent sockets from 200 addresses (20 each, within the cap per
     address) against the default pending budget of 1,024: the oldest silent
@@ -119,6 +123,7 @@ def _hello_ok(agent, port, name):
         return False
 
 
+@pytest.mark.serial
 def test_refusals_are_logged_at_a_bounded_rate(collector_factory, db, pki):
     """200 handshakes without a client certificate and 200 agents that send
     a bad frame: the log gets a bounded number of lines about them, with a

@@ -8,6 +8,8 @@ API metadata."""
 import concurrent.futures
 import os
 
+import pytest
+
 import vigiltest as vt
 from agent_fixtures import *  # noqa: F401,F403 (fixtures)
 from agent_fixtures import PODMAN_RUN, agent_events, run
@@ -19,6 +21,7 @@ def wait_rows(fn, what, timeout=30):
     return vt.wait_for(fn, timeout, interval=0.2, what=what)
 
 
+@pytest.mark.serial
 def test_deleted_executable_and_cleared_argv(db, collector_factory, agent_factory,
                                              runc_factory):
     col = collector_factory(db)

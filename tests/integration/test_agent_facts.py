@@ -10,6 +10,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 import vigiltest as vt
 from agent_fixtures import *  # noqa: F401,F403 (fixtures)
 from agent_fixtures import run, spool_events
@@ -221,6 +223,7 @@ def test_podman_paused_container_stays(agent_factory, podman):
            and e.container_changed.container.state == "running", "running again")
 
 
+@pytest.mark.serial
 def test_fork_storm_is_bounded(agent_factory, runc_factory):
     """Thousands of short processes in one container: the agent keeps up,
     and what it could not follow is counted, not hidden."""

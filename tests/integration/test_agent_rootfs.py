@@ -20,6 +20,9 @@ import vigiltest as vt
 from agent_fixtures import *  # noqa: F401,F403 (fixtures)
 from agent_fixtures import make_rootfs, need, new_id, RuncContainer
 
+# a timed read (elapsed_s) and a debootstrap cache outside the work directory
+pytestmark = pytest.mark.serial
+
 DEBIAN_CACHE = "/var/tmp/vigil-debootstrap-bookworm"
 
 STATUS = """Package: libc6

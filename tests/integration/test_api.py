@@ -669,6 +669,7 @@ def served_after(env):
     assert env["anon"].get("/healthz").status == 200
 
 
+@pytest.mark.serial
 def test_oversized_heads_are_refused_with_413(env):
     """A request line and headers above http_max_header_bytes, by one byte
     or by far, in the URI or in a header, pipelined after a good request:
@@ -744,6 +745,7 @@ def rss_kib(pid):
     return 0
 
 
+@pytest.mark.serial
 @pytest.mark.parametrize("mode", ["fast", "slow"])
 def test_huge_head_is_not_buffered(env, mode):
     """Several MiB of one header, sent as fast as possible or in a trickle
@@ -790,6 +792,7 @@ def test_oversized_body_is_refused(env):
     served_after(env)
 
 
+@pytest.mark.serial
 def test_slow_client_is_closed(env):
     """One header byte every 0.5 s: closed at http_request_timeout (2 s)."""
     s = at.tls_socket(env["port"], env["pki"])
@@ -934,6 +937,7 @@ def test_exports_stream_many_pages(collector_factory, db, pki, collector_bin):
     assert seen == 4500
 
 
+@pytest.mark.serial
 def test_connection_limit_and_methods(collector_factory, db, pki):
     """Above http_max_connections connections past their first request, a
     connection is closed at accept; only GET is served."""

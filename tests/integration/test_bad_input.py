@@ -378,6 +378,7 @@ def closed_by_peer(sock):
         return True
 
 
+@pytest.mark.serial
 def test_stalled_and_slow_connections(coll, module_db, pki, agent, guard):
     """300 connections that never finish the handshake, some that never say
     Hello, one that drips its ClientHello and one that drips a frame, one

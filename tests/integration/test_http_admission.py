@@ -60,6 +60,7 @@ def answered(api, n, tries=1):
     return ok
 
 
+@pytest.mark.serial
 def test_silent_sockets_from_one_address(api_env):
     """500 silent sockets from 127.0.0.2 against http_max_connections 100:
     the address gets 8 pending places, the rest are closed at accept, and a
@@ -75,6 +76,7 @@ def test_silent_sockets_from_one_address(api_env):
     assert "127.0.0.2" in coll.log_text()
 
 
+@pytest.mark.serial
 def test_silent_sockets_from_many_addresses(api_env):
     """Silent sockets from 100 addresses, 4 each (400, over both the pending
     budget of 32 and http_max_connections): the oldest silent pending ones

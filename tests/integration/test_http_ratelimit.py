@@ -107,6 +107,7 @@ def refilled(since):
     return int(time.monotonic() - since) + 1
 
 
+@pytest.mark.serial
 def test_ipv6_clients_share_a_bucket_per_64(env, v6_addrs):
     a1, a2, a3 = NET1
     t = drain(env, a1)

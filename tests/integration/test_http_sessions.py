@@ -190,6 +190,7 @@ def test_a_revoked_or_deleted_token_ends_sessions_whatever_the_rows(env):
     assert_refused(a, c3)
 
 
+@pytest.mark.serial
 def test_idle_timeout(env):
     """Collector B: http_session_idle 2s. A session in use lives on; left
     alone for longer than that, it has ended."""
@@ -208,6 +209,7 @@ def test_idle_timeout(env):
     assert whoami(b, signin(b, tok)).status == 200
 
 
+@pytest.mark.serial
 def test_lifetime_ends_a_session_in_use(env):
     """Collector B: http_session_lifetime 5s. Used every 0.4 s, for longer
     than its idle timeout (2 s), the session still ends 5 s after signing

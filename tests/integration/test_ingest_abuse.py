@@ -85,6 +85,7 @@ def coll(module_collector_factory, module_db):
 # --- item 2 ---------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_hostile_agent_does_not_stall_another(coll, module_db, pki):
     """16 pipelined batches of 20,000 refusable events (invalid UTF-8 in argv),
     sent again after each refusal, while another agent on the same writer
@@ -283,6 +284,7 @@ def test_collector_caps_fields(coll, module_db, pki):
     a.close()
 
 
+@pytest.mark.serial
 def test_memory_follows_the_frame(coll, module_db, pki):
     """Ten 4 MiB batches of 2 million empty repeated strings at once: each
     is refused when unpacking it would pass its budget (16 bytes a byte)."""
@@ -358,6 +360,7 @@ def queue_bytes(api):
     return None
 
 
+@pytest.mark.serial
 def test_queue_bound_holds_with_events_locked(collector_factory, db, pki, collector_bin):
     import apitest as at
     hport = vt.free_port()
@@ -416,6 +419,7 @@ def test_queue_bound_holds_with_events_locked(collector_factory, db, pki, collec
     assert total == distinct == n_agents * frames_each * len(frame_events)
 
 
+@pytest.mark.serial
 def test_hellos_do_not_pile_up_with_postgresql_down(collector_factory, db, pg, pki):
     """Agents reconnect again and again while PostgreSQL is down; the Hello
     jobs of their closed connections are dropped, not written, so the first

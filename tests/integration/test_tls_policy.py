@@ -40,6 +40,7 @@ def test_tls12_is_ecdhe_with_aead_only(collector_factory, db, pki):
             tls12_handshake(coll.port, pki, "tls12-cbc", cipher)
 
 
+@pytest.mark.serial
 def test_connection_closed_when_its_certificate_expires(collector_factory, db, pki, workdir):
     coll = collector_factory(db)
     d = vt.make_tmpdir(os.path.join(workdir, "expiring-"))

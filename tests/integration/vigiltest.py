@@ -64,11 +64,76 @@ def pb():
 
 # --- small utilities ----------------------------------------------------------
 
+# Ports handed out by free_port(): below the kernel's ephemeral range (so no
+# client socket is given one by connect() or bind(0) meanwhile), each
+# claimed with a lock on one byte of PORT_LOCK_FILE at the port's offset.
+# The lock is held until this process exits, so no other test process of
+# the machine (another pytest-xdist worker, another engineer's run) picks
+# the same port between free_port() and the collector's bind().
+PORT_RANGE = (20000, 32768)
+PORT_LOCK_FILE = os.path.join(tempfile.gettempdir(), "vigil-it-ports.lock")
+_port_state = {"fd": None, "next": None, "mine": set()}
+_port_mutex = threading.Lock()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_bindable(port):
+    """Nobody listens on or holds PORT (IPv4 any address; IPv6 too)."""
+    for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            s = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6
+        try:
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((addr, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port, free now, that no other test process (pytest-xdist
+    worker or another run on this machine) is given until this one exits."""
+    import fcntl
+    with _port_mutex:
+        st = _port_state
+        lo, hi = PORT_RANGE
+        hi = min(hi, _ephemeral_low())
+        if st["fd"] is None:
+            fd = os.open(PORT_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                os.fchmod(fd, 0o666)
+            except OSError:
+                pass  # another user's file: it is shared all the same
+            st["fd"] = fd
+            # start apart from the other processes: fewer locks to step over
+            st["next"] = lo + (os.getpid() * 977) % (hi - lo)
+        for _ in range(hi - lo):
+            port = st["next"]
+            st["next"] = port + 1 if port + 1 < hi else lo
+            if port in st["mine"]:
+                continue
+            try:
+                fcntl.lockf(st["fd"], fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+            except OSError:
+                continue  # another process has it
+            if not _port_bindable(port):
+                fcntl.lockf(st["fd"], fcntl.LOCK_UN, 1, port)
+                continue
+            st["mine"].add(port)
+            return port
+        raise RuntimeError("no free port left in %d-%d" % (lo, hi - 1))
 
 
 def wait_for(pred, timeout, interval=0.1, what="condition"):
