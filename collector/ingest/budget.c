@@ -15,9 +15,14 @@ size_t budget_unpack(size_t n)
 	return BUDGET_BASE + n * 16;
 }
 
+/* An inventory is the largest a frame grows once encoded: each container's
+ * settings and findings become state JSON, counted at three times its
+ * text. Privileged containers of a real node (every capability, a dozen
+ * mounts, most posture rules raised) take about 18 times their wire
+ * size; 32 leaves room for more labels and mounts than tests have seen. */
 size_t budget_job(size_t n, size_t n_events)
 {
-	return BUDGET_BASE + n * 8 + n_events * 256;
+	return BUDGET_BASE + n * 32 + n_events * 256;
 }
 
 /* ---- the scan ---------------------------------------------------------- */

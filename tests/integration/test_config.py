@@ -28,7 +28,7 @@ def test_example_config_parses_and_flags_win():
     s = settings_of(r.stdout)
     assert s["listen"] == '"0.0.0.0:7443"'
     assert s["db_writers"] == "3"  # the flag, not the file's 2
-    assert s["max_connections"] == "20000"
+    assert s["http_listen"] == '"0.0.0.0:8443"'  # the file's, not the default
     assert s["handshake_timeout"] == "10000ms"  # a default
 
 
