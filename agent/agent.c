@@ -164,6 +164,8 @@ static void emit_status(agent_t *a)
 	Vigil__V1__AgentStatus as = VIGIL__V1__AGENT_STATUS__INIT;
 	as.spool_bytes = st.bytes;
 	as.spool_capacity = st.capacity;
+	as.cert_not_after_ns = uplink_cert_not_after_ns(a->uplink);
+	as.cert_renewed_ns = uplink_renewed_ns(a->uplink);
 	if (have_drops) {
 		as.dropped_batches = drops.batches;
 		as.dropped_events = drops.events;

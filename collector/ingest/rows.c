@@ -403,6 +403,10 @@ static json_t *status_details(const Vigil__V1__AgentStatus *s)
 	json_object_set_new(d, "sources", src);
 	if (s->n_losses)
 		json_object_set_new(d, "losses", losses_json(s));
+	if (s->cert_not_after_ns)
+		json_object_set_new(d, "cert_not_after_ns", json_integer(s->cert_not_after_ns));
+	if (s->cert_renewed_ns)
+		json_object_set_new(d, "cert_renewed_ns", json_integer(s->cert_renewed_ns));
 	return d;
 }
 

@@ -519,6 +519,13 @@ def test_renewal_while_sending(pki, db, collector_factory, collector_bin, node,
     assert os.stat(n.crt).st_mode & 0o777 == 0o644
     # the spool never dropped anything on the way
     assert "dropped" not in log, log[-3000:]
+    # The agent's status says when its certificate ends and when it was
+    # last renewed.
+    vt.wait_for(lambda: any(s.get("cert_renewed_ns") for s in statuses(db, "renew-node")), 20,
+                what="a status with cert_renewed_ns")
+    last = [s for s in statuses(db, "renew-node") if s.get("cert_renewed_ns")][-1]
+    ends = last["cert_not_after_ns"] / 1e9
+    assert time.time() - 30 < ends < time.time() + 30, last
 
 
 # --- renewal against a collector made here --------------------------------------------
