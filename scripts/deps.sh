@@ -13,6 +13,8 @@ PACKAGES=(
   libzip-dev
   # database for tests and the demo
   postgresql-15 postgresql-client-15
+  # the partition schedule with no collector running (test_retention.py)
+  postgresql-15-cron
   # integration tests
   python3 python3-pytest python3-pytest-xdist python3-protobuf protobuf-compiler
   python3-cryptography python3-psycopg2
@@ -26,6 +28,8 @@ PACKAGES=(
   chromium chromium-driver python3-selenium wrk
   # the Debian packages' test (scripts/test-packages.sh)
   lintian
+  # the Kubernetes manifests' schema check (scripts/check-kubernetes.sh)
+  python3-yaml python3-jsonschema
   # scripts, demo and benchmarks
   procps iproute2 curl ca-certificates
 )

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite, as CI runs it (Quick start, command 2):
 #   1. install missing Debian packages (scripts/deps.sh)
-#   2. static checks: formatting, module layering, size, license lines
+#   2. static checks: formatting, module layering, size, license lines,
+#      the Kubernetes manifests against the pinned Kubernetes schema
 #   3. normal build + every test (unit, integration against a real
 #      PostgreSQL and the real binaries)
 #   4. AddressSanitizer + UndefinedBehaviorSanitizer build + every test
@@ -31,6 +32,7 @@ bash scripts/check-format.sh
 bash scripts/check-layering.sh
 bash scripts/check-size.sh
 bash scripts/check-license.sh
+bash scripts/check-kubernetes.sh
 
 run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
   local name=$1 dir=$2

@@ -23,6 +23,7 @@ import threading
 import time
 
 import psycopg2
+import psycopg2.errors
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -208,15 +209,24 @@ class Database:
         self.conninfo = pg.conninfo(name)
 
     def query(self, sql, params=None):
-        c = psycopg2.connect(self.conninfo)
-        try:
-            with c.cursor() as cur:
-                cur.execute(sql, params)
-                rows = cur.fetchall() if cur.description else []
-            c.commit()
-            return rows
-        finally:
-            c.close()
+        """Rows of SQL, in a transaction of its own. A transaction that
+        PostgreSQL chose as a deadlock's victim (a test's DDL against the
+        collector's background CREATE INDEX CONCURRENTLY) was rolled back
+        whole, so it is run again."""
+        for attempt in range(5):
+            c = psycopg2.connect(self.conninfo)
+            try:
+                with c.cursor() as cur:
+                    cur.execute(sql, params)
+                    rows = cur.fetchall() if cur.description else []
+                c.commit()
+                return rows
+            except psycopg2.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+            finally:
+                c.close()
 
     def scalar(self, sql, params=None):
         rows = self.query(sql, params)
