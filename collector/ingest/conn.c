@@ -171,7 +171,9 @@ void conn_pause_reading(conn_t *c)
 
 static bool paused(const conn_t *c)
 {
-	return c->paused_inflight || c->paused_queue || c->draining;
+	/* an enrolling connection reads nothing more once it has asked */
+	return c->paused_inflight || c->paused_queue || c->draining ||
+	       (c->enrolling && c->enroll_pending);
 }
 
 static void process_input(conn_t *c);
