@@ -43,6 +43,10 @@ typedef struct {
 	atomic_ullong events_dead_dropped; /* past an agent's dead-letter quota */
 	atomic_ullong jobs_quarantined;	   /* a non-transient database error */
 	atomic_ullong jobs_dropped;	   /* of closed connections, before commit */
+	atomic_ullong enrolled;		   /* certificates issued at enrollment */
+	atomic_ullong renewed;		   /* certificates issued at renewal */
+	atomic_ullong enroll_refused;	   /* requests answered with a refusal */
+	atomic_ullong enroll_rate_limited; /* of those, over their address's rate */
 } counters_t;
 
 #define REGISTRY_BUCKETS 4096

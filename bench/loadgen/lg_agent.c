@@ -714,7 +714,10 @@ lg_agent_t *lg_agent_new(lg_worker_t *w, uint32_t index)
 	a->run = lg_worker_run(w);
 	a->st = lg_worker_stats(w);
 	a->index = index;
-	snprintf(a->name, sizeof(a->name), "%s%05u", a->run->prefix, index);
+	if (a->run->ids[index].name)
+		snprintf(a->name, sizeof(a->name), "%s", a->run->ids[index].name);
+	else
+		snprintf(a->name, sizeof(a->name), "%s%05u", a->run->prefix, index);
 	a->backoff_ms = a->run->backoff_min_ms;
 	a->hb_ms = AG_DEFAULT_HEARTBEAT_MS;
 	a->max_frame = FRAME_DEFAULT_MAX_BYTES;

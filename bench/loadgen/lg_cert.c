@@ -303,6 +303,7 @@ void lg_ident_share(lg_ident_t *dst, const lg_ident_t *src)
 	dst->cert = src->cert;
 	dst->key = src->key;
 	dst->chain = src->chain ? X509_chain_up_ref(src->chain) : NULL;
+	dst->name = NULL;
 }
 
 void lg_ident_clear(lg_ident_t *id)
@@ -312,6 +313,7 @@ void lg_ident_clear(lg_ident_t *id)
 	X509_free(id->cert);
 	EVP_PKEY_free(id->key);
 	sk_X509_pop_free(id->chain, X509_free);
+	free(id->name);
 	memset(id, 0, sizeof(*id));
 }
 

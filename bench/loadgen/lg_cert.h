@@ -16,6 +16,8 @@ typedef struct {
 	X509 *cert;
 	EVP_PKEY *key;
 	STACK_OF(X509) * chain; /* certificates sent after the leaf; may be NULL */
+	char *name;		/* the agent's name when the collector chose it (enrolled);
+				 * NULL: <prefix><index as 5 digits> */
 } lg_ident_t;
 
 typedef struct lg_issuer lg_issuer_t;
@@ -38,7 +40,8 @@ int lg_ident_issue_all(const lg_issuer_t *iss, const char *prefix, unsigned coun
 int lg_ident_load(const char *cert_file, const char *key_file, lg_ident_t *out, char *err,
 		  size_t errlen) __attribute__((warn_unused_result));
 
-/* Take a reference on every object of src into dst (for sharing). */
+/* Take a reference on every object of src into dst (for sharing; not the
+ * name). */
 void lg_ident_share(lg_ident_t *dst, const lg_ident_t *src);
 void lg_ident_clear(lg_ident_t *id);
 

@@ -25,6 +25,7 @@
 
 #include "frame.h"
 #include "lg_cert.h"
+#include "lg_enroll.h"
 #include "lg_run.h"
 #include "lg_worker.h"
 #include "log.h"
@@ -45,6 +46,10 @@ typedef struct {
 	uint64_t backoff_min, backoff_max, source_addrs;
 	double duration, rate, timeout, report_interval, ramp;
 	bool events_given, idle, quiet, verbose;
+	/* enrollment and handshake storms (lg_enroll.h) */
+	const char *enroll_token, *enroll_dir;
+	uint64_t enroll_concurrency, handshakes, concurrency;
+	bool enroll_force, enroll_only, no_hello;
 } opts_t;
 
 enum {
@@ -74,6 +79,14 @@ enum {
 	OPT_BACKOFF_MAX,
 	OPT_RAMP,
 	OPT_SOURCE_ADDRS,
+	OPT_ENROLL_TOKEN,
+	OPT_ENROLL_CONCURRENCY,
+	OPT_ENROLL_DIR,
+	OPT_ENROLL_FORCE,
+	OPT_ENROLL_ONLY,
+	OPT_HANDSHAKES,
+	OPT_CONCURRENCY,
+	OPT_NO_HELLO,
 };
 
 static const struct option long_opts[] = {
@@ -103,6 +116,14 @@ static const struct option long_opts[] = {
 	{"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
 	{"ramp", required_argument, NULL, OPT_RAMP},
 	{"source-addrs", required_argument, NULL, OPT_SOURCE_ADDRS},
+	{"enroll-token", required_argument, NULL, OPT_ENROLL_TOKEN},
+	{"enroll-concurrency", required_argument, NULL, OPT_ENROLL_CONCURRENCY},
+	{"enroll-dir", required_argument, NULL, OPT_ENROLL_DIR},
+	{"enroll-force", no_argument, NULL, OPT_ENROLL_FORCE},
+	{"enroll-only", no_argument, NULL, OPT_ENROLL_ONLY},
+	{"handshakes", required_argument, NULL, OPT_HANDSHAKES},
+	{"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+	{"no-hello", no_argument, NULL, OPT_NO_HELLO},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -138,6 +159,30 @@ static void usage(FILE *out)
 		"                           memory: CN=<prefix><index as 5 digits>, clientAuth, "
 		"valid 1 day\n"
 		"  --cert FILE --key FILE   one fixed client certificate shared by all agents\n"
+		"  --enroll-token T         enroll every agent first with join token T, as "
+		"vigil-agent enroll\n"
+		"                           does: EC P-256 key and CSR made here, EnrollRequest "
+		"over TLS\n"
+		"                           without a client certificate; host name "
+		"<prefix><index as 5\n"
+		"                           digits>, machine id unique to the run; the run then "
+		"uses the\n"
+		"                           issued certificates and the names the collector "
+		"assigned\n"
+		"  --enroll-concurrency N   enrollments in flight (default 16)\n"
+		"  --enroll-dir DIR         also write DIR/NAME.key (0600) and DIR/NAME.crt "
+		"(chain)\n"
+		"  --enroll-force           set EnrollRequest.force (replace an enrolled host)\n"
+		"  --enroll-only            stop after enrolling (no run)\n"
+		"Handshake storm (instead of the run):\n"
+		"  --handshakes N           N full mutual-TLS handshakes, each followed by "
+		"Hello/Welcome\n"
+		"                           and a close; identities as above, client c of the "
+		"storm "
+		"using\n"
+		"                           agents c, c + C, ... in turn\n"
+		"  --concurrency C          connections in flight (default 16)\n"
+		"  --no-hello               close right after the handshake\n"
 		"Load:\n"
 		"  --agent-prefix STR       agent name prefix (default loadgen-)\n"
 		"  --agents N               simulated agents (default 100)\n"
@@ -174,7 +219,12 @@ static void usage(FILE *out)
 		"Last line on stdout: agents= events_sent= events_acked= batches_acked= "
 		"elapsed_s=\n"
 		"events_per_s= ack_p50_ms= ack_p99_ms= reconnects= errors= outages=\n"
-		"outage_p95_ms= outage_max_ms=\n"
+		"outage_p95_ms= outage_max_ms=, then with --enroll-token: enrolled= "
+		"enroll_failed=\n"
+		"enroll_s= enroll_per_s= enroll_p50_ms= enroll_p99_ms= enroll_retries= "
+		"enroll_renamed=,\n"
+		"with --handshakes: handshakes= handshake_failed= handshake_s= handshakes_per_s=\n"
+		"handshake_p50_ms= handshake_p99_ms= (no run: the run's figures are 0)\n"
 		"(events_per_s = events_acked / time from the first Hello to the last ack;\n"
 		"outages: welcomed connections lost, each timed from the loss to the next Ack).\n"
 		"Exit status 0 if every sent event was acknowledged (with --idle: every agent was\n"
@@ -212,6 +262,40 @@ static int parse_double(const char *name, const char *s, double min, double max,
 	return 0;
 }
 
+/* The options of enrollment and handshake storms. Return false if c is
+ * none of them. */
+static bool parse_modes(int c, opts_t *o, int *rc)
+{
+	switch (c) {
+	case OPT_ENROLL_TOKEN:
+		o->enroll_token = optarg;
+		return true;
+	case OPT_ENROLL_CONCURRENCY:
+		*rc |= parse_u64("enroll-concurrency", optarg, 1, 4096, &o->enroll_concurrency);
+		return true;
+	case OPT_ENROLL_DIR:
+		o->enroll_dir = optarg;
+		return true;
+	case OPT_ENROLL_FORCE:
+		o->enroll_force = true;
+		return true;
+	case OPT_ENROLL_ONLY:
+		o->enroll_only = true;
+		return true;
+	case OPT_HANDSHAKES:
+		*rc |= parse_u64("handshakes", optarg, 1, UINT64_C(1) << 40, &o->handshakes);
+		return true;
+	case OPT_CONCURRENCY:
+		*rc |= parse_u64("concurrency", optarg, 1, 4096, &o->concurrency);
+		return true;
+	case OPT_NO_HELLO:
+		o->no_hello = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The options of idle fleets and reconnection (and two flags). Return
  * false if c is none of them. */
 static bool parse_more(int c, opts_t *o, int *rc)
@@ -236,8 +320,37 @@ static bool parse_more(int c, opts_t *o, int *rc)
 		*rc |= parse_u64("source-addrs", optarg, 1, 65534, &o->source_addrs);
 		return true;
 	default:
-		return false;
+		return parse_modes(c, o, rc);
 	}
+}
+
+/* After parsing: one source of identities, and the modes' constraints.
+ * Return 0 or -1. */
+static int check_modes(const opts_t *o)
+{
+	bool issuer = o->issuer_cert || o->issuer_key;
+	bool fixed = o->cert || o->key;
+	if (issuer + fixed + !!o->enroll_token != 1 ||
+	    (issuer && !(o->issuer_cert && o->issuer_key)) || (fixed && !(o->cert && o->key))) {
+		fprintf(stderr, "vigil-loadgen: give one of --issuer-cert and --issuer-key, "
+				"--cert and --key, or --enroll-token\n");
+		return -1;
+	}
+	if ((o->enroll_dir || o->enroll_force || o->enroll_only) && !o->enroll_token) {
+		fprintf(stderr, "vigil-loadgen: --enroll-dir, --enroll-force and --enroll-only "
+				"need --enroll-token\n");
+		return -1;
+	}
+	if (o->no_hello && !o->handshakes) {
+		fprintf(stderr, "vigil-loadgen: --no-hello needs --handshakes\n");
+		return -1;
+	}
+	if (o->enroll_only && o->handshakes) {
+		fprintf(stderr,
+			"vigil-loadgen: --enroll-only and --handshakes exclude each other\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Return 0, 1 (exit 0: help/version printed) or -1 (usage error). */
@@ -258,6 +371,8 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		.backoff_min = 100,
 		.backoff_max = 2000,
 		.ramp = -1,
+		.enroll_concurrency = 16,
+		.concurrency = 16,
 	};
 	int c, rc = 0;
 	while ((c = getopt_long(argc, argv, "hvV", long_opts, NULL)) != -1) {
@@ -349,14 +464,6 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		fprintf(stderr, "vigil-loadgen: --ca is required\n");
 		return -1;
 	}
-	bool issuer = o->issuer_cert || o->issuer_key;
-	bool fixed = o->cert || o->key;
-	if (issuer == fixed || (issuer && !(o->issuer_cert && o->issuer_key)) ||
-	    (fixed && !(o->cert && o->key))) {
-		fprintf(stderr, "vigil-loadgen: give either --issuer-cert and --issuer-key, "
-				"or --cert and --key\n");
-		return -1;
-	}
 	if ((o->idle && o->duration <= 0) || o->backoff_min > o->backoff_max) {
 		fprintf(stderr, "vigil-loadgen: --idle needs --duration; --backoff-min must not "
 				"exceed --backoff-max\n");
@@ -372,7 +479,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
 		fprintf(stderr, "vigil-loadgen: --timeout must be longer than --duration\n");
 		return -1;
 	}
-	return 0;
+	return check_modes(o);
 }
 
 /* Resolve HOST:PORT or [V6]:PORT into run. Return 0 or -1. */
@@ -521,6 +628,154 @@ static void run_from_opts(lg_run_t *run, const opts_t *o)
 	}
 }
 
+/* The TLS context: it presents the issuer's or the fixed certificate, or
+ * none when enrolling; each connection presents its agent's own
+ * (lg_ident_use). Return 0 or -1 (logged). */
+static int make_ctx(const opts_t *o, lg_run_t *run)
+{
+	char err[512];
+	tls_files_t files = {
+		.cert_file = o->issuer_cert ? o->issuer_cert : o->cert,
+		.key_file = o->issuer_key ? o->issuer_key : o->key,
+		.ca_file = o->ca,
+		.min_version = o->tls_min_version,
+	};
+	run->ssl_ctx = tls_client_ctx_new(&files, err, sizeof(err));
+	if (!run->ssl_ctx) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Enroll every agent into ids; append the figures to extra. Return 0, or
+ * 1 if some agent could not enroll (logged), or -1. */
+static int enroll_identities(const opts_t *o, const lg_run_t *run, lg_ident_t *ids, char *extra,
+			     size_t extralen)
+{
+	lg_enroll_opts_t eo = {
+		.token = o->enroll_token,
+		.out_dir = o->enroll_dir,
+		.concurrency = (uint32_t)o->enroll_concurrency,
+		.force = o->enroll_force,
+		.timeout_ms = (int)(o->timeout < 30 ? o->timeout * 1000 : 30000),
+	};
+	lg_enroll_result_t *r = calloc(1, sizeof(*r));
+	if (!r) {
+		log_error("out of memory");
+		return -1;
+	}
+	int rc = lg_enroll_all(run, &eo, ids, r);
+	double s = r->elapsed_s > 0 ? r->elapsed_s : 0;
+	size_t n = strlen(extra);
+	snprintf(extra + n, extralen - n,
+		 " enrolled=%u enroll_failed=%u enroll_s=%.3f enroll_per_s=%.1f"
+		 " enroll_p50_ms=%.3f enroll_p99_ms=%.3f enroll_retries=%" PRIu64
+		 " enroll_renamed=%u",
+		 r->enrolled, r->failed, s, s > 0 ? r->enrolled / s : 0.0,
+		 lg_hist_quantile_us(&r->lat, 0.50) / 1000.0,
+		 lg_hist_quantile_us(&r->lat, 0.99) / 1000.0, r->retries, r->renamed);
+	if (rc != 0)
+		log_error("%u of %u agents could not enroll", r->failed, run->agents);
+	else if (!o->quiet)
+		log_info("enrolled %u agents in %.2f s (%u at a time)", r->enrolled, s,
+			 eo.concurrency);
+	free(r);
+	return rc != 0 ? 1 : 0;
+}
+
+/* The agents' identities: issued here, loaded, or enrolled. Return 0, 1
+ * (some agent could not enroll) or -1 (logged). */
+static int make_identities(const opts_t *o, lg_run_t *run, lg_ident_t *ids, char *extra,
+			   size_t extralen)
+{
+	char err[512];
+	int64_t t0 = vtime_mono_ns();
+	if (make_ctx(o, run) != 0)
+		return -1;
+	run->ids = ids;
+	if (o->enroll_token)
+		return enroll_identities(o, run, ids, extra, extralen);
+	if (o->issuer_cert) {
+		lg_issuer_t *iss = lg_issuer_load(o->issuer_cert, o->issuer_key, err, sizeof(err));
+		if (!iss) {
+			log_error("%s", err);
+			return -1;
+		}
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		int rc = lg_ident_issue_all(iss, o->prefix, run->agents,
+					    ncpu > 0 ? (unsigned)ncpu : 1, ids, err, sizeof(err));
+		lg_issuer_free(iss);
+		if (rc != 0) {
+			log_error("%s", err);
+			return -1;
+		}
+		log_info("issued %u client certificates in %.2f s", run->agents,
+			 (double)(vtime_mono_ns() - t0) / 1e9);
+		return 0;
+	}
+	if (lg_ident_load(o->cert, o->key, &ids[0], err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	for (uint32_t i = 1; i < run->agents; i++)
+		lg_ident_share(&ids[i], &ids[0]);
+	if (run->agents > 1)
+		log_warn("--cert: all %u agents present the same identity; the collector "
+			 "sees one agent, whose connections replace each other",
+			 run->agents);
+	return 0;
+}
+
+/* --enroll-only (enrollment is done), --handshakes, or a failed
+ * enrollment (ok false): no run. Print the last line (the run's figures 0)
+ * and return the exit status. */
+static int no_run(const opts_t *o, lg_run_t *run, lg_ident_t *ids, char *extra, size_t extralen,
+		  bool ok)
+{
+	uint64_t errors = 0;
+	if (ok && o->handshakes) {
+		lg_storm_opts_t so = {
+			.handshakes = o->handshakes,
+			.concurrency = (uint32_t)o->concurrency,
+			.no_hello = o->no_hello,
+			.timeout_ms = (int)(o->timeout < 30 ? o->timeout * 1000 : 30000),
+		};
+		lg_storm_result_t *r = calloc(1, sizeof(*r));
+		if (!r) {
+			log_error("out of memory");
+			return 1;
+		}
+		run->start_mono_ns = vtime_mono_ns();
+		ok = lg_storm_run(run, &so, r) == 0;
+		errors = r->failed;
+		size_t n = strlen(extra);
+		double s = r->elapsed_s > 0 ? r->elapsed_s : 0;
+		snprintf(extra + n, extralen - n,
+			 " handshakes=%" PRIu64 " handshake_failed=%" PRIu64 " handshake_s=%.3f"
+			 " handshakes_per_s=%.1f handshake_p50_ms=%.3f handshake_p99_ms=%.3f",
+			 r->ok, r->failed, s, s > 0 ? (double)r->ok / s : 0.0,
+			 lg_hist_quantile_us(&r->lat, 0.50) / 1000.0,
+			 lg_hist_quantile_us(&r->lat, 0.99) / 1000.0);
+		if (!o->quiet)
+			log_info("%" PRIu64 " handshakes%s in %.2f s, %u at a time, %" PRIu64
+				 " failed",
+				 r->ok, o->no_hello ? "" : " with Hello/Welcome", s, so.concurrency,
+				 r->failed);
+		free(r);
+	}
+	printf("agents=%u events_sent=0 events_acked=0 batches_acked=0 elapsed_s=0.000"
+	       " events_per_s=0.0 ack_p50_ms=0.000 ack_p99_ms=0.000 reconnects=0 errors=%" PRIu64
+	       " outages=0 outage_p95_ms=0.000 outage_max_ms=0.000%s\n",
+	       run->agents, errors, extra);
+	fflush(stdout);
+	SSL_CTX_free(run->ssl_ctx);
+	for (uint32_t i = 0; i < run->agents; i++)
+		lg_ident_clear(&ids[i]);
+	free(ids);
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	opts_t o;
@@ -542,57 +797,17 @@ int main(int argc, char **argv)
 		return 2;
 	run_from_opts(&run, &o);
 
-	/* Identities. */
+	/* Identities (and the TLS context, which enrollment uses). */
 	lg_ident_t *ids = calloc(run.agents, sizeof(*ids));
-	if (!ids) {
-		log_error("out of memory");
+	char extra[512] = "";
+	int irc = ids ? make_identities(&o, &run, ids, extra, sizeof(extra)) : -1;
+	if (irc < 0) {
+		if (!ids)
+			log_error("out of memory");
 		return 1;
 	}
-	char err[512];
-	int64_t t0 = vtime_mono_ns();
-	if (o.issuer_cert) {
-		lg_issuer_t *iss = lg_issuer_load(o.issuer_cert, o.issuer_key, err, sizeof(err));
-		if (!iss) {
-			log_error("%s", err);
-			return 1;
-		}
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		int rc = lg_ident_issue_all(iss, o.prefix, run.agents,
-					    ncpu > 0 ? (unsigned)ncpu : 1, ids, err, sizeof(err));
-		lg_issuer_free(iss);
-		if (rc != 0) {
-			log_error("%s", err);
-			return 1;
-		}
-		log_info("issued %u client certificates in %.2f s", run.agents,
-			 (double)(vtime_mono_ns() - t0) / 1e9);
-	} else {
-		if (lg_ident_load(o.cert, o.key, &ids[0], err, sizeof(err)) != 0) {
-			log_error("%s", err);
-			return 1;
-		}
-		for (uint32_t i = 1; i < run.agents; i++)
-			lg_ident_share(&ids[i], &ids[0]);
-		if (run.agents > 1)
-			log_warn("--cert: all %u agents present the same identity; the collector "
-				 "sees one agent, whose connections replace each other",
-				 run.agents);
-	}
-	run.ids = ids;
-
-	/* The context needs a certificate of its own to be built; each
-	 * connection replaces it with its agent's (lg_ident_use). */
-	tls_files_t files = {
-		.cert_file = o.issuer_cert ? o.issuer_cert : o.cert,
-		.key_file = o.issuer_key ? o.issuer_key : o.key,
-		.ca_file = o.ca,
-		.min_version = o.tls_min_version,
-	};
-	run.ssl_ctx = tls_client_ctx_new(&files, err, sizeof(err));
-	if (!run.ssl_ctx) {
-		log_error("%s", err);
-		return 1;
-	}
+	if (irc > 0 || o.enroll_only || o.handshakes)
+		return no_run(&o, &run, ids, extra, sizeof(extra), irc == 0);
 
 	/* Workers; they inherit a mask that leaves SIGINT/SIGTERM to us. */
 	sigset_t sigs;
@@ -694,10 +909,10 @@ int main(int argc, char **argv)
 	outage_fields(workers, run.threads, outages, sizeof(outages));
 	printf("agents=%u events_sent=%" PRIu64 " events_acked=%" PRIu64 " batches_acked=%" PRIu64
 	       " elapsed_s=%.3f events_per_s=%.1f ack_p50_ms=%.3f"
-	       " ack_p99_ms=%.3f reconnects=%" PRIu64 " errors=%" PRIu64 "%s\n",
+	       " ack_p99_ms=%.3f reconnects=%" PRIu64 " errors=%" PRIu64 "%s%s\n",
 	       run.agents, t.events_sent, t.events_acked, t.batches_acked, elapsed, eps,
 	       lg_hist_quantile_us(hist, 0.50) / 1000.0, lg_hist_quantile_us(hist, 0.99) / 1000.0,
-	       t.reconnects, t.errors, outages);
+	       t.reconnects, t.errors, outages, extra);
 	fflush(stdout);
 
 	for (uint32_t i = 0; i < run.threads; i++)

@@ -52,7 +52,6 @@ struct enroll_service {
 
 	PGconn *pg; /* the thread's */
 	int64_t pg_failed_ns;
-	_Atomic uint64_t enrolled, renewed, refused, rate_limited;
 };
 
 enroll_req_t *enroll_req_new(enroll_op_t op)
@@ -148,13 +147,14 @@ bool enroll_service_submit(enroll_service_t *svc, enroll_req_t *req)
 	}
 	pthread_mutex_unlock(&svc->lock);
 	if (limited) {
-		atomic_fetch_add(&svc->rate_limited, 1);
+		atomic_fetch_add(&svc->col->counters.enroll_rate_limited, 1);
+		atomic_fetch_add(&svc->col->counters.enroll_refused, 1);
 		req->error_code = code;
 		snprintf(req->message, sizeof(req->message), "%s", ENROLL_TOKEN_REFUSED_TEXT);
 		return false;
 	}
 	if (full) {
-		atomic_fetch_add(&svc->refused, 1);
+		atomic_fetch_add(&svc->col->counters.enroll_refused, 1);
 		req->error_code = code;
 		snprintf(req->message, sizeof(req->message),
 			 "%s refused: the collector is busy; try again later",
@@ -222,17 +222,17 @@ static void settle(enroll_service_t *svc, enroll_req_t *req, enroll_result_t rc,
 	snprintf(prefix, sizeof(prefix), "[%s enroll]", req->peer);
 	if (rc == ENROLL_OK) {
 		if (req->op == ENROLL_OP_ENROLL) {
-			atomic_fetch_add(&svc->enrolled, 1);
+			atomic_fetch_add(&svc->col->counters.enrolled, 1);
 			log_msg(LOG_LVL_INFO, prefix, "enrolled as %s with token %s", req->agent_id,
 				token_id);
 		} else {
-			atomic_fetch_add(&svc->renewed, 1);
+			atomic_fetch_add(&svc->col->counters.renewed, 1);
 			log_msg(LOG_LVL_INFO, prefix, "renewed the certificate of %s",
 				req->identity);
 		}
 		return;
 	}
-	atomic_fetch_add(&svc->refused, 1);
+	atomic_fetch_add(&svc->col->counters.enroll_refused, 1);
 	log_limited(&refusals, LOG_LVL_WARN, prefix, "%s refused: %s",
 		    req->op == ENROLL_OP_ENROLL ? "enrollment" : "renewal", log_text);
 	if (rc == ENROLL_DB_ERROR) {
@@ -319,7 +319,7 @@ static void serve(enroll_service_t *svc, enroll_req_t *req)
 		       req->op == ENROLL_OP_ENROLL
 			       ? "enrollment unavailable: the database is unreachable; try again"
 			       : "renewal unavailable: the database is unreachable; try again");
-		atomic_fetch_add(&svc->refused, 1);
+		atomic_fetch_add(&svc->col->counters.enroll_refused, 1);
 	} else if (req->op == ENROLL_OP_ENROLL) {
 		serve_enroll(svc, req, pg, pub);
 	} else {
@@ -384,12 +384,4 @@ void enroll_service_free(enroll_service_t *svc)
 	pthread_cond_destroy(&svc->cond);
 	pthread_mutex_destroy(&svc->lock);
 	free(svc);
-}
-
-void enroll_service_stats(enroll_service_t *svc, enroll_stats_t *out)
-{
-	out->enrolled = atomic_load(&svc->enrolled);
-	out->renewed = atomic_load(&svc->renewed);
-	out->refused = atomic_load(&svc->refused);
-	out->rate_limited = atomic_load(&svc->rate_limited);
 }

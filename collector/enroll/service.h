@@ -89,10 +89,7 @@ void enroll_service_free(enroll_service_t *svc);
  * are set, done is not called and the caller still owns req. */
 bool enroll_service_submit(enroll_service_t *svc, enroll_req_t *req);
 
-/* Counters for the status page (any thread). */
-typedef struct {
-	uint64_t enrolled, renewed, refused, rate_limited;
-} enroll_stats_t;
-void enroll_service_stats(enroll_service_t *svc, enroll_stats_t *out);
+/* Its counters are the collector's (counters_t: enrolled, renewed,
+ * enroll_refused, enroll_rate_limited), shown by /metrics. */
 
 #endif

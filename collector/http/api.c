@@ -719,6 +719,16 @@ static void h_metrics(hreq_t *r)
 	COUNTER("jobs_quarantined_total",
 		"Batches kept whole in dead_letters after a database error no row explains.",
 		atomic_load(&k->jobs_quarantined));
+	COUNTER("enrollments_total", "Agent certificates issued at enrollment.",
+		atomic_load(&k->enrolled));
+	COUNTER("renewals_total", "Agent certificates issued at renewal.",
+		atomic_load(&k->renewed));
+	COUNTER("enroll_refused_total",
+		"Enrollment and renewal requests refused (rate-limited ones included).",
+		atomic_load(&k->enroll_refused));
+	COUNTER("enroll_rate_limited_total",
+		"Enrollment requests refused before any check: over their address's rate.",
+		atomic_load(&k->enroll_rate_limited));
 	COUNTER("jobs_dropped_total", "Queued jobs of closed connections, not written.",
 		atomic_load(&k->jobs_dropped));
 	GAUGE("connections", "Agent connections open.", atomic_load(&col->n_conns));
