@@ -662,24 +662,22 @@ static void h_stats(hreq_t *r)
 	hreq_run(r, &q, stats_done);
 }
 
-static void h_metrics(hreq_t *r)
-{
-	collector_t *col = hreq_col(r);
-	counters_t *k = &col->counters;
-	api_server_stats_t s;
-	hreq_server_stats(r, &s);
-	sbuf_t b;
-	sbuf_init(&b);
+/* One metric of /metrics into b (Prometheus text format). */
 #define COUNTER(name, help, v)                                                        \
-	sbuf_printf(&b,                                                               \
+	sbuf_printf(b,                                                                \
 		    "# HELP vigil_" name " " help "\n# TYPE vigil_" name " counter\n" \
 		    "vigil_" name " %llu\n",                                          \
 		    (unsigned long long)(v))
 #define GAUGE(name, help, v)                                                        \
-	sbuf_printf(&b,                                                             \
+	sbuf_printf(b,                                                              \
 		    "# HELP vigil_" name " " help "\n# TYPE vigil_" name " gauge\n" \
 		    "vigil_" name " %llu\n",                                        \
 		    (unsigned long long)(v))
+
+/* The agent port's and the storage's metrics. */
+static void metrics_ingest(sbuf_t *b, collector_t *col)
+{
+	counters_t *k = &col->counters;
 	COUNTER("connections_accepted_total", "Agent connections accepted.",
 		atomic_load(&k->conns_accepted));
 	COUNTER("connections_refused_total",
@@ -741,29 +739,44 @@ static void h_metrics(hreq_t *r)
 	GAUGE("queue_jobs", "Jobs queued for PostgreSQL.", ingest_queued_jobs(col->ingest));
 	GAUGE("db_writers_down", "Ingest writers that cannot reach PostgreSQL (/readyz: 503).",
 	      atomic_load(&col->db_writers_down));
-	GAUGE("http_connections", "HTTPS connections open.", s.connections);
+}
+
+/* The HTTPS side's metrics. */
+static void metrics_http(sbuf_t *b, const api_server_stats_t *s)
+{
+	GAUGE("http_connections", "HTTPS connections open.", s->connections);
 	GAUGE("http_connections_pending", "HTTPS connections before their first request.",
-	      s.connections_pending);
+	      s->connections_pending);
 	COUNTER("http_connections_refused_total",
 		"HTTPS connections closed at accept (http_max_connections, "
 		"http_max_pending_per_address).",
-		s.connections_refused);
+		s->connections_refused);
 	COUNTER("http_pending_dropped_total",
 		"Pending HTTPS connections dropped for newer ones (http_max_pending_connections).",
-		s.pending_dropped);
-	GAUGE("http_db_pending", "API database jobs queued or running.", s.db_pending);
-	sbuf_add(&b, "# HELP vigil_http_requests_total HTTPS requests answered, by status class.\n"
-		     "# TYPE vigil_http_requests_total counter\n");
+		s->pending_dropped);
+	GAUGE("http_db_pending", "API database jobs queued or running.", s->db_pending);
+	sbuf_add(b, "# HELP vigil_http_requests_total HTTPS requests answered, by status class.\n"
+		    "# TYPE vigil_http_requests_total counter\n");
 	static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
 	for (int i = 0; i < 6; i++)
-		sbuf_printf(&b, "vigil_http_requests_total{code=\"%s\"} %llu\n", cls[i],
-			    (unsigned long long)s.requests[i]);
+		sbuf_printf(b, "vigil_http_requests_total{code=\"%s\"} %llu\n", cls[i],
+			    (unsigned long long)s->requests[i]);
 	COUNTER("http_rate_limited_total", "HTTPS requests refused by the rate limit.",
-		s.rate_limited);
+		s->rate_limited);
 	COUNTER("http_auth_failures_total", "HTTPS requests without valid credentials.",
-		s.auth_failures);
+		s->auth_failures);
+}
 #undef COUNTER
 #undef GAUGE
+
+static void h_metrics(hreq_t *r)
+{
+	api_server_stats_t s;
+	hreq_server_stats(r, &s);
+	sbuf_t b;
+	sbuf_init(&b);
+	metrics_ingest(&b, hreq_col(r));
+	metrics_http(&b, &s);
 	if (b.oom)
 		hreq_error(r, 500, "internal", NULL, "out of memory");
 	else
@@ -799,6 +812,7 @@ static void h_readyz(hreq_t *r)
 	}
 	qb_t q;
 	qb_init(&q, false);
+	qb_primary(&q); /* ready to ingest: the primary, whatever the replica */
 	qb_sql(&q, "SELECT 1 WHERE to_regclass('api_tokens') IS NOT NULL");
 	hreq_run(r, &q, ready_done);
 }
@@ -831,6 +845,7 @@ static void h_audit(hreq_t *r)
 		return;
 	qb_t q;
 	qb_init(&q, true);
+	qb_primary(&q); /* the API's own writes: read them where they are written */
 	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT id, ts, principal, role, peer, "
 		   "method, path, query FROM audit_log WHERE ts >= ");
 	qb_time(&q, since);
@@ -853,6 +868,7 @@ static void h_tokens(hreq_t *r)
 	hreq_set_state(r, (void *)1, NULL);
 	qb_t q;
 	qb_init(&q, true);
+	qb_primary(&q);
 	qb_sql(&q, "SELECT row_to_json(x)::text FROM (SELECT name, role, created_at, expires_at, "
 		   "revoked_at FROM api_tokens ORDER BY name, created_at) x");
 	hreq_run(r, &q, audit_done);

@@ -68,6 +68,7 @@ struct apidb {
 	int n_conns;
 	pthread_t *threads;
 	apidb_conn_t **conns;
+	apidb_conn_t **rconns; /* to the read replica (http_db), or NULLs */
 };
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -410,6 +411,11 @@ apidb_conn_t *apidb_connect(const char *conninfo, int64_t timeout_ms, char *err,
 	return c;
 }
 
+bool apidb_conn_ready(const apidb_conn_t *c)
+{
+	return c && c->pg && PQstatus(c->pg) == CONNECTION_OK;
+}
+
 void apidb_close(apidb_conn_t *c)
 {
 	if (!c)
@@ -474,7 +480,7 @@ static void *pool_main(void *arg)
 	apidb_t *db = ((thread_arg_t *)arg)->db;
 	int idx = ((thread_arg_t *)arg)->idx;
 	free(arg);
-	apidb_conn_t *c = db->conns[idx];
+	apidb_conn_t *c = db->conns[idx], *rc = db->rconns[idx];
 	bool warned = false;
 	pthread_mutex_lock(&db->lock);
 	for (;;) {
@@ -484,7 +490,7 @@ static void *pool_main(void *arg)
 		if (!j)
 			break; /* stopping */
 		pthread_mutex_unlock(&db->lock);
-		apidb_run(c, j);
+		apidb_run_routed(c, rc, j);
 		if (j->status == APIDB_ERR_CONN && !warned) {
 			log_warn("[api-db] %s", j->error);
 			warned = true;
@@ -508,7 +514,20 @@ static void *pool_main(void *arg)
 	return NULL;
 }
 
-apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t timeout_ms)
+/* A connection to conninfo, not opened yet; NULL when out of memory. */
+static apidb_conn_t *conn_new(const char *conninfo, int64_t timeout_ms)
+{
+	apidb_conn_t *c = calloc(1, sizeof(*c));
+	if (!c || !(c->conninfo = strdup(conninfo))) {
+		free(c);
+		return NULL;
+	}
+	c->timeout_ms = timeout_ms;
+	return c;
+}
+
+apidb_t *apidb_new(struct event_base *base, const char *conninfo, const char *read_conninfo, int n,
+		   int64_t timeout_ms)
 {
 	apidb_t *db = calloc(1, sizeof(*db));
 	if (!db)
@@ -519,18 +538,16 @@ apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t
 	db->done_ev = event_new(base, -1, 0, deliver_cb, db);
 	db->threads = calloc((size_t)n, sizeof(*db->threads));
 	db->conns = calloc((size_t)n, sizeof(*db->conns));
-	if (!db->done_ev || !db->threads || !db->conns)
+	db->rconns = calloc((size_t)n, sizeof(*db->rconns));
+	if (!db->done_ev || !db->threads || !db->conns || !db->rconns)
 		goto fail;
 	db->n_conns = n;
 	db->listings_max = n > 1 ? n - 1 : 1;
+	bool replica = read_conninfo && read_conninfo[0];
 	for (int i = 0; i < n; i++) {
-		apidb_conn_t *c = calloc(1, sizeof(*c));
-		if (!c || !(c->conninfo = strdup(conninfo))) {
-			free(c);
+		if (!(db->conns[i] = conn_new(conninfo, timeout_ms)) ||
+		    (replica && !(db->rconns[i] = conn_new(read_conninfo, timeout_ms))))
 			goto fail;
-		}
-		c->timeout_ms = timeout_ms;
-		db->conns[i] = c;
 	}
 	for (int i = 0; i < n; i++) {
 		thread_arg_t *ta = malloc(sizeof(*ta));
@@ -600,10 +617,13 @@ void apidb_free(apidb_t *db, void (*on_drop)(void *arg))
 	drop_list(db->done_head, on_drop);
 	for (int i = 0; db->conns && i < db->n_conns; i++)
 		apidb_close(db->conns[i]);
+	for (int i = 0; db->rconns && i < db->n_conns; i++)
+		apidb_close(db->rconns[i]);
 	if (db->done_ev)
 		event_free(db->done_ev);
 	free(db->threads);
 	free(db->conns);
+	free(db->rconns);
 	pthread_mutex_destroy(&db->lock);
 	pthread_cond_destroy(&db->cond);
 	free(db);

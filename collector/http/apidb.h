@@ -22,6 +22,22 @@ struct event_base;
  * (agents, status, sign-in). Also shows in pg_stat_activity. */
 #define APIDB_LISTING_MARK "/* vigil:listing */ "
 
+/* An audited read starts (after any listing mark) with this insert into
+ * audit_log of its parameters $1..$6, so that no answer leaves without
+ * its record (apidb_query.h). With a read replica the pool writes the
+ * record on the primary first (APIDB_AUDIT_INSERT), then runs the read on
+ * the replica with APIDB_AUDIT_STANDIN in its place (apidb_replica.c). */
+#define APIDB_AUDIT_CTE                                                                     \
+	"WITH vigil_audit AS (INSERT INTO audit_log (principal, role, peer, method, path, " \
+	"query) VALUES ($1, $2, $3, $4, $5, $6)) "
+#define APIDB_AUDIT_INSERT                                                                    \
+	"INSERT INTO audit_log (principal, role, peer, method, path, query) VALUES ($1, $2, " \
+	"$3, $4, $5, $6)"
+#define APIDB_AUDIT_STANDIN                                                              \
+	"WITH vigil_audit AS (SELECT $1::text, $2::text, $3::text, $4::text, $5::text, " \
+	"$6::text) "
+#define APIDB_AUDIT_N 6
+
 typedef enum {
 	APIDB_OK = 0,
 	APIDB_ERR_CONN,	   /* PostgreSQL unreachable, or no answer in time */
@@ -40,10 +56,12 @@ struct apidb_job {
 	char *params[APIDB_MAX_PARAMS]; /* NULL is SQL NULL */
 	size_t max_rows;		/* rows kept from the result; 0 = all */
 	bool listing;			/* sql starts with APIDB_LISTING_MARK */
+	bool replica; /* a read (its audit record aside): may run on the read replica */
 	/* output */
 	apidb_status_t status;
 	char sqlstate[6];
 	char error[256];
+	bool replica_failed; /* the read replica did not answer (status APIDB_ERR_CONN) */
 	int n_cols;
 	size_t n_rows;
 	char **cells; /* n_rows * n_cols, row-major; NULL cell = SQL NULL */
@@ -65,13 +83,16 @@ void apidb_job_free(apidb_job_t *job);
 
 typedef struct apidb apidb_t;
 
-/* Start n threads with one connection each to conninfo; finished jobs are
- * delivered on base's thread. timeout_ms bounds every statement: it is the
+/* Start n threads with one connection each to conninfo (the primary) and,
+ * when read_conninfo is neither NULL nor empty, one each to it (the read
+ * replica, for jobs marked replica); finished jobs are delivered on base's
+ * thread. timeout_ms bounds every statement: it is the
  * sessions' statement_timeout (PostgreSQL cancels the statement), and a
  * job still running 2 s past it is cancelled from here. With n >= 2,
  * listing jobs run on at most n - 1 connections at once. Return NULL on
  * failure. */
-apidb_t *apidb_new(struct event_base *base, const char *conninfo, int n, int64_t timeout_ms);
+apidb_t *apidb_new(struct event_base *base, const char *conninfo, const char *read_conninfo, int n,
+		   int64_t timeout_ms);
 /* Queue job (the pool owns it until done runs). Any thread. */
 void apidb_submit(apidb_t *db, apidb_job_t *job);
 /* Jobs queued or running. */
@@ -86,6 +107,11 @@ typedef struct apidb_conn apidb_conn_t;
 apidb_conn_t *apidb_connect(const char *conninfo, int64_t timeout_ms, char *err, size_t errlen);
 /* Run job on conn now; its results are filled in (done is not called). */
 void apidb_run(apidb_conn_t *conn, apidb_job_t *job);
+/* Run job now: on replica if it is set and the job is marked replica (an
+ * audited read writes its record on primary first), else on primary. */
+void apidb_run_routed(apidb_conn_t *primary, apidb_conn_t *replica, apidb_job_t *job);
+/* Whether conn holds an open connection (as far as libpq knows). */
+bool apidb_conn_ready(const apidb_conn_t *conn);
 void apidb_close(apidb_conn_t *conn);
 
 #endif

@@ -14,8 +14,12 @@ void qb_init(qb_t *q, bool audit)
 	sbuf_init(&q->sql);
 	q->audit = audit;
 	if (audit)
-		sbuf_add(&q->sql, "WITH vigil_audit AS (INSERT INTO audit_log (principal, role, "
-				  "peer, method, path, query) VALUES ($1, $2, $3, $4, $5, $6)) ");
+		sbuf_add(&q->sql, APIDB_AUDIT_CTE);
+}
+
+void qb_primary(qb_t *q)
+{
+	q->primary = true;
 }
 
 void qb_listing(qb_t *q)

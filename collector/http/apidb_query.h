@@ -14,19 +14,24 @@
 #include "http/apidb.h"
 
 /* Audit parameters $1..$6 come first in every audited statement. */
-#define API_AUDIT_PARAMS 6
+#define API_AUDIT_PARAMS APIDB_AUDIT_N
 
 /* A statement being built: SQL text and its parameters. */
 typedef struct {
 	sbuf_t sql;
 	int n;
 	char *params[APIDB_MAX_PARAMS];
-	bool audit; /* prefix the audit insert ($1..$6) */
+	bool audit;   /* prefix the audit insert ($1..$6) */
+	bool primary; /* run on the primary even with a read replica (http_db) */
 	bool oom;
 } qb_t;
 
 /* Start an empty statement; with audit, the audit insert comes first. */
 void qb_init(qb_t *q, bool audit);
+/* Statements built here are reads (their audit record aside) and run on
+ * the read replica when http_db names one; this keeps q on the primary
+ * (reads of what the API itself writes, and /readyz). */
+void qb_primary(qb_t *q);
 /* Mark q as a listing (APIDB_LISTING_MARK): it runs on any connection
  * but the one kept for small reads. */
 void qb_listing(qb_t *q);

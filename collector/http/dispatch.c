@@ -87,6 +87,8 @@ void hreq_run(hreq_t *r, qb_t *q, hreq_done_fn done)
 		ok = apidb_job_param(job, audit[i]) == 0;
 	for (int i = 0; ok && i < q->n; i++)
 		ok = apidb_job_param(job, q->params[i]) == 0;
+	if (job)
+		job->replica = !q->primary; /* a read: the read replica may serve it */
 	qb_free(q);
 	if (!ok) {
 		apidb_job_free(job);

@@ -705,7 +705,8 @@ http_t *http_new(collector_t *col, char *err, size_t errlen)
 	h->evhttp = evhttp_new(h->base);
 	h->stop_ev = event_new(h->base, -1, 0, stop_cb, h);
 	h->sample_ev = event_new(h->base, -1, EV_PERSIST, sample_cb, h);
-	h->db = apidb_new(h->base, s->db, (int)s->http_db_connections, s->http_query_timeout_ms);
+	h->db = apidb_new(h->base, s->db, s->http_db, (int)s->http_db_connections,
+			  s->http_query_timeout_ms);
 	if (!h->evhttp || !h->stop_ev || !h->sample_ev || !h->db) {
 		snprintf(err, errlen, "cannot set up the HTTPS server");
 		goto fail;

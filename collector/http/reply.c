@@ -208,6 +208,11 @@ void hreq_db_error(hreq_t *r, const apidb_job_t *job)
 	}
 	log_warn("[https %s] database: %s (SQLSTATE %s)", r->peer, job->error,
 		 job->sqlstate[0] ? job->sqlstate : "-");
+	if (job->replica_failed) {
+		hreq_error(r, 503, "replica_unavailable", NULL,
+			   "the read replica (http_db) did not answer; reads need it");
+		return;
+	}
 	hreq_error(r, 503, "database_unavailable", NULL, "the database did not answer");
 }
 

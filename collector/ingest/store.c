@@ -375,34 +375,25 @@ out:
 
 store_rc_t store_maintain_partitions(store_t *st)
 {
-	char back[24], ahead[24];
+	/* vigil_maintain_partitions (0017) records these as the policy that a
+	 * scheduler (pg_cron) applies while no collector runs */
+	char back[24], ahead[24], days[24];
 	snprintf(back, sizeof(back), "%" PRId64, SETTING(st->col, retention_days));
 	snprintf(ahead, sizeof(ahead), "%" PRId64, SETTING(st->col, partitions_ahead_days));
-	const char *vals[] = {back, ahead};
+	snprintf(days, sizeof(days), "%" PRId64, SETTING(st->col, dead_letter_retention_days));
+	const char *vals[] = {back, ahead, days};
 	PGresult *res = NULL;
-	res_t rc = run(st, "SELECT lo, hi FROM vigil_ensure_partitions($1, $2)", 2, vals, NULL,
-		       NULL, &res);
+	res_t rc = run(st, "SELECT lo, hi, dropped FROM vigil_maintain_partitions($1, $2, $3)", 3,
+		       vals, NULL, NULL, &res);
 	if (rc == R_OK && res && PQntuples(res) == 1) {
 		int64_t lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		int64_t hi = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		atomic_store(&st->col->range_lo_ns, lo * 1000000000);
 		atomic_store(&st->col->range_hi_ns, hi * 1000000000);
+		if (atoi(PQgetvalue(res, 0, 2)) > 0)
+			log_info("dropped %s expired event partition(s)", PQgetvalue(res, 0, 2));
 	}
 	PQclear(res);
-	if (rc == R_OK) {
-		const char *v[] = {back};
-		rc = run(st, "SELECT vigil_drop_partitions($1)", 1, v, NULL, NULL, &res);
-		if (rc == R_OK && res && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
-			log_info("dropped %s expired event partition(s)", PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
-	if (rc == R_OK) {
-		char days[24];
-		snprintf(days, sizeof(days), "%" PRId64,
-			 SETTING(st->col, dead_letter_retention_days));
-		const char *v[] = {days};
-		rc = run(st, "SELECT vigil_expire_dead_letters($1)", 1, v, NULL, NULL, NULL);
-	}
 	if (rc == R_OK)
 		return STORE_OK;
 	log_warn("%s partition maintenance failed: %s", st->prefix, st->err);
