@@ -365,11 +365,9 @@ static void on_exec(void *arg, uint32_t pid, uint32_t tgid)
 	exec_tty_login(a, tgid, &x);
 	ctr_strv_t argv = {0};
 	n = procfs_read(root, tgid, "cmdline", buf, sizeof(buf));
-	if (n > 0)
-		procfs_parse_cmdline(buf, (size_t)n, (size_t)a->s->argv_max_bytes, &argv,
-				     &truncated);
-	else
-		incomplete = true;
+	if (n <= 0 || procfs_parse_cmdline(buf, (size_t)n, (size_t)a->s->argv_max_bytes, &argv,
+					   &truncated) != 0)
+		incomplete = true; /* unreadable, zeroed by the process, or no memory */
 	/* cmdline is capped at what we read: say so if it filled the buffer */
 	if (n >= (ssize_t)sizeof(buf) - 1)
 		truncated = true;

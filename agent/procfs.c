@@ -191,6 +191,13 @@ int procfs_parse_cmdline(const char *buf, size_t len, size_t max_total, ctr_strv
 			 bool *truncated)
 {
 	size_t pos = 0, used = 0;
+	/* Only NUL bytes: the process zeroed its arguments (to hide them),
+	 * which says nothing of what they were. */
+	size_t zeros = 0;
+	while (zeros < len && buf[zeros] == '\0')
+		zeros++;
+	if (len > 1 && zeros == len)
+		return 1;
 	/* a trailing NUL ends the last argument, it does not start one */
 	if (len && buf[len - 1] == '\0')
 		len--;

@@ -48,7 +48,9 @@ int procfs_parse_status(const char *buf, size_t len, procfs_status_t *out);
 
 /* Append the NUL-separated arguments of a /proc/PID/cmdline to argv, each
  * capped (text.h) and all together at most max_total bytes; set
- * *truncated if anything was cut. Return 0, or -1 on OOM. */
+ * *truncated if anything was cut. Return 0; 1, with no argument, if
+ * the text is only NUL bytes (the process zeroed its arguments); or -1 on
+ * OOM. */
 int procfs_parse_cmdline(const char *buf, size_t len, size_t max_total, ctr_strv_t *argv,
 			 bool *truncated);
 

@@ -309,6 +309,10 @@ static void test_procfs(void **state)
 	assert_string_equal(argv.v[2], "echo ??");
 	assert_false(trunc);
 	ctr_strv_clear(&argv);
+	/* arguments zeroed by the process: nothing, and said so */
+	static const char zeroed[] = "\0\0\0\0\0\0\0\0";
+	assert_int_equal(procfs_parse_cmdline(zeroed, sizeof(zeroed) - 1, 4096, &argv, &trunc), 1);
+	assert_int_equal(argv.n, 0);
 	/* many long arguments: the total is capped */
 	size_t n = 200000;
 	char *big = malloc(n);
