@@ -11,10 +11,13 @@
 #      share what a reload replaces (TSAN_TESTS)
 #   6. libFuzzer targets, briefly (FUZZ_SECONDS each, default 15)
 # and, right after 3, the Debian packages: built, linted, installed,
-# upgraded and purged on this machine (scripts/test-packages.sh).
-# Build trees: build/, build-asan/, build-tsan/ and build-pkg/ (override
-# with VIGIL_BUILD_ROOT). Set VIGIL_SKIP_ASAN=1, VIGIL_SKIP_TSAN=1,
-# VIGIL_SKIP_FUZZ=1 or VIGIL_SKIP_PACKAGES=1 to leave a stage out locally.
+# upgraded and purged on this machine (scripts/test-packages.sh), then the
+# container images made from them, run with podman (tests/integration/
+# test_images.py, which calls scripts/build-images.sh).
+# Build trees: build/, build-asan/, build-tsan/, build-pkg/ and build-img/
+# (override with VIGIL_BUILD_ROOT). Set VIGIL_SKIP_ASAN=1, VIGIL_SKIP_TSAN=1,
+# VIGIL_SKIP_FUZZ=1, VIGIL_SKIP_PACKAGES=1 or VIGIL_SKIP_IMAGES=1 to leave a
+# stage out locally.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +51,14 @@ run_suite "normal" "$root/build"
 if [ "${VIGIL_SKIP_PACKAGES:-0}" != 1 ]; then
   stage "packages"
   bash scripts/test-packages.sh
+fi
+if [ "${VIGIL_SKIP_IMAGES:-0}" != 1 ]; then
+  # the container images from build-pkg's packages (scripts/build-images.sh,
+  # called by the test; base cached in build-img/), run with podman
+  stage "images"
+  VIGIL_IMAGES_TEST=1 VIGIL_BUILD_DIR="$root/build" VIGIL_SOURCE_DIR="$here" \
+    PYTHONDONTWRITEBYTECODE=1 \
+    /usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/integration/test_images.py
 fi
 if [ "${VIGIL_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
