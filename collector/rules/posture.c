@@ -117,6 +117,29 @@ static const char *const pseudo_fs[] = {"proc",	  "sysfs",   "tmpfs",	   "devpts
 					"mqueue", "cgroup",  "cgroup2",	   "devtmpfs",
 					"shm",	  "overlay", "securityfs", NULL};
 
+/* A file the runtime made for this very container and mounted into it (its
+ * hosts, hostname, resolv.conf, .containerenv), kept in the runtime's
+ * directory of that container: Podman's .../overlay-containers/ID/userdata/,
+ * Docker's .../docker/containers/ID/. Not a host path the container was
+ * given. Only those names directly in that directory, and no "..". */
+static bool runtime_own_file(const char *src, const char *id)
+{
+	static const char *const dirs[][2] = {{"/overlay-containers/", "/userdata/"},
+					      {"/docker/containers/", "/"}};
+	static const char *const names[] = {"hosts", "hostname", "resolv.conf", ".containerenv",
+					    NULL};
+	if (!id || strlen(id) < 12 || strstr(src, "/..") || strchr(id, '/'))
+		return false;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char dir[RULES_KEY_MAX];
+		snprintf(dir, sizeof(dir), "%s%s%s", dirs[i][0], id, dirs[i][1]);
+		const char *at = strstr(src, dir);
+		if (at && rules_in(at + strlen(dir), names))
+			return true;
+	}
+	return false;
+}
+
 static bool host_path_mount(const Vigil__V1__Mount *m)
 {
 	return m->source && m->source[0] == '/' && !(m->type && rules_in(m->type, pseudo_fs));
@@ -149,6 +172,8 @@ static void judge_mounts(judgment_t *j, const ctr_t *c)
 				     "runtime socket %s mounted at %s", m->source, m->destination);
 			continue;
 		}
+		if (runtime_own_file(src, c->id))
+			continue;
 		bool sensitive = strcmp(src, "/") == 0;
 		for (size_t k = 0; !sensitive && sensitive_dirs[k]; k++)
 			sensitive = under(src, sensitive_dirs[k]);

@@ -159,6 +159,25 @@ static void m_proc_fs(Vigil__V1__Container *c)
 {
 	set_mount(c, "/proc", "proc", 0, ""); /* the container's own /proc */
 }
+#define OWN_ID "baa7d79f5bbe0d17d92c4d839b2e1208cc6ed818c3e4dc29fc0e823f06738dca"
+static void m_own_hosts(Vigil__V1__Container *c)
+{
+	c->id = OWN_ID; /* Podman's hosts file of this very container */
+	set_mount(c, "/run/containers/storage/overlay-containers/" OWN_ID "/userdata/hosts", "bind",
+		  0, "rprivate");
+}
+static void m_other_hosts(Vigil__V1__Container *c)
+{
+	c->id = "0123456789ab0123456789ab"; /* another container's: a host path to this one */
+	set_mount(c, "/run/containers/storage/overlay-containers/" OWN_ID "/userdata/hosts", "bind",
+		  0, "rprivate");
+}
+static void m_own_escape(Vigil__V1__Container *c)
+{
+	c->id = OWN_ID;
+	set_mount(c, "/run/containers/storage/overlay-containers/" OWN_ID "/userdata/hosts/../../x",
+		  "bind", 0, "rprivate");
+}
 static void m_data(Vigil__V1__Container *c)
 {
 	set_mount(c, "/srv/etcd", "bind", 0, "shared");
@@ -244,6 +263,9 @@ static const struct {
 	{"/etc", m_etc, "sensitive_mount", "/etc/", NULL, NULL},
 	{"/ writable", m_rootfs_mount, "sensitive_mount", "/", "shared_propagation", NULL},
 	{"proc fs", m_proc_fs, NULL, NULL, "sensitive_mount", NULL},
+	{"own hosts file", m_own_hosts, NULL, NULL, "sensitive_mount", NULL},
+	{"another's hosts file", m_other_hosts, "sensitive_mount", NULL, NULL, NULL},
+	{"own dir, escaped", m_own_escape, "sensitive_mount", NULL, NULL, NULL},
 	{"shared", m_data, "shared_propagation", "/mnt", "sensitive_mount", NULL},
 	{"seccomp off", m_seccomp_off, "seccomp_unconfined", "", NULL, NULL},
 	{"seccomp unknown", m_seccomp_unknown, NULL, NULL, NULL, "seccomp_unconfined"},
