@@ -18,6 +18,10 @@ import pytest
 import apitest as at
 import vigiltest as vt
 
+# the argv index builds (CREATE INDEX CONCURRENTLY) race the test's own locks and
+# pg_stat_activity reads: timing under load
+pytestmark = pytest.mark.serial
+
 DAY_NS = 86400 * 10**9
 AGENT = "argv-node"
 PER_DAY = 400

@@ -182,7 +182,9 @@ class Postgres:
         return "host=%s port=%d dbname=%s user=postgres" % (self.sock, self.port, dbname)
 
     def _admin(self, sql):
-        c = psycopg2.connect(self.conninfo("postgres"))
+        # bounded: a server left stopped by a failed test fails the next
+        # create_db()/drop_db() instead of hanging the session
+        c = psycopg2.connect(self.conninfo("postgres"), connect_timeout=60)
         try:
             c.autocommit = True
             with c.cursor() as cur:
