@@ -16,19 +16,10 @@
 #include <openssl/pem.h>
 
 #include "log.h"
+#include "tls.h"
 
 /* Longest subject CN (X.520 ub-common-name). */
 #define CN_MAX 64
-
-static void ossl_err(char *err, size_t errlen, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256] = "";
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "%s%s%s", what, e ? ": " : "", buf);
-	ERR_clear_error();
-}
 
 /* The directory part of path into out ("." if none). */
 static void dir_of(const char *path, char *out, size_t n)
@@ -199,7 +190,7 @@ static EVP_PKEY *load_key(const char *path, char *err, size_t errlen)
 	EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (!key) {
-		ossl_err(err, errlen, "cannot read the private key");
+		tls_error_text(err, errlen, "cannot read the private key");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", path);
 	}
 	return key;
@@ -215,7 +206,7 @@ static int create_key(const char *path, EVP_PKEY **out, char *err, size_t errlen
 	long n = 0;
 	if (!key || !bio || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) ||
 	    (n = BIO_get_mem_data(bio, &pem)) <= 0) {
-		ossl_err(err, errlen, "cannot make an EC P-256 key");
+		tls_error_text(err, errlen, "cannot make an EC P-256 key");
 		BIO_free(bio);
 		EVP_PKEY_free(key);
 		return -1;
@@ -268,7 +259,7 @@ int certfile_make_csr(EVP_PKEY *key, const char *cn, uint8_t **der, size_t *len,
 	X509_NAME_free(subj);
 	X509_REQ_free(req);
 	if (n <= 0) {
-		ossl_err(err, errlen, "cannot make a certificate request");
+		tls_error_text(err, errlen, "cannot make a certificate request");
 		return -1;
 	}
 	*der = malloc((size_t)n);
@@ -323,7 +314,7 @@ char *certfile_chain_pem(certfile_der_t leaf, const certfile_der_t *chain, size_
 			goto done;
 		}
 		if (!ok) {
-			ossl_err(err, errlen, "cannot encode the certificate");
+			tls_error_text(err, errlen, "cannot encode the certificate");
 			goto done;
 		}
 	}

@@ -64,26 +64,9 @@ bench_deps_build "${targets[@]}"
 COLLECTOR=$BUILD_DIR/bin/vigil-collector
 LOADGEN=$BUILD_DIR/bin/vigil-loadgen
 
-WORK=$(mktemp -d /tmp/vigil-enroll.XXXXXX)
-chmod 755 "$WORK"
 A_PID='' B_PID='' LOADGEN_PID=''
-cleanup() {
-  local rc=$?
-  [ -n "$LOADGEN_PID" ] && kill -KILL "$LOADGEN_PID" 2>/dev/null
-  bench_stop "$A_PID"
-  bench_stop "$B_PID"
-  bench_pg_stop
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-    say "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say "work directory $WORK"
+BENCH_PID_VARS=(A_PID B_PID)
+bench_workdir enroll
 bench_pki
 [ -s "$PKI/issuer.crt" ] || die "scripts/dev-pki.sh made no issuing CA ($PKI/issuer.crt)"
 bench_pg_start 54349

@@ -160,6 +160,33 @@ bench_stop() {
   wait "$1" 2>/dev/null || true
 }
 
+# bench_workdir NAME: make the work directory WORK (/tmp/vigil-NAME.*) and
+# set the exit trap: SIGKILL the load generator (LOADGEN_PID), stop every
+# process whose pid is in a variable named in BENCH_PID_VARS, stop
+# PostgreSQL, and remove WORK unless KEEP=1 or the run failed.
+BENCH_PID_VARS=()
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/vigil-$1.XXXXXX")
+  chmod 755 "$WORK"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  say "work directory $WORK"
+}
+bench_cleanup() {
+  local rc=$? v
+  [ -n "${LOADGEN_PID:-}" ] && kill -KILL "$LOADGEN_PID" 2>/dev/null
+  for v in "${BENCH_PID_VARS[@]}"; do
+    bench_stop "${!v:-}"
+  done
+  bench_pg_stop
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+    say "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+
 # bench_loadgen OUT ADDRESS ARGS...: run vigil-loadgen against ADDRESS with
 # the PKI's issuer (stderr to OUT.err), print its result line; return its
 # exit status.

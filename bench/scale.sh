@@ -57,27 +57,9 @@ if [ "$ROUNDS" -lt 1 ] || [ "$FAILOVER_SECONDS" -lt 6 ]; then die "ROUNDS >= 1, 
 bench_deps_build vigil-collector vigil-loadgen
 command -v haproxy >/dev/null || die "haproxy is not installed (scripts/deps.sh)"
 
-WORK=$(mktemp -d /tmp/vigil-scale.XXXXXX)
-chmod 755 "$WORK"
 C1_PID='' C2_PID='' HAPROXY_PID='' LOADGEN_PID=''
-cleanup() {
-  local rc=$?
-  [ -n "$LOADGEN_PID" ] && kill -KILL "$LOADGEN_PID" 2>/dev/null
-  bench_stop "$HAPROXY_PID"
-  bench_stop "$C1_PID"
-  bench_stop "$C2_PID"
-  bench_pg_stop
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-    say "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say "work directory $WORK"
+BENCH_PID_VARS=(HAPROXY_PID C1_PID C2_PID)
+bench_workdir scale
 bench_pki
 bench_operator_cert vigil-haproxy
 bench_pg_start 54339

@@ -399,3 +399,21 @@ void cfg_cli_free(cfg_cli_t *cli)
 	cli->flags = NULL;
 	cli->n_flags = 0;
 }
+
+bool cfg_list_has(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+	while (n && p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t l = strcspn(p, ",");
+		size_t t = l;
+		while (t && p[t - 1] == ' ')
+			t--;
+		if (t == n && strncmp(p, name, n) == 0)
+			return true;
+		p += l;
+	}
+	return false;
+}

@@ -93,4 +93,8 @@ void cfg_cli_free(cfg_cli_t *cli);
 
 const char *cfg_type_name(cfg_type_t t);
 
+/* Whether name (not empty) is one of the comma-separated names of list, a
+ * setting's value (spaces around a name are ignored). list may be NULL. */
+bool cfg_list_has(const char *list, const char *name);
+
 #endif

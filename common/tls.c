@@ -13,7 +13,7 @@
 #include "log.h"
 #include "utf8.h"
 
-static void fill_err(char *err, size_t errlen, const char *what)
+void tls_error_text(char *err, size_t errlen, const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256] = "";
@@ -34,14 +34,14 @@ static int set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen
 		ver = TLS1_2_VERSION;
 	}
 	if (!SSL_CTX_set_min_proto_version(ctx, ver)) {
-		fill_err(err, errlen, "cannot set TLS version");
+		tls_error_text(err, errlen, "cannot set TLS version");
 		return -1;
 	}
 	/* TLS 1.2, where allowed: forward secrecy and AEAD only (1.3's suites
 	 * are all of that kind). */
 	if (ver == TLS1_2_VERSION &&
 	    !SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL")) {
-		fill_err(err, errlen, "cannot set the TLS 1.2 ciphers");
+		tls_error_text(err, errlen, "cannot set the TLS 1.2 ciphers");
 		return -1;
 	}
 	return 0;
@@ -73,7 +73,7 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
 {
 	SSL_CTX *ctx = SSL_CTX_new(m);
 	if (!ctx) {
-		fill_err(err, errlen, "SSL_CTX_new");
+		tls_error_text(err, errlen, "SSL_CTX_new");
 		return NULL;
 	}
 	if (set_min_version(ctx, f->min_version, err, errlen) != 0)
@@ -86,22 +86,22 @@ static SSL_CTX *ctx_common(const SSL_METHOD *m, const tls_files_t *f, char *err,
 	if (!f->cert_file)
 		goto ca;
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert_file) != 1) {
-		fill_err(err, errlen, "cannot load certificate");
+		tls_error_text(err, errlen, "cannot load certificate");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->cert_file);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, f->key_file, SSL_FILETYPE_PEM) != 1) {
-		fill_err(err, errlen, "cannot load private key");
+		tls_error_text(err, errlen, "cannot load private key");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->key_file);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		fill_err(err, errlen, "private key does not match certificate");
+		tls_error_text(err, errlen, "private key does not match certificate");
 		goto fail;
 	}
 ca:
 	if (SSL_CTX_load_verify_locations(ctx, f->ca_file, NULL) != 1) {
-		fill_err(err, errlen, "cannot load CA file");
+		tls_error_text(err, errlen, "cannot load CA file");
 		snprintf(err + strlen(err), errlen - strlen(err), " (%s)", f->ca_file);
 		goto fail;
 	}

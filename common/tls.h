@@ -28,6 +28,10 @@ typedef struct {
 int tls_set_min_version(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* err = what, then ": " and the first queued OpenSSL error if there is
+ * one; the queue is cleared. */
+void tls_error_text(char *err, size_t errlen, const char *what);
+
 SSL_CTX *tls_server_ctx_new(const tls_files_t *f, char *err, size_t errlen);
 /* Ask clients of ctx (a tls_server_ctx_new context) for a certificate
  * without requiring one: a certificate that is sent must still verify.

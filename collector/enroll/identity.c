@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
+
 static const char *const RESERVED[] = {"admin", "root", "localhost"};
 
 const char *identity_why(identity_rc_t rc)
@@ -72,32 +74,12 @@ identity_rc_t identity_normalize(const char *host, size_t len, char out[IDENTITY
 	return IDENTITY_OK;
 }
 
-/* Whether name is one of the comma-separated names of list (spaces around
- * a name are ignored). */
-static bool listed(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		size_t l = strcspn(p, ",");
-		size_t t = l;
-		while (t && p[t - 1] == ' ')
-			t--;
-		if (t == n && n > 0 && strncmp(p, name, n) == 0)
-			return true;
-		p += l;
-	}
-	return false;
-}
-
 bool identity_reserved(const char *name, const char *admin_cns)
 {
 	for (size_t i = 0; i < sizeof(RESERVED) / sizeof(RESERVED[0]); i++)
 		if (strcmp(name, RESERVED[i]) == 0)
 			return true;
-	return listed(admin_cns, name);
+	return cfg_list_has(admin_cns, name);
 }
 
 int identity_with_suffix(const char *base, unsigned n, char out[IDENTITY_MAX + 1])

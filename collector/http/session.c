@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "config.h"
 #include "log.h"
 #include "tls.h"
 #include "vtime.h"
@@ -309,24 +310,6 @@ static void signout_done(hreq_t *r, apidb_job_t *job)
 	hreq_reply(r, 204, "application/json", "", 0);
 }
 
-static bool cn_listed(const char *list, const char *cn)
-{
-	size_t n = strlen(cn);
-	const char *p = list;
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		size_t l = strcspn(p, ",");
-		size_t t = l;
-		while (t && p[t - 1] == ' ')
-			t--;
-		if (t == n && strncmp(p, cn, n) == 0)
-			return true;
-		p += l;
-	}
-	return false;
-}
-
 _Static_assert(AUTH_SESSION_LEN == AUTH_TOKEN_LEN, "a session id is read into a token's buffer");
 
 /* The session cookie's session id: 0, 1 if there is no such cookie, -1 if
@@ -360,8 +343,8 @@ void session_authenticate(hreq_t *r)
 			unauthorized(r, "operator certificate revoked");
 			return;
 		}
-		r->role =
-			cn_listed(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN : AUTH_ROLE_VIEWER;
+		r->role = cfg_list_has(r->cfg->http_admin_cns, cn) ? AUTH_ROLE_ADMIN
+								   : AUTH_ROLE_VIEWER;
 		authenticated(r);
 		return;
 	}

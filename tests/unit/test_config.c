@@ -643,6 +643,19 @@ static void test_cfg_print(void **state)
 	free(out);
 }
 
+static void test_cfg_list_has(void **state)
+{
+	(void)state;
+	assert_true(cfg_list_has("ops-admin, root ,lead", "root"));
+	assert_true(cfg_list_has("ops-admin, root ,lead", "lead"));
+	assert_true(cfg_list_has("ops-admin", "ops-admin"));
+	assert_false(cfg_list_has("ops-admin", "ops"));
+	assert_false(cfg_list_has("ops-admin,", "")); /* an empty name is never listed */
+	assert_false(cfg_list_has(" , ,", ""));
+	assert_false(cfg_list_has(NULL, "root"));
+	assert_false(cfg_list_has("rooted", "root"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cfg_apply_reload, setup, teardown),
 		cmocka_unit_test(test_cfg_long_options),
 		cmocka_unit_test(test_cfg_cli_load),
+		cmocka_unit_test(test_cfg_list_has),
 		cmocka_unit_test_setup_teardown(test_cfg_print, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
