@@ -113,7 +113,8 @@ sec_mirror=${VIGIL_DEBIAN_SECURITY_MIRROR:-$(mirror bookworm-security | head -n 
 
 # --- 1. the base -------------------------------------------------------------
 label() { # label IMAGE NAME: the image's label NAME, empty if none
-  podman image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null | sed 's/^<no value>$//'
+  { podman image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; } |
+    sed 's/^<no value>$//'
 }
 base_key=$(printf 'recipe %s\nsuite bookworm minbase\n%s\n%s\n' "$base_recipe" "$deb_mirror" \
   "$sec_mirror" | sha256sum | cut -c1-16)
@@ -231,8 +232,10 @@ else
     -DVIGIL_DEB_RELEASE=1 >/dev/null
   cmake --build "$bdir" -j "$(nproc)" --target vigil-collector vigil-agent >/dev/null
   # Packed again (7 s) only when something they hold is newer than they are.
-  oldest=$(ls -tr "$debs"/vigil-collector_*.deb "$debs"/vigil-agent_*.deb 2>/dev/null | head -n 1)
-  if [ -z "$oldest" ] || [ "$(ls "$debs"/*.deb | wc -l)" != 2 ] ||
+  # none yet is no error (pipefail would make it one)
+  oldest=$(ls -tr "$debs"/vigil-collector_*.deb "$debs"/vigil-agent_*.deb 2>/dev/null |
+    head -n 1 || true)
+  if [ -z "$oldest" ] || [ "$(ls "$debs"/*.deb 2>/dev/null | wc -l)" != 2 ] ||
     [ -n "$(find "$bdir/bin/vigil-collector" "$bdir/bin/vigil-agent" deploy web cmake \
       CMakeLists.txt -newer "$oldest" -print -quit)" ]; then
     rm -rf "$debs"
@@ -244,7 +247,7 @@ else
 fi
 deb_of() { # the newest vigil-DAEMON_VERSION-*_ARCH.deb in $debs
   local f
-  f=$(ls -t "$debs"/vigil-"$1"_"$version"-*_"$arch".deb 2>/dev/null | head -n 1)
+  f=$(ls -t "$debs"/vigil-"$1"_"$version"-*_"$arch".deb 2>/dev/null | head -n 1 || true)
   [ -n "$f" ] || fail "no vigil-$1_$version-*_$arch.deb in $debs"
   echo "$f"
 }
