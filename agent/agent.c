@@ -442,6 +442,11 @@ static void on_exit_ev(void *arg, uint32_t pid, uint32_t tgid, uint32_t status)
 		quick_scan(a, QUICK_SCAN_MS);
 }
 
+static void drain_connector(void *arg)
+{
+	proc_connector_drain(arg);
+}
+
 static void api_change(void *arg)
 {
 	quick_scan(arg, QUICK_SCAN_MS);
@@ -718,6 +723,7 @@ agent_t *agent_new(struct event_base *base, settings_t *s, char *err, size_t err
 			set_source(a, SRC_PROC_CONNECTOR, false, perr);
 		} else {
 			set_source(a, SRC_PROC_CONNECTOR, true, "");
+			inventory_set_settle(a->inv, drain_connector, a->pc);
 		}
 	} else {
 		set_source(a, SRC_PROC_CONNECTOR, false, "disabled (proc_connector = false)");

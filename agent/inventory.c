@@ -66,6 +66,8 @@ struct inventory {
 	inventory_emit_cb emit;
 	void *arg;
 	docker_api_t *api;
+	void (*settle)(void *arg);
+	void *settle_arg;
 	kfacts_t *kf;
 	entry_t *cur;
 	size_t n_cur;
@@ -140,6 +142,12 @@ static void emit_container(inventory_t *inv, Vigil__V1__EventKind kind, const ct
 
 static void emit_stopped(inventory_t *inv, const entry_t *en)
 {
+	if (en->exit_known)
+		log_debug("container %.12s stopped (init %u, exit status %d)", en->c->id,
+			  en->c->init_pid, en->exit_code);
+	else
+		log_info("container %.12s stopped (init %u); its exit status is unknown", en->c->id,
+			 en->c->init_pid);
 	Vigil__V1__Event e;
 	event_init(&e, VIGIL__V1__EVENT_KIND__EVENT_KIND_CONTAINER_STOPPED, en->c->id);
 	Vigil__V1__ContainerStopped st = VIGIL__V1__CONTAINER_STOPPED__INIT;
@@ -520,6 +528,8 @@ size_t inventory_scan(inventory_t *inv)
 		if (docker_api_ok(inv->api))
 			docker_api_foreach(inv->api, api_add, inv);
 	}
+	if (inv->settle)
+		inv->settle(inv->settle_arg);
 	inv->rescan = false;
 	entry_t *next = calloc(inv->n_found ? inv->n_found : 1, sizeof(*next));
 	if (!next)
@@ -586,6 +596,8 @@ size_t inventory_scan(inventory_t *inv)
 		entry_t *old = &inv->cur[k];
 		if (old->exit_known && old->c->init_pid != next[i].c->init_pid) {
 			/* restarted in between: the old run stopped */
+			log_info("container %.12s restarted (init %u, then %u)", old->c->id,
+				 old->c->init_pid, next[i].c->init_pid);
 			emit_stopped(inv, old);
 			emit_container(inv, VIGIL__V1__EVENT_KIND__EVENT_KIND_CONTAINER_STARTED,
 				       next[i].c);
@@ -933,6 +945,12 @@ inventory_t *inventory_new(const settings_t *s, const hostinfo_t *host, inventor
 void inventory_set_api(inventory_t *inv, docker_api_t *api)
 {
 	inv->api = api;
+}
+
+void inventory_set_settle(inventory_t *inv, void (*settle)(void *arg), void *arg)
+{
+	inv->settle = settle;
+	inv->settle_arg = arg;
 }
 
 void inventory_free(inventory_t *inv)

@@ -32,6 +32,12 @@ inventory_t *inventory_new(const settings_t *s, const hostinfo_t *host, inventor
 void inventory_free(inventory_t *inv);
 void inventory_set_api(inventory_t *inv, docker_api_t *api);
 
+/* Called by each scan once the sources are read and before the differences
+ * are reported, to deliver what is queued elsewhere (exit statuses from the
+ * process connector: a container's init can exit while the scan reads it
+ * gone, a moment before the kernel sends its status). */
+void inventory_set_settle(inventory_t *inv, void (*settle)(void *arg), void *arg);
+
 /* Scan every source, emit the differences. Return the number of running
  * containers. */
 size_t inventory_scan(inventory_t *inv);

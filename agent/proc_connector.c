@@ -17,6 +17,8 @@
 
 #define PC_RCVBUF (8 * 1024 * 1024)
 #define PC_READS_PER_CALLBACK 256
+/* proc_connector_drain reads at most this many times as much */
+#define PC_DRAIN_ROUNDS 16
 
 struct proc_connector {
 	int fd;
@@ -107,13 +109,12 @@ int proc_connector_parse(const uint8_t *buf, size_t len, const proc_connector_cb
 	return found;
 }
 
-static void read_cb(evutil_socket_t fd, short what, void *arg)
+/* Read up to max datagrams; return true if the socket ran dry. */
+static bool read_some(proc_connector_t *pc, int max)
 {
-	(void)what;
-	proc_connector_t *pc = arg;
 	uint8_t buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
-	for (int i = 0; i < PC_READS_PER_CALLBACK; i++) {
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	for (int i = 0; i < max; i++) {
+		ssize_t n = recv(pc->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == ENOBUFS) {
 				/* the kernel dropped events: count, go on */
@@ -126,12 +127,28 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_warn("proc_connector: recv: %s", strerror(errno));
-			return;
+			return true;
 		}
 		int k = proc_connector_parse(buf, (size_t)n, &pc->cbs, pc->arg);
 		if (k > 0)
 			pc->events += (uint64_t)k;
 	}
+	return false;
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	read_some(arg, PC_READS_PER_CALLBACK);
+}
+
+void proc_connector_drain(proc_connector_t *pc)
+{
+	if (!pc)
+		return;
+	for (int i = 0; i < PC_DRAIN_ROUNDS && !read_some(pc, PC_READS_PER_CALLBACK); i++)
+		;
 }
 
 static int send_op(int fd, enum proc_cn_mcast_op op)

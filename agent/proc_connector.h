@@ -35,6 +35,9 @@ proc_connector_t *proc_connector_new(struct event_base *base, const proc_connect
 				     void *arg, char *err, size_t errlen);
 void proc_connector_free(proc_connector_t *pc);
 
+/* Handle what the kernel has queued so far (bounded). NULL is a no-op. */
+void proc_connector_drain(proc_connector_t *pc);
+
 /* Events the kernel could not deliver (socket buffer overrun). */
 uint64_t proc_connector_overruns(const proc_connector_t *pc);
 uint64_t proc_connector_events(const proc_connector_t *pc);

@@ -48,7 +48,9 @@ def test_collector_down_while_containers_churn(db, collector_factory, agent_fact
         assert ex
         st = wait_rows(lambda: agent_events(db, "agent-churn", KIND_STOPPED, c.id),
                        "stop %d" % i)
-        assert st[0][8]["exit_code"] == 3
+        assert st[0][8]["exit_code"] == 3, (
+            "container %d: first stop %r; every event of the container: %r"
+            % (i, st[0], agent_events(db, "agent-churn", container=c.id)))
     # sequence numbers went on across the restart: no batch was a replay
     seqs = [r[0] for r in agent_events(db, "agent-churn")]
     assert seqs == sorted(seqs)
