@@ -28,8 +28,12 @@ def test_deleted_executable_and_cleared_argv(db, collector_factory, agent_factor
     agent = agent_factory(col, "bad-exec")
     c = runc_factory(["sleep", "1000"]).start()
     c.exec("/usr/bin/deleted-sleep", "1")
+    # deleted-sleep's own exec, read late, can find the process inside its
+    # fexecve: the new executable, no arguments yet (flagged incomplete);
+    # the fexecve's event then has them
     rows = wait_rows(lambda: [r for r in agent_events(db, "bad-exec", KIND_EXEC, c.id)
-                              if r[5] and r[5].startswith("/tmp/.vigil-deleted")], "the exec")
+                              if r[5] and r[5].startswith("/tmp/.vigil-deleted")
+                              and not (r[8] or {}).get("incomplete")], "the exec")
     exe, argv = rows[0][5], rows[0][6]
     assert exe.endswith("(deleted)"), exe  # the kernel's name for it, kept
     assert argv == ["sleep", "1"], argv

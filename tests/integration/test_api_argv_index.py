@@ -233,8 +233,11 @@ def test_sigterm_during_a_build(data, module_collector_factory, pki, collector_b
         assert c.terminate(timeout=30) == 0
         took = time.monotonic() - t0
         assert took < 5, "the collector took %.1f s to exit" % took
-        assert db.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                         "'vigil-collector-argv-index'") == 0
+        # the server ends the build's backend once the collector's cancel
+        # and close reach it: a moment later, not at once
+        wait_for("the build's backend gone", lambda: db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'vigil-collector-argv-index'") == 0, timeout=5)
         assert argv_indexes(db).get(past) is False  # left invalid by the cancelled build
     finally:
         writer.rollback()
