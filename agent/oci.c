@@ -445,12 +445,12 @@ static int scan_containerd_dir(const char *dir, oci_found_cb cb, void *arg)
 			continue;
 		struct dirent *de;
 		while ((de = readdir(d2)) != NULL) {
-			if (de->d_name[0] == '.' ||
-			    strlen(de->d_name) >= sizeof(((oci_state_t *)0)->id))
+			size_t id_len = strlen(de->d_name);
+			if (de->d_name[0] == '.' || id_len >= sizeof(((oci_state_t *)0)->id))
 				continue;
 			oci_state_t st;
 			memset(&st, 0, sizeof(st));
-			snprintf(st.id, sizeof(st.id), "%s", de->d_name);
+			memcpy(st.id, de->d_name, id_len + 1);
 			if (strlen(nsdir) + strlen(de->d_name) + 2 > sizeof(st.bundle))
 				continue;
 			snprintf(st.bundle, sizeof(st.bundle), "%.400s/%.120s", nsdir, de->d_name);

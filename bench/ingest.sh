@@ -27,6 +27,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=ingest
 AGENTS=${AGENTS:-100}
 EVENTS=${EVENTS:-2000000}
 EVENT_BYTES=${EVENT_BYTES:-300}
@@ -44,135 +45,39 @@ STORM_SECONDS=${STORM_SECONDS:-180}
 STORM_WATCH=${STORM_WATCH:-30}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
-PGBIN=/usr/lib/postgresql/15/bin
-
-say() { echo "ingest: $*" >&2; }
-die() {
-  say "FAILED: $*"
-  exit 1
-}
-# calc FORMAT EXPR: floating-point arithmetic through awk.
-calc() { awk -v f="$1" "BEGIN { printf f, $2 }"; }
-# kv KEY LINE: the value of KEY=value in a loadgen result line.
-kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs packages and runs PostgreSQL as postgres)"
 case "$AGENTS$EVENTS$EVENT_BYTES$IDLE_AGENTS$WARM_EVENTS$IDLE_RAMP$SOURCE_ADDRS$STORM_WATCH" in *[!0-9]*) die "sizes must be integers" ;; esac
 
 # --- dependencies and build -------------------------------------------------
-if [ "${SKIP_DEPS:-0}" != 1 ]; then
-  if [ -x "$ROOT/scripts/deps.sh" ] || [ -f "$ROOT/scripts/deps.sh" ]; then
-    bash "$ROOT/scripts/deps.sh" >&2
-  else
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake \
-      pkg-config libevent-dev libssl-dev libpq-dev libprotobuf-c-dev \
-      protobuf-c-compiler libjansson-dev postgresql-15 procps >&2
-  fi
-fi
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building vigil-collector and vigil-loadgen in $BUILD_DIR (RelWithDebInfo)"
-  log=$(mktemp)
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DVIGIL_SANITIZE=OFF >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "cmake"; }
-  rm -f "$log"
-  make -C "$BUILD_DIR" -j"$(nproc)" vigil-collector vigil-loadgen >/dev/null ||
-    die "build"
-fi
+bench_deps_build vigil-collector vigil-loadgen
 COLLECTOR=$BUILD_DIR/bin/vigil-collector
 LOADGEN=$BUILD_DIR/bin/vigil-loadgen
 if [ ! -x "$COLLECTOR" ] || [ ! -x "$LOADGEN" ]; then die "no binaries in $BUILD_DIR/bin"; fi
 
 # --- helpers -------------------------------------------------------------------------
-# free_port: a TCP port nobody listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! listening "$p"; then
-      echo "$p"
-      return
-    fi
-  done
-  die "no free port"
-}
-# listening PORT: true if a socket listens on PORT (from /proc, no tools).
-listening() {
-  local hex
-  hex=$(printf '%04X' "$1")
-  awk -v p="$hex" 'FNR > 1 { split($2, a, ":"); if (a[2] == p && $4 == "0A") f = 1 }
-    END { exit f ? 0 : 1 }' /proc/net/tcp /proc/net/tcp6
-}
-# start_collector: start it on PORT and wait until it listens.
+# start_collector: start it on PORT (the rule engine on unless RULES=false)
+# and wait until it listens.
 start_collector() {
-  ulimit -n "$(ulimit -Hn)"
-  "$COLLECTOR" --listen "127.0.0.1:$PORT" --tls-cert "$PKI/collector.crt" \
-    --tls-key "$PKI/collector.key" --agent-ca "$PKI/ca.crt" --db "$DB" \
-    --db-writers "$DB_WRITERS" --rules "${RULES:-true}" --log-level warn \
-    >>"$WORK/collector.log" 2>&1 &
-  COLLECTOR_PID=$!
-  for _ in $(seq 1 600); do
-    kill -0 "$COLLECTOR_PID" 2>/dev/null || {
-      tail -n 20 "$WORK/collector.log" >&2
-      die "collector exited at start"
-    }
-    listening "$PORT" && return 0
-    sleep 0.1
-  done
-  die "collector not listening on $PORT after 60 s"
+  bench_collector_start "$PORT" "$WORK/collector.log" --db-writers "$DB_WRITERS" \
+    --rules "${RULES:-true}"
 }
 # stop_collector: SIGTERM (it drains), SIGKILL after 10 s.
 stop_collector() {
-  [ -n "$COLLECTOR_PID" ] || return 0
-  kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$COLLECTOR_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$COLLECTOR_PID" 2>/dev/null || true
-  wait "$COLLECTOR_PID" 2>/dev/null || true
+  bench_stop "$COLLECTOR_PID"
   COLLECTOR_PID=
 }
 
 # --- throwaway PKI and PostgreSQL ----------------------------------------------
-WORK=$(mktemp -d /tmp/vigil-ingest.XXXXXX)
-chmod 755 "$WORK"
-COLLECTOR_PID=
-LOADGEN_PID=
-cleanup() {
-  local rc=$?
-  set +e
-  [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null && wait "$LOADGEN_PID" 2>/dev/null
-  stop_collector
-  [ -d "$WORK/pg/data" ] && bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null 2>&1
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-    say "work directory kept: $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say "work directory $WORK"
-bash "$ROOT/scripts/dev-pki.sh" "$WORK/pki" >/dev/null
-PKI=$WORK/pki
-
-PGPORT=54329
-bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
-psql_() { "$PGBIN/psql" -X -q -h "$WORK/pg/sock" -p "$PGPORT" -U postgres -d vigil \
-  -v ON_ERROR_STOP=1 "$@"; }
-# Durable commits, room for the whole run's WAL between checkpoints.
-psql_ -d postgres -c "ALTER SYSTEM SET shared_buffers = '512MB'" \
-  -c "ALTER SYSTEM SET max_wal_size = '4GB'" \
-  -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" \
-  -c "ALTER SYSTEM SET fsync = on" \
-  -c "ALTER SYSTEM SET synchronous_commit = on" ${PG_EXTRA_SQL:+-c "$PG_EXTRA_SQL"}
-bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null
-bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
-POSTMASTER=$(head -n 1 "$WORK/pg/data/postmaster.pid")
-DB="host=$WORK/pg/sock port=$PGPORT dbname=vigil user=postgres"
+# The exit trap stops the idle agents' vigil-loadgen (IDLE_PID) and the
+# collector with SIGTERM, then PostgreSQL.
+COLLECTOR_PID='' IDLE_PID=''
+BENCH_PID_VARS=(IDLE_PID COLLECTOR_PID)
+bench_workdir ingest
+bench_pki
+bench_pg_start 54329
 
 PORT=$(free_port)
 # --- CPU accounting ----------------------------------------------------------------
@@ -189,16 +94,6 @@ pg_ticks() {
       if (pid == pm) t += a[12] + a[13] + a[14] + a[15]
       else if (a[2] == pm) t += a[12] + a[13] }
     END { print t + 0 }'
-}
-# truncate_events: TRUNCATE events, again if it lost a deadlock (the
-# collector's background index builds take locks on the partitions too).
-truncate_events() {
-  local i
-  for i in 1 2 3 4 5; do
-    psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events" >/dev/null 2>&1 && return 0
-    sleep 1
-  done
-  psql_ -c "SET lock_timeout = '60s'" -c "TRUNCATE events"
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
@@ -278,7 +173,9 @@ echo "rows: sent $SENT1, stored $STORED, distinct $DISTINCT, lost $LOST, duplica
 # --- 2. plain COPY of the same rows ----------------------------------------------------------
 say "2. binary COPY of the same $STORED rows by $DB_WRITERS sessions"
 for k in $(seq 0 $((DB_WRITERS - 1))); do
-  psql_ -c "\\copy (SELECT * FROM events WHERE agent_id % $DB_WRITERS = $k) TO '$WORK/copy$k.bin' WITH (FORMAT binary)"
+  # the agents' rows only (seq > 0), as counted above: not the collector's
+  # own finding events
+  psql_ -c "\\copy (SELECT * FROM events WHERE seq > 0 AND agent_id % $DB_WRITERS = $k) TO '$WORK/copy$k.bin' WITH (FORMAT binary)"
 done
 truncate_events
 psql_ -c "CHECKPOINT"
@@ -397,10 +294,10 @@ src=()
   --threads "$IDLE_LOADGEN_THREADS" --ramp "$IDLE_RAMP" --backoff-min 500 --backoff-max 30000 \
   "${src[@]}" --agent-prefix idle- --report-interval 0.5 --timeout 86401 \
   >"$WORK/idle.out" 2>"$WORK/idle.err" &
-LOADGEN_PID=$!
+IDLE_PID=$!
 connected=0
 end=$((SECONDS + IDLE_RAMP + IDLE_SECONDS))
-while [ "$SECONDS" -lt "$end" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; do
+while [ "$SECONDS" -lt "$end" ] && kill -0 "$IDLE_PID" 2>/dev/null; do
   connected=$(last_connected)
   [ "$connected" -ge "$IDLE_AGENTS" ] && break
   sleep 0.5
@@ -430,13 +327,13 @@ printf 'idle: collector RSS %s KiB before, %s KiB with %s agents connected: %s K
 # STORM_WATCH s, a second outage would show as agents that are no longer
 # connected (storm_drops: all minus the fewest connected on any line).
 STORM_SETTLE=NA STORM_DROPS=NA
-if [ "$connected" -ge "$IDLE_AGENTS" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; then
+if [ "$connected" -ge "$IDLE_AGENTS" ] && kill -0 "$IDLE_PID" 2>/dev/null; then
   say "6. storm: collector restarted under $IDLE_AGENTS connected agents"
   stop_collector
   T0=$(date +%s.%N)
   start_collector
   end=$((SECONDS + STORM_SECONDS))
-  while [ "$SECONDS" -lt "$end" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; do
+  while [ "$SECONDS" -lt "$end" ] && kill -0 "$IDLE_PID" 2>/dev/null; do
     read -r STORM_SETTLE _ _ < <(progress_after "$T0")
     [ "$STORM_SETTLE" != NA ] && break
     sleep 0.5
@@ -448,16 +345,17 @@ if [ "$connected" -ge "$IDLE_AGENTS" ] && kill -0 "$LOADGEN_PID" 2>/dev/null; th
   else
     STORM_DROPS=$((IDLE_AGENTS - min_after))
   fi
-  refusals=$(grep -o 'so far: [0-9]* refused at accept, [0-9]* pending dropped' \
-    "$WORK/collector.log" | tail -n 1)
+  # none at all (a small storm) is no failure under pipefail
+  refusals=$({ grep -o 'so far: [0-9]* refused at accept, [0-9]* pending dropped' \
+    "$WORK/collector.log" || true; } | tail -n 1)
   echo "storm: all $IDLE_AGENTS agents connected again $STORM_SETTLE s after the restart;" \
     "$STORM_DROPS lost their connection in the $STORM_WATCH s after that;" \
     "collector's last admission line: ${refusals:-none}; loadgen: $(last_connected)" \
     "connected, $(grep -o 'reconnects=[0-9]*' "$WORK/idle.err" | tail -n 1)"
 fi
-kill -INT "$LOADGEN_PID" 2>/dev/null || true
-wait "$LOADGEN_PID" 2>/dev/null || true
-LOADGEN_PID=
+kill -INT "$IDLE_PID" 2>/dev/null || true
+wait "$IDLE_PID" 2>/dev/null || true
+IDLE_PID=
 echo "loadgen: $(tail -n 1 "$WORK/idle.out")"
 
 # --- result ------------------------------------------------------------------------------------

@@ -2,10 +2,9 @@
 # shellcheck shell=bash
 # Helpers for the benchmark scripts (sourced, not run): messages and
 # arithmetic, ports, the build, a throwaway PKI and PostgreSQL, collectors
-# and vigil-loadgen. The same steps as bench/ingest.sh, which keeps its own
-# copies. The caller sets ROOT (the repository), BUILD_DIR, WORK (a fresh
-# directory, removed by the caller's cleanup) and BENCH (its name, for
-# messages) before calling anything here.
+# and vigil-loadgen. The caller sets ROOT (the repository), BUILD_DIR, WORK
+# (a fresh directory, removed by the caller's cleanup) and BENCH (its name,
+# for messages) before calling anything here.
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
@@ -93,9 +92,10 @@ bench_operator_cert() {
 }
 
 # bench_pg_start PORT: a PostgreSQL 15 cluster in WORK/pg (scripts/pg.sh)
-# on a unix socket, with the durable settings of bench/ingest.sh; sets
-# PGPORT, DB (conninfo) and POSTMASTER (for CPU accounting). psql_
-# ARGS... runs psql on it.
+# on a unix socket, with durable commits and room for a whole run's WAL
+# between checkpoints (and PG_EXTRA_SQL, one more ALTER SYSTEM statement,
+# if set); sets PGPORT, DB (conninfo) and POSTMASTER (for CPU accounting).
+# psql_ ARGS... runs psql on it.
 bench_pg_start() {
   PGPORT=$1
   bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
@@ -103,7 +103,8 @@ bench_pg_start() {
     -c "ALTER SYSTEM SET max_wal_size = '4GB'" \
     -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" \
     -c "ALTER SYSTEM SET fsync = on" \
-    -c "ALTER SYSTEM SET synchronous_commit = on" >/dev/null
+    -c "ALTER SYSTEM SET synchronous_commit = on" \
+    ${PG_EXTRA_SQL:+-c "$PG_EXTRA_SQL"} >/dev/null
   bash "$ROOT/scripts/pg.sh" stop "$WORK/pg" >/dev/null
   bash "$ROOT/scripts/pg.sh" start "$WORK/pg" "$PGPORT" >/dev/null
   # shellcheck disable=SC2034 # for the caller

@@ -16,6 +16,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "certext.h"
+
 struct lg_issuer {
 	X509 *cert;
 	EVP_PKEY *key;
@@ -126,16 +128,6 @@ void lg_issuer_free(lg_issuer_t *iss)
 	free(iss);
 }
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-	if (!ext)
-		return -1;
-	int ok = X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	return ok ? 0 : -1;
-}
-
 static int random_serial(X509 *x)
 {
 	unsigned char rnd[16];
@@ -167,13 +159,7 @@ static int issue_one(const lg_issuer_t *iss, const char *cn, lg_ident_t *out)
 	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
 					-1, 0))
 		goto fail;
-	X509V3_CTX ctx;
-	X509V3_set_ctx(&ctx, iss->cert, x, NULL, NULL, 0);
-	if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-	    add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") != 0 ||
-	    add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") != 0 ||
-	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
-	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid") != 0)
+	if (certext_add_client(x, iss->cert, CERTEXT_AKID_IF_ANY) != 0)
 		goto fail;
 	if (!X509_sign(x, iss->key, iss->md))
 		goto fail;

@@ -22,6 +22,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "certext.h"
+
 #define NOT_BEFORE_SLACK_S 300
 #define RSA_MIN_BITS 2048
 #define RSA_MAX_BITS 8192
@@ -273,16 +275,6 @@ int issuer_check_csr(const uint8_t *der, size_t len, EVP_PKEY **pub_out, char *w
 
 /* ---- issuing ------------------------------------------------------------- */
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *e = X509V3_EXT_nconf_nid(NULL, ctx, nid, value);
-	if (!e)
-		return -1;
-	int ok = X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	return ok == 1 ? 0 : -1;
-}
-
 /* Serial, names, validity and key of x. */
 static int set_fields(const issuer_t *iss, X509 *x, const char *identity, EVP_PKEY *pub,
 		      int64_t lifetime_ms, issuer_cert_t *out)
@@ -342,13 +334,7 @@ int issuer_issue(const issuer_t *iss, const char *identity, EVP_PKEY *pub, int64
 		fail(err, errlen, "issue: cannot set the certificate's fields");
 		goto done;
 	}
-	X509V3_CTX ctx;
-	X509V3_set_ctx(&ctx, iss->cert, x, NULL, NULL, 0);
-	if (add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-	    add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") != 0 ||
-	    add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") != 0 ||
-	    add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
-	    add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") != 0) {
+	if (certext_add_client(x, iss->cert, CERTEXT_AKID_ALWAYS) != 0) {
 		fail(err, errlen, "issue: cannot add the extensions");
 		goto done;
 	}

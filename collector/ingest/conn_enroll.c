@@ -172,73 +172,71 @@ void conn_on_renew(conn_t *c, const Vigil__V1__RenewRequest *m)
 	}
 }
 
-/* The certificate and its chain as protobuf byte fields over req's
- * buffers (nothing copied). */
-typedef struct {
-	ProtobufCBinaryData cert;
-	ProtobufCBinaryData *chain;
-	size_t n_chain;
-} der_view_t;
+/* Point r's certificate fields, which EnrollResponse and RenewResponse name
+ * alike, at cert, chain and req's notAfter. */
+#define SET_CERT_FIELDS(r, cert, chain, req)            \
+	do {                                            \
+		(r).certificate_der = (cert);           \
+		(r).n_chain_der = (req)->n_chain;       \
+		(r).chain_der = (chain);                \
+		(r).not_after_ns = (req)->not_after_ns; \
+	} while (0)
 
-static bool der_view(const enroll_req_t *req, der_view_t *v)
+/* Send req's certificate and chain, as protobuf byte fields over req's
+ * buffers (nothing copied): an EnrollResponse for an enrollment, a
+ * RenewResponse for a renewal. Return false, nothing sent, if out of
+ * memory. */
+static bool send_certificate(conn_t *c, const enroll_req_t *req)
 {
-	v->cert.data = req->cert;
-	v->cert.len = req->cert_len;
-	v->n_chain = req->n_chain;
-	v->chain = calloc(req->n_chain ? req->n_chain : 1, sizeof(*v->chain));
-	if (!v->chain)
+	ProtobufCBinaryData *chain = calloc(req->n_chain ? req->n_chain : 1, sizeof(*chain));
+	if (!chain)
 		return false;
 	for (size_t i = 0; i < req->n_chain; i++) {
-		v->chain[i].data = req->chain[i];
-		v->chain[i].len = req->chain_len[i];
+		chain[i].data = req->chain[i];
+		chain[i].len = req->chain_len[i];
 	}
+	ProtobufCBinaryData cert = {.len = req->cert_len, .data = req->cert};
+	Vigil__V1__EnrollResponse enrolled = VIGIL__V1__ENROLL_RESPONSE__INIT;
+	Vigil__V1__RenewResponse renewed = VIGIL__V1__RENEW_RESPONSE__INIT;
+	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
+	if (req->op == ENROLL_OP_ENROLL) {
+		enrolled.agent_id = (char *)req->agent_id;
+		SET_CERT_FIELDS(enrolled, cert, chain, req);
+		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ENROLLED;
+		m.enrolled = &enrolled;
+	} else {
+		SET_CERT_FIELDS(renewed, cert, chain, req);
+		m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_RENEWED;
+		m.renewed = &renewed;
+	}
+	conn_send(c, &m);
+	free(chain);
 	return true;
 }
 
+#undef SET_CERT_FIELDS
+
 static void answer_enroll(conn_t *c, const enroll_req_t *req)
 {
-	der_view_t v;
-	if (req->error_code || !der_view(req, &v)) {
+	if (req->error_code || !send_certificate(c, req)) {
 		conn_close(c, LOG_LVL_WARN,
 			   req->error_code ? req->error_code
 					   : VIGIL__V1__ERROR_CODE__ERROR_CODE_ENROLL_REFUSED,
 			   "%s", req->error_code ? req->message : "out of memory");
 		return;
 	}
-	Vigil__V1__EnrollResponse r = VIGIL__V1__ENROLL_RESPONSE__INIT;
-	r.agent_id = (char *)req->agent_id;
-	r.certificate_der = v.cert;
-	r.n_chain_der = v.n_chain;
-	r.chain_der = v.chain;
-	r.not_after_ns = req->not_after_ns;
-	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
-	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_ENROLLED;
-	m.enrolled = &r;
-	conn_send(c, &m);
-	free(v.chain);
 	conn_close(c, LOG_LVL_INFO, 0, "enrolled as %s", req->agent_id);
 }
 
 static void answer_renew(conn_t *c, const enroll_req_t *req)
 {
-	der_view_t v;
-	if (req->error_code || !der_view(req, &v)) {
+	if (req->error_code || !send_certificate(c, req)) {
 		send_error(c, VIGIL__V1__ERROR_CODE__ERROR_CODE_RENEW_REFUSED,
 			   req->error_code ? req->message : "out of memory");
 		log_msg(LOG_LVL_WARN, c->prefix, "renewal refused: %s",
 			req->error_code ? req->message : "out of memory");
 		return;
 	}
-	Vigil__V1__RenewResponse r = VIGIL__V1__RENEW_RESPONSE__INIT;
-	r.certificate_der = v.cert;
-	r.n_chain_der = v.n_chain;
-	r.chain_der = v.chain;
-	r.not_after_ns = req->not_after_ns;
-	Vigil__V1__CollectorMessage m = VIGIL__V1__COLLECTOR_MESSAGE__INIT;
-	m.msg_case = VIGIL__V1__COLLECTOR_MESSAGE__MSG_RENEWED;
-	m.renewed = &r;
-	conn_send(c, &m);
-	free(v.chain);
 	log_msg(LOG_LVL_INFO, c->prefix, "certificate renewed");
 }
 

@@ -148,24 +148,23 @@ def wait_refused(port, pki, crt, key, timeout=15.0):
     vt.wait_for(refused, timeout, interval=0.5, what="the old certificate to be refused")
 
 
-class FakeCollector:
-    """A TLS 1.3 server made here with certificate CERT: it records how each
-    handshake ended and every byte received after it, and answers the first
-    frame with ANSWER(AgentMessage) -> CollectorMessage (or nothing)."""
+class TlsServer:
+    """A TLS server made here on 127.0.0.1 with context CTX: a thread of its
+    own accepts one connection at a time until close(), sets its timeout to
+    conn_timeout (seconds; None leaves it blocking) and passes it, once the
+    handshake is done, to self._conn(tls), or a handshake that fails to
+    self._refused(error). A subclass sets up its own state before calling
+    __init__, which starts the thread."""
 
-    def __init__(self, cert, key, answer=None):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.ctx.load_cert_chain(cert, key)
-        self.answer = answer
+    conn_timeout = None
+
+    def __init__(self, ctx):
+        self.ctx = ctx
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(8)
         self.srv.settimeout(0.2)
         self.port = self.srv.getsockname()[1]
-        self.handshakes = []
-        self.received = b""
-        self.requests = []
         self.stopping = False
         self.t = threading.Thread(target=self._serve, daemon=True)
         self.t.start()
@@ -182,15 +181,51 @@ class FakeCollector:
                 continue
             except OSError:
                 return
-            conn.settimeout(10)
+            if self.conn_timeout is not None:
+                conn.settimeout(self.conn_timeout)
             try:
                 tls = self.ctx.wrap_socket(conn, server_side=True)
             except (ssl.SSLError, OSError) as e:
-                self.handshakes.append("failed: %s" % e)
+                self._refused(e)
                 conn.close()
                 continue
-            self.handshakes.append("ok")
-            self._one(tls)
+            self._conn(tls)
+
+    def _refused(self, error):
+        pass
+
+    def _conn(self, tls):
+        raise NotImplementedError
+
+    def close(self):
+        self.stopping = True
+        self.t.join(5)
+        self.srv.close()
+
+
+class FakeCollector(TlsServer):
+    """A TLS 1.3 server made here with certificate CERT: it records how each
+    handshake ended and every byte received after it, and answers the first
+    frame with ANSWER(AgentMessage) -> CollectorMessage (or nothing)."""
+
+    conn_timeout = 10
+
+    def __init__(self, cert, key, answer=None):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(cert, key)
+        self.answer = answer
+        self.handshakes = []
+        self.received = b""
+        self.requests = []
+        super().__init__(ctx)
+
+    def _refused(self, error):
+        self.handshakes.append("failed: %s" % error)
+
+    def _conn(self, tls):
+        self.handshakes.append("ok")
+        self._one(tls)
 
     def _one(self, tls):
         _, P = vt.pb()
@@ -213,11 +248,6 @@ class FakeCollector:
             self.handshakes.append("after handshake: %s" % e)
         finally:
             tls.close()
-
-    def close(self):
-        self.stopping = True
-        self.t.join(5)
-        self.srv.close()
 
 
 def sign_csr(pki, csr_der, cn, lifetime=datetime.timedelta(hours=1)):
@@ -530,49 +560,23 @@ def test_renewal_while_sending(pki, db, collector_factory, collector_bin, node,
 
 # --- renewal against a collector made here --------------------------------------------
 
-class FakeIngest:
+class FakeIngest(TlsServer):
     """A mutual-TLS collector made here: Welcome, an Ack for each batch
     (recording every seq received, per connection), and RenewRequest
     answered by RENEW(csr_der) -> CollectorMessage."""
 
     def __init__(self, pki, renew):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        self.ctx.load_cert_chain(pki.collector_crt, pki.collector_key)
-        self.ctx.load_verify_locations(pki.ca_crt)
-        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(pki.collector_crt, pki.collector_key)
+        ctx.load_verify_locations(pki.ca_crt)
+        ctx.verify_mode = ssl.CERT_REQUIRED
         self.renew = renew
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.srv.settimeout(0.2)
-        self.port = self.srv.getsockname()[1]
         self.serials = []  # client certificate serial of each connection
         self.seqs = []     # every batch seq received, in order
         self.renews = []   # CSRs received
         self.committed = 0
-        self.stopping = False
-        self.t = threading.Thread(target=self._serve, daemon=True)
-        self.t.start()
-
-    @property
-    def address(self):
-        return "127.0.0.1:%d" % self.port
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                tls = self.ctx.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError):
-                conn.close()
-                continue
-            self._conn(tls)
+        super().__init__(ctx)
 
     def _send(self, tls, m):
         out = m.SerializeToString()
@@ -621,11 +625,6 @@ class FakeIngest:
         else:
             return
         self._send(tls, out)
-
-    def close(self):
-        self.stopping = True
-        self.t.join(5)
-        self.srv.close()
 
 
 @pytest.mark.parametrize("mode", ["renewed", "refused"])
