@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* Length of the valid sequence starting at s[0] (at most n bytes), or 0. */
-static size_t seq_len(const unsigned char *s, size_t n)
+static inline size_t seq_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len;
@@ -38,11 +38,29 @@ static size_t seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* True if each of the 8 bytes at p is 0x01..0x7f: ASCII, no NUL. */
+static inline bool ascii8(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	/* a byte >= 0x80 sets its high bit in v; a 0x00 byte sets it in v - ONES
+	 * (a borrow reaches further bytes only from a 0x00 below them) */
+	return ((v | (v - ONES)) & HIGHS) == 0;
+}
+
 bool utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < n) {
+		/* the common case, plain ASCII, 8 bytes at a time */
+		while (n - i >= 8 && ascii8(p + i))
+			i += 8;
+		if (i == n)
+			break;
 		size_t l = seq_len(p + i, n - i);
 		if (!l)
 			return false;

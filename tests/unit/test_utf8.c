@@ -82,6 +82,43 @@ static void test_utf8_valid_table(void **state)
 	assert_false(utf8_valid("\xc3\xa9", 1));
 }
 
+/* Plain ASCII is checked 8 bytes at a time: one byte that is not (a NUL,
+ * a stray continuation byte, a valid or a cut sequence) at every position
+ * of ASCII strings of every length up to 40 decides the answer alone. */
+static void test_utf8_valid_ascii_runs(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *bytes;
+		size_t n;
+		bool valid;
+	} odd[] = {
+		{"\0", 1, false},      {"\x80", 1, false},	  {"\x7f", 1, true},
+		{"\xc3\xa9", 2, true}, {"\xe2\x82\xac", 3, true}, {"\xe2\x82", 2, false},
+		{"\xff", 1, false},
+	};
+	for (size_t o = 0; o < sizeof(odd) / sizeof(odd[0]); o++)
+		for (size_t len = 0; len <= 40; len++)
+			for (size_t at = 0; at + odd[o].n <= len; at++) {
+				char *buf = malloc(len ? len : 1); /* exact size for ASan */
+				assert_non_null(buf);
+				memset(buf, 'a', len);
+				memcpy(buf + at, odd[o].bytes, odd[o].n);
+				bool got = utf8_valid(buf, len);
+				free(buf);
+				if (got != odd[o].valid)
+					fail_msg("odd bytes %zu at %zu of %zu: utf8_valid = %d", o,
+						 at, len, got);
+			}
+	for (size_t len = 0; len <= 40; len++) {
+		char *buf = malloc(len ? len : 1);
+		assert_non_null(buf);
+		memset(buf, 'a', len);
+		assert_true(utf8_valid(buf, len));
+		free(buf);
+	}
+}
+
 struct sanitize_case {
 	const char *in;
 	const char *want;
@@ -129,6 +166,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_valid_table),
+		cmocka_unit_test(test_utf8_valid_ascii_runs),
 		cmocka_unit_test(test_utf8_sanitize_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
