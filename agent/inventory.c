@@ -39,6 +39,7 @@ typedef struct {
 /* A process found in a container by the /proc walk. */
 typedef struct {
 	uint32_t pid, ppid;
+	uint64_t start; /* since boot, in clock ticks (/proc/PID/stat) */
 	size_t idx;
 } cproc_t;
 
@@ -56,6 +57,7 @@ typedef struct {
 	int runtime;
 	unsigned src; /* CTR_SRC_*: who found it */
 	uint32_t init_pid;
+	uint64_t init_start; /* init's start time (cproc_t.start) */
 	bool exit_known;
 	int exit_code;
 } found_t;
@@ -333,7 +335,7 @@ static void proc_add(inventory_t *inv, uint32_t pid, size_t idx)
 		inv->procs = np;
 		inv->cap_procs = nc;
 	}
-	inv->procs[inv->n_procs++] = (cproc_t){pid, 0, idx};
+	inv->procs[inv->n_procs++] = (cproc_t){.pid = pid, .idx = idx};
 }
 
 static void walk_proc(inventory_t *inv)
@@ -389,9 +391,8 @@ static void walk_proc(inventory_t *inv)
 	for (size_t i = 0; i < inv->n_procs; i++) {
 		cproc_t *p = &inv->procs[i];
 		ssize_t n = procfs_read(inv->s->proc_root, p->pid, "stat", buf, sizeof(buf));
-		uint64_t start;
 		char state = '?';
-		if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &start, &p->ppid, &state) != 0 ||
+		if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &p->start, &p->ppid, &state) != 0 ||
 		    state == 'Z' || state == 'X') {
 			pidmap_del(inv->pm, p->pid);
 			continue;
@@ -413,13 +414,22 @@ static void walk_proc(inventory_t *inv)
 	}
 	inv->n_found = kept;
 	pidmap_prune(inv->pm);
+	/* init: of the processes whose parent is outside the container (the
+	 * runtime's exec'd processes are too), the one started first. Not the
+	 * lowest pid: pids wrap (pid_max is 32768 on many machines), and an
+	 * exec'd process may get a lower one than the container's init. */
 	for (size_t i = 0; i < inv->n_procs; i++) {
 		cproc_t *p = &inv->procs[i];
 		pidmap_slot_t *ps = pidmap_find(inv->pm, p->ppid);
 		bool parent_inside = ps && strcmp(ps->id, inv->found[p->idx].id) == 0;
 		found_t *f = &inv->found[p->idx];
-		if (!parent_inside && (!f->init_pid || p->pid < f->init_pid))
+		if (parent_inside)
+			continue;
+		if (!f->init_pid || p->start < f->init_start ||
+		    (p->start == f->init_start && p->pid < f->init_pid)) {
 			f->init_pid = p->pid;
+			f->init_start = p->start;
+		}
 	}
 }
 

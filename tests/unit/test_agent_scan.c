@@ -60,6 +60,8 @@ static void process(int pid, const char *cgroup, bool with_stat)
 	process_pp(pid, cgroup, with_stat, 1);
 }
 
+static unsigned long next_start = 12345; /* the start time process_pp writes */
+
 static void process_pp(int pid, const char *cgroup, bool with_stat, int ppid)
 {
 	char p[64], stat[256];
@@ -72,9 +74,9 @@ static void process_pp(int pid, const char *cgroup, bool with_stat, int ppid)
 	if (with_stat) {
 		int n = snprintf(
 			stat, sizeof(stat),
-			"%d (sh) S %d %d %d 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 "
+			"%d (sh) S %d %d %d 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 %lu "
 			"1000000 100 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0\n",
-			pid, ppid, pid, pid);
+			pid, ppid, pid, pid, next_start);
 		snprintf(p, sizeof(p), "%d/stat", pid);
 		put(p, stat, (size_t)n);
 		snprintf(p, sizeof(p), "%d/status", pid);
@@ -270,11 +272,56 @@ static void test_facts_exec_origin_and_uids(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Pids wrap (pid_max 32768 is common): a process that the runtime exec'd
+ * into the container long after it started can have a lower pid than the
+ * container's init. Init is the one started first, not the lowest pid. */
+static void test_init_is_the_first_started_not_the_lowest_pid(void **state)
+{
+	(void)state;
+	settings_t s;
+	make_fact_tree(&s); /* init 100 and an exec session 120, started alike */
+	const char *cg = "0::/system.slice/docker-" ID ".scope\n";
+	next_start = 1000;
+	process_pp(30000, "0::/system.slice/docker-" ID2 ".scope\n", true, 1); /* its init */
+	next_start = 5000;
+	process_pp(200, "0::/system.slice/docker-" ID2 ".scope\n", true, 50); /* exec'd later */
+	next_start = 20000;
+	process_pp(90, cg, true, 50); /* exec'd later into the first one too */
+	next_start = 12345;
+	hostinfo_t host;
+	memset(&host, 0, sizeof(host));
+	inventory_t *inv = inventory_new(&s, &host, NULL, NULL);
+	assert_non_null(inv);
+	assert_int_equal(inventory_scan(inv), 2);
+	/* an exec session is a process whose parent is outside and that is not init */
+	assert_int_equal(inventory_exec_session(inv, 200, 50, ID2, true),
+			 VIGIL__V1__TRISTATE__TRISTATE_TRUE);
+	assert_int_equal(inventory_exec_session(inv, 30000, 1, ID2, true),
+			 VIGIL__V1__TRISTATE__TRISTATE_FALSE);
+	/* same start time: the lower pid, as before (100, not 120) */
+	assert_int_equal(inventory_exec_session(inv, 120, 50, ID, true),
+			 VIGIL__V1__TRISTATE__TRISTATE_TRUE);
+	assert_int_equal(inventory_exec_session(inv, 100, 1, ID, true),
+			 VIGIL__V1__TRISTATE__TRISTATE_FALSE);
+	/* and 90, lower but started later, is an exec session too */
+	assert_int_equal(inventory_exec_session(inv, 90, 50, ID, true),
+			 VIGIL__V1__TRISTATE__TRISTATE_TRUE);
+	/* an exit of the exec'd process is no exit of the container */
+	assert_false(inventory_note_exit(inv, 200, 0));
+	assert_true(inventory_note_exit(inv, 30000, 3 << 8));
+	inventory_free(inv);
+	cfg_free(settings_table, &s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scan_skips_vanished_and_unreadable),
 		cmocka_unit_test(test_facts_exec_origin_and_uids),
+		cmocka_unit_test(test_init_is_the_first_started_not_the_lowest_pid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
