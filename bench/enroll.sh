@@ -86,10 +86,6 @@ say "collectors A 127.0.0.1:$PA (pid $A_PID) and B 127.0.0.1:$PB (pid $B_PID);" 
   "enroll_rate_per_min=$RATE_PER_MIN enroll_burst=$BURST"
 
 BROKEN=()
-TCK=$(getconf CLK_TCK)
-ticks_of() {
-  { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{ print $12 + $13 }'
-}
 # token USES: a fresh join token for USES enrollments.
 token() {
   "$COLLECTOR" enroll-token create --uses "$1" --expires 2h --db "$DB" --log-level warn \

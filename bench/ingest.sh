@@ -81,11 +81,7 @@ bench_pg_start 54329
 
 PORT=$(free_port)
 # --- CPU accounting ----------------------------------------------------------------
-TCK=$(getconf CLK_TCK)
-# ticks_of PID: utime + stime of PID (all its threads).
-ticks_of() {
-  { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{ print $12 + $13 }'
-}
+# (ticks_of, rss_kib and TCK: bench/lib.sh)
 # pg_ticks: the postmaster's own and reaped children's time (cutime,
 # cstime) plus the time of its live children.
 pg_ticks() {
@@ -95,7 +91,6 @@ pg_ticks() {
       else if (a[2] == pm) t += a[12] + a[13] }
     END { print t + 0 }'
 }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # run_loadgen OUTFILE ARGS...: run vigil-loadgen (stderr to OUTFILE.err),
 # print its result line; return its exit status.

@@ -18,6 +18,14 @@ calc() { awk -v f="$1" "BEGIN { printf f, $2 }"; }
 # kv KEY LINE: the value of KEY=value in a key=value line.
 kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
 
+# ticks_of PID: utime + stime of PID (all its threads), in TCK ticks a second.
+TCK=$(getconf CLK_TCK)
+ticks_of() {
+  { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || echo; } | awk '{ print $12 + $13 }'
+}
+# rss_kib PID: its resident memory (VmRSS), KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
 # listening PORT: true if a socket listens on PORT (from /proc, no tools).
 listening() {
   local hex

@@ -61,7 +61,6 @@ bench_pg_start "$(free_port)"
 PORT=$(free_port)
 bench_collector_start "$PORT" "$WORK/collector.log"
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # progress: "UNIX_TIME ACKED SENT" of each of vigil-loadgen's progress lines
 progress() {
   sed -n 's/.* sent=\([0-9]*\) acked=\([0-9]*\) .* unix=\([0-9.]*\)$/\3 \2 \1/p' "$WORK/load.err"
